@@ -1,0 +1,14 @@
+//! Skye's core: domain types, the configuration model, the config-tree codec and the traits that
+//! backends implement. No I/O happens here.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config_store;
+pub mod domain;
+pub mod error;
+pub mod json_compat;
+pub mod registration;
+pub mod settings;
+pub mod snapshot;
+pub mod tree;
+
+pub use error::{ErrorCode, FieldError, HasErrorCode, ValidationErrors};

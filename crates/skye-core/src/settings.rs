@@ -1,0 +1,423 @@
+//! Process configuration: defaults → optional file → environment → command-line flags.
+//!
+//! The binary does the layering; this module holds the model, the environment mapping (with the
+//! original's variable names, spec AC §6, matched case-insensitively) and validation. Library
+//! crates receive a [`Settings`] value and never read the environment themselves.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::names;
+use crate::error::ValidationErrors;
+
+/// Shown instead of a secret by [`Settings::masked`].
+pub const MASK: &str = "****";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigStoreKind {
+    /// A durable store under `data_dir` (redb).
+    #[default]
+    Embedded,
+    /// etcd, with the original's key layout.
+    Etcd,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A `tracing` filter, e.g. `info` or `skye=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: "info".into(), format: LogFormat::Pretty }
+    }
+}
+
+/// Where one component listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    pub host: String,
+    /// 0 = any free port (the bound address is logged).
+    pub port: u16,
+}
+
+impl Listen {
+    fn on(port: u16) -> Self {
+        Listen { host: "0.0.0.0".into(), port }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen::on(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServingSettings {
+    #[serde(flatten)]
+    pub listen: Listen,
+    /// Byte budget of the in-process result cache.
+    pub in_memory_cache_size_in_bytes: u64,
+    /// Largest `limit` a search may ask for.
+    pub max_limit: u32,
+}
+
+impl Default for ServingSettings {
+    fn default() -> Self {
+        ServingSettings {
+            listen: Listen::on(9090),
+            in_memory_cache_size_in_bytes: 256 << 20,
+            max_limit: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumersSettings {
+    #[serde(flatten)]
+    pub listen: Listen,
+    /// Admin endpoint the consumers report EOFs to when admin runs in another process.
+    pub admin_host: String,
+    pub admin_port: u16,
+    pub admin_timeout_in_ms: u64,
+}
+
+impl Default for ConsumersSettings {
+    fn default() -> Self {
+        ConsumersSettings {
+            listen: Listen::on(8081),
+            admin_host: String::new(),
+            admin_port: 80,
+            admin_timeout_in_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    pub username: String,
+    pub password: String,
+    pub watcher_enabled: bool,
+}
+
+impl Default for EtcdSettings {
+    fn default() -> Self {
+        EtcdSettings {
+            endpoints: Vec::new(),
+            username: String::new(),
+            password: String::new(),
+            watcher_enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// Empty = no distributed cache.
+    pub addr: String,
+    pub password: String,
+    pub db: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Empty = the embedded event log.
+    pub broker: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendSettings {
+    pub config_store: ConfigStoreKind,
+    pub etcd: EtcdSettings,
+    pub redis: RedisSettings,
+    pub kafka: KafkaSettings,
+}
+
+/// Everything a Skye process is configured with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Root of the config tree: `/config/<app_name>`.
+    pub app_name: String,
+    /// `int`, `staging`, `prod`… (tags metrics; `int` disables embedding-store writes).
+    pub app_env: String,
+    /// Where embedded backends keep their files.
+    pub data_dir: PathBuf,
+    /// Accepted `skye-auth-token` values; empty = authentication off.
+    pub auth_tokens: Vec<String>,
+    pub log: LogSettings,
+    pub admin: Listen,
+    pub serving: ServingSettings,
+    pub consumers: ConsumersSettings,
+    pub backends: BackendSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            app_name: "skye".into(),
+            app_env: String::new(),
+            data_dir: PathBuf::from("./skye-data"),
+            auth_tokens: Vec::new(),
+            log: LogSettings::default(),
+            admin: Listen::on(8080),
+            serving: ServingSettings::default(),
+            consumers: ConsumersSettings::default(),
+            backends: BackendSettings::default(),
+        }
+    }
+}
+
+/// Which component a bare `PORT` variable configures (the original's admin and consumers each
+/// read `PORT`; serving reads `APP_PORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortTarget {
+    Admin,
+    Consumers,
+    Serving,
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Settings {
+    /// Applies environment variables (names as in the original, any case). Unknown variables
+    /// are ignored; malformed values are all reported.
+    pub fn apply_env<I, K, V>(&mut self, vars: I, port_target: PortTarget) -> Result<(), ValidationErrors>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut errors = ValidationErrors::new();
+        let mut explicit_store = None;
+        for (name, value) in vars {
+            let (name, value) = (name.as_ref().to_ascii_uppercase(), value.as_ref().trim());
+            let field = format!("environment variable {name}");
+            let port = |errors: &mut ValidationErrors| match value.parse::<u16>() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    errors.push(field.clone(), format!("'{value}' is not a TCP port"));
+                    None
+                }
+            };
+            match name.as_str() {
+                "APP_NAME" => self.app_name = value.to_string(),
+                "APP_ENV" => self.app_env = value.to_string(),
+                "APP_LOG_LEVEL" | "LOG_LEVEL" => self.log.level = value.to_string(),
+                "LOG_FORMAT" => match value.to_ascii_lowercase().as_str() {
+                    "json" => self.log.format = LogFormat::Json,
+                    "pretty" => self.log.format = LogFormat::Pretty,
+                    _ => errors.push(field, format!("'{value}' is neither json nor pretty")),
+                },
+                "SKYE_DATA_DIR" | "DATA_DIR" => self.data_dir = PathBuf::from(value),
+                "AUTH_TOKENS" => self.auth_tokens = split_list(value),
+                "PORT" => {
+                    if let Some(p) = port(&mut errors) {
+                        match port_target {
+                            PortTarget::Admin => self.admin.port = p,
+                            PortTarget::Consumers => self.consumers.listen.port = p,
+                            PortTarget::Serving => self.serving.listen.port = p,
+                        }
+                    }
+                }
+                "APP_PORT" => {
+                    if let Some(p) = port(&mut errors) {
+                        self.serving.listen.port = p;
+                    }
+                }
+                "IN_MEMORY_CACHE_SIZE_IN_BYTES" => match value.parse() {
+                    Ok(n) => self.serving.in_memory_cache_size_in_bytes = n,
+                    Err(_) => errors.push(field, format!("'{value}' is not a byte count")),
+                },
+                "ADMIN_HOST" => self.consumers.admin_host = value.to_string(),
+                "ADMIN_PORT" => {
+                    if let Some(p) = port(&mut errors) {
+                        self.consumers.admin_port = p;
+                    }
+                }
+                "ADMIN_TIMEOUT_IN_MS" => match value.parse() {
+                    Ok(n) => self.consumers.admin_timeout_in_ms = n,
+                    Err(_) => errors.push(field, format!("'{value}' is not a number of ms")),
+                },
+                "ETCD_SERVER" => {
+                    self.backends.etcd.endpoints = split_list(value);
+                    if !self.backends.etcd.endpoints.is_empty() {
+                        self.backends.config_store = ConfigStoreKind::Etcd;
+                    }
+                }
+                "ETCD_USERNAME" => self.backends.etcd.username = value.to_string(),
+                "ETCD_PASSWORD" => self.backends.etcd.password = value.to_string(),
+                "ETCD_WATCHER_ENABLED" => match crate::tree::parse_go_bool(value) {
+                    Some(b) => self.backends.etcd.watcher_enabled = b,
+                    None => errors.push(field, format!("'{value}' is not a boolean")),
+                },
+                "SKYE_CONFIG_STORE" | "CONFIG_STORE" => match value.to_ascii_lowercase().as_str() {
+                    "embedded" => explicit_store = Some(ConfigStoreKind::Embedded),
+                    "etcd" => explicit_store = Some(ConfigStoreKind::Etcd),
+                    _ => errors.push(field, format!("'{value}' is neither embedded nor etcd")),
+                },
+                "KAFKA_BROKER" => self.backends.kafka.broker = value.to_string(),
+                "REDIS_ADDR" => self.backends.redis.addr = value.to_string(),
+                "REDIS_PASSWORD" => self.backends.redis.password = value.to_string(),
+                "REDIS_DB" => match value.parse() {
+                    Ok(n) => self.backends.redis.db = n,
+                    Err(_) => errors.push(field, format!("'{value}' is not a database number")),
+                },
+                _ => {}
+            }
+        }
+        if let Some(kind) = explicit_store {
+            self.backends.config_store = kind;
+        }
+        errors.into_result()
+    }
+
+    /// Checks the whole configuration, reporting every problem.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if let Err(msg) = names::check_name(&self.app_name) {
+            errors.push("app_name", msg);
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            errors.push("data_dir", "is required");
+        }
+        if self.log.level.trim().is_empty() {
+            errors.push("log.level", "is required");
+        }
+        if self.auth_tokens.iter().any(|t| t.trim().is_empty() || t.trim() != t) {
+            errors.push("auth_tokens", "tokens must be non-empty and carry no surrounding spaces");
+        }
+        if self.serving.in_memory_cache_size_in_bytes < (1 << 20) {
+            errors.push("serving.in_memory_cache_size_in_bytes", "must be at least 1048576 (1 MiB)");
+        }
+        if self.serving.max_limit == 0 {
+            errors.push("serving.max_limit", "must be positive");
+        }
+        let ports = [
+            ("admin.port", self.admin.port),
+            ("serving.port", self.serving.listen.port),
+            ("consumers.port", self.consumers.listen.port),
+        ];
+        for (i, (name, port)) in ports.iter().enumerate() {
+            for (other, other_port) in &ports[i + 1..] {
+                if *port != 0 && port == other_port {
+                    errors.push(*name, format!("{port} is also {other}"));
+                }
+            }
+        }
+        if self.backends.config_store == ConfigStoreKind::Etcd && self.backends.etcd.endpoints.is_empty() {
+            errors.push("backends.etcd.endpoints", "is required when backends.config_store = \"etcd\"");
+        }
+        errors.into_result()
+    }
+
+    /// A copy with every secret replaced by [`MASK`], fit for printing and logging.
+    pub fn masked(&self) -> Settings {
+        let mut s = self.clone();
+        s.auth_tokens = s.auth_tokens.iter().map(|_| MASK.to_string()).collect();
+        for secret in [&mut s.backends.etcd.password, &mut s.backends.redis.password] {
+            if !secret.is_empty() {
+                *secret = MASK.to_string();
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn original_env_names_apply_in_any_case() {
+        let mut s = Settings::default();
+        s.apply_env(
+            [
+                ("port", "9000"),
+                ("APP_PORT", "9191"),
+                ("Auth_Tokens", "a, b,"),
+                ("etcd_server", "127.0.0.1:2379,127.0.0.2:2379"),
+                ("REDIS_ADDR", "localhost:6379"),
+                ("kafka_broker", "localhost:9092"),
+                ("APP_ENV", "int"),
+                ("HOME", "/root"),
+            ],
+            PortTarget::Admin,
+        )
+        .unwrap();
+        assert_eq!(s.admin.port, 9000);
+        assert_eq!(s.serving.listen.port, 9191);
+        assert_eq!(s.auth_tokens, ["a", "b"]);
+        assert_eq!(s.backends.config_store, ConfigStoreKind::Etcd);
+        assert_eq!(s.backends.etcd.endpoints.len(), 2);
+        assert_eq!(s.backends.redis.addr, "localhost:6379");
+        assert_eq!(s.backends.kafka.broker, "localhost:9092");
+        assert_eq!(s.app_env, "int");
+    }
+
+    #[test]
+    fn port_goes_to_the_component_being_run_and_bad_values_are_all_reported() {
+        let mut s = Settings::default();
+        s.apply_env([("PORT", "7000")], PortTarget::Consumers).unwrap();
+        assert_eq!(s.consumers.listen.port, 7000);
+        let err = s
+            .apply_env([("PORT", "http"), ("REDIS_DB", "x"), ("LOG_FORMAT", "xml")], PortTarget::Admin)
+            .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn validation_reports_port_clashes_and_missing_etcd_endpoints() {
+        let mut s = Settings::default();
+        s.serving.listen.port = s.admin.port;
+        s.backends.config_store = ConfigStoreKind::Etcd;
+        s.auth_tokens = vec![" padded".into()];
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn masking_hides_every_secret() {
+        let mut s = Settings::default();
+        s.auth_tokens = vec!["secret-token".into()];
+        s.backends.redis.password = "pw".into();
+        let m = s.masked();
+        let text = format!("{m:?}");
+        assert!(!text.contains("secret-token") && !text.contains("\"pw\""));
+        assert_eq!(m.auth_tokens, [MASK]);
+    }
+}
