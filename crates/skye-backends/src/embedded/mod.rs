@@ -1,0 +1,5 @@
+//! Backends that run inside the Skye process with no external service.
+
+mod config_store;
+
+pub use config_store::EmbeddedConfigStore;

@@ -1,0 +1,53 @@
+//! Chooses backend implementations from [`Settings`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use skye_core::config_store::{ConfigStore, ConfigStoreError};
+use skye_core::error::{ErrorCode, HasErrorCode};
+use skye_core::settings::{ConfigStoreKind, Settings};
+
+use crate::embedded::EmbeddedConfigStore;
+
+/// File of the embedded config store, under the data directory.
+pub const CONFIG_STORE_FILE: &str = "config.redb";
+
+/// Why a backend could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FactoryError {
+    #[error("the {backend} backend is not available in this build: rebuild with `--features {feature}`")]
+    NotBuilt {
+        backend: &'static str,
+        feature: &'static str,
+    },
+    #[error(transparent)]
+    ConfigStore(#[from] ConfigStoreError),
+}
+
+impl HasErrorCode for FactoryError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            FactoryError::NotBuilt { .. } => ErrorCode::FailedPrecondition,
+            FactoryError::ConfigStore(e) => e.code(),
+        }
+    }
+}
+
+/// Path of the embedded config store for `settings`.
+pub fn config_store_path(settings: &Settings) -> PathBuf {
+    settings.data_dir.join(CONFIG_STORE_FILE)
+}
+
+/// Opens the config store selected by `settings.backends.config_store`.
+pub fn open_config_store(settings: &Settings) -> Result<Arc<dyn ConfigStore>, FactoryError> {
+    match settings.backends.config_store {
+        ConfigStoreKind::Embedded => {
+            let store = EmbeddedConfigStore::open(&config_store_path(settings))?;
+            Ok(Arc::new(store))
+        }
+        ConfigStoreKind::Etcd => Err(FactoryError::NotBuilt {
+            backend: "etcd config store",
+            feature: "etcd",
+        }),
+    }
+}

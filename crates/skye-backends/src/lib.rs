@@ -1,0 +1,9 @@
+//! Implementations of the backend traits of `skye-core`.
+//!
+//! * [`embedded`]: the default, single-process backends, durable under the data directory.
+//! * Scale-out engines (etcd, Kafka, Redis, Qdrant, ScyllaDB) are cargo features of this crate;
+//!   a backend that is compiled out is reported by the factory as "built without feature X".
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod embedded;
+pub mod factory;
