@@ -1,0 +1,6 @@
+//! Skye's services, written against the backend traits of `skye-core` only.
+//!
+//! * [`registry`]: the config registry (entities, models, variants) with lock-free snapshots.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod registry;
