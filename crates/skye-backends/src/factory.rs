@@ -15,7 +15,9 @@ pub const CONFIG_STORE_FILE: &str = "config.redb";
 /// Why a backend could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum FactoryError {
-    #[error("the {backend} backend is not available in this build: rebuild with `--features {feature}`")]
+    #[error(
+        "the {backend} backend is not available in this build: rebuild with `--features {feature}`"
+    )]
     NotBuilt {
         backend: &'static str,
         feature: &'static str,

@@ -155,7 +155,11 @@ pub trait ConfigRead: Send + Sync + std::fmt::Debug {
     async fn range(&self, prefix: &str) -> Result<RangeResult, ConfigStoreError>;
 
     /// Changes under `prefix` with a revision ≥ `start_revision`.
-    async fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, ConfigStoreError>;
+    async fn watch(
+        &self,
+        prefix: &str,
+        start_revision: u64,
+    ) -> Result<WatchStream, ConfigStoreError>;
 }
 
 /// Writing side: what admin and the lifecycle need.

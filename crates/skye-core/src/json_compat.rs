@@ -171,7 +171,10 @@ mod tests {
 
     #[test]
     fn lenient_maps_stringify_scalars_and_reject_objects() {
-        let p: P = serde_json::from_value(json!({"params": {"m": 16, "on_disk": true, "x": "y"}, "id": 7})).unwrap();
+        let p: P = serde_json::from_value(
+            json!({"params": {"m": 16, "on_disk": true, "x": "y"}, "id": 7}),
+        )
+        .unwrap();
         assert_eq!(p.params["m"], "16");
         assert_eq!(p.params["on_disk"], "true");
         assert_eq!(p.id, "7");

@@ -42,7 +42,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { level: "info".into(), format: LogFormat::Pretty }
+        LogSettings {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+        }
     }
 }
 
@@ -57,7 +60,10 @@ pub struct Listen {
 
 impl Listen {
     fn on(port: u16) -> Self {
-        Listen { host: "0.0.0.0".into(), port }
+        Listen {
+            host: "0.0.0.0".into(),
+            port,
+        }
     }
 }
 
@@ -211,7 +217,11 @@ fn split_list(value: &str) -> Vec<String> {
 impl Settings {
     /// Applies environment variables (names as in the original, any case). Unknown variables
     /// are ignored; malformed values are all reported.
-    pub fn apply_env<I, K, V>(&mut self, vars: I, port_target: PortTarget) -> Result<(), ValidationErrors>
+    pub fn apply_env<I, K, V>(
+        &mut self,
+        vars: I,
+        port_target: PortTarget,
+    ) -> Result<(), ValidationErrors>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -313,11 +323,21 @@ impl Settings {
         if self.log.level.trim().is_empty() {
             errors.push("log.level", "is required");
         }
-        if self.auth_tokens.iter().any(|t| t.trim().is_empty() || t.trim() != t) {
-            errors.push("auth_tokens", "tokens must be non-empty and carry no surrounding spaces");
+        if self
+            .auth_tokens
+            .iter()
+            .any(|t| t.trim().is_empty() || t.trim() != t)
+        {
+            errors.push(
+                "auth_tokens",
+                "tokens must be non-empty and carry no surrounding spaces",
+            );
         }
         if self.serving.in_memory_cache_size_in_bytes < (1 << 20) {
-            errors.push("serving.in_memory_cache_size_in_bytes", "must be at least 1048576 (1 MiB)");
+            errors.push(
+                "serving.in_memory_cache_size_in_bytes",
+                "must be at least 1048576 (1 MiB)",
+            );
         }
         if self.serving.max_limit == 0 {
             errors.push("serving.max_limit", "must be positive");
@@ -334,8 +354,13 @@ impl Settings {
                 }
             }
         }
-        if self.backends.config_store == ConfigStoreKind::Etcd && self.backends.etcd.endpoints.is_empty() {
-            errors.push("backends.etcd.endpoints", "is required when backends.config_store = \"etcd\"");
+        if self.backends.config_store == ConfigStoreKind::Etcd
+            && self.backends.etcd.endpoints.is_empty()
+        {
+            errors.push(
+                "backends.etcd.endpoints",
+                "is required when backends.config_store = \"etcd\"",
+            );
         }
         errors.into_result()
     }
@@ -344,7 +369,10 @@ impl Settings {
     pub fn masked(&self) -> Settings {
         let mut s = self.clone();
         s.auth_tokens = s.auth_tokens.iter().map(|_| MASK.to_string()).collect();
-        for secret in [&mut s.backends.etcd.password, &mut s.backends.redis.password] {
+        for secret in [
+            &mut s.backends.etcd.password,
+            &mut s.backends.redis.password,
+        ] {
             if !secret.is_empty() {
                 *secret = MASK.to_string();
             }
@@ -392,10 +420,14 @@ mod tests {
     #[test]
     fn port_goes_to_the_component_being_run_and_bad_values_are_all_reported() {
         let mut s = Settings::default();
-        s.apply_env([("PORT", "7000")], PortTarget::Consumers).unwrap();
+        s.apply_env([("PORT", "7000")], PortTarget::Consumers)
+            .unwrap();
         assert_eq!(s.consumers.listen.port, 7000);
         let err = s
-            .apply_env([("PORT", "http"), ("REDIS_DB", "x"), ("LOG_FORMAT", "xml")], PortTarget::Admin)
+            .apply_env(
+                [("PORT", "http"), ("REDIS_DB", "x"), ("LOG_FORMAT", "xml")],
+                PortTarget::Admin,
+            )
             .unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
     }
@@ -412,8 +444,10 @@ mod tests {
 
     #[test]
     fn masking_hides_every_secret() {
-        let mut s = Settings::default();
-        s.auth_tokens = vec!["secret-token".into()];
+        let mut s = Settings {
+            auth_tokens: vec!["secret-token".into()],
+            ..Settings::default()
+        };
         s.backends.redis.password = "pw".into();
         let m = s.masked();
         let text = format!("{m:?}");

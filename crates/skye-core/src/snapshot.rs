@@ -70,7 +70,12 @@ impl ConfigSnapshot {
             })
     }
 
-    pub fn variant(&self, entity: &str, model: &str, variant: &str) -> Result<&Variant, LookupError> {
+    pub fn variant(
+        &self,
+        entity: &str,
+        model: &str,
+        variant: &str,
+    ) -> Result<&Variant, LookupError> {
         self.model(entity, model)?
             .variants
             .get(variant)

@@ -7,11 +7,14 @@ use serde_json::json;
 use skye_backends::embedded::EmbeddedConfigStore;
 use skye_core::config_store::{ConfigStore, Txn};
 use skye_core::error::{ErrorCode, HasErrorCode};
-use skye_core::registration::{RegisterEntity, RegisterFrequency, RegisterModel, RegisterStore, RegisterVariant};
+use skye_core::registration::{
+    RegisterEntity, RegisterFrequency, RegisterModel, RegisterStore, RegisterVariant,
+};
 use skye_engine::registry::Registry;
 
 async fn registry(dir: &tempfile::TempDir) -> (Registry, Arc<dyn ConfigStore>) {
-    let store: Arc<dyn ConfigStore> = Arc::new(EmbeddedConfigStore::open(&dir.path().join("c.redb")).unwrap());
+    let store: Arc<dyn ConfigStore> =
+        Arc::new(EmbeddedConfigStore::open(&dir.path().join("c.redb")).unwrap());
     (Registry::open(store.clone(), "skye").await.unwrap(), store)
 }
 
@@ -21,11 +24,22 @@ fn model_body(model: &str) -> serde_json::Value {
 }
 
 async fn seed(r: &Registry) {
-    let id = r.register_store(RegisterStore::from_json(json!({"conf_id": 1})).unwrap()).await.unwrap();
+    let id = r
+        .register_store(RegisterStore::from_json(json!({"conf_id": 1})).unwrap())
+        .await
+        .unwrap();
     assert_eq!(id, "1");
-    r.register_frequency(RegisterFrequency::from_json(json!({"frequency": "daily"})).unwrap()).await.unwrap();
-    r.register_entity(RegisterEntity::from_json(json!({"entity": "catalog", "store_id": "1"})).unwrap()).await.unwrap();
-    r.register_model(RegisterModel::from_json(model_body("intent")).unwrap()).await.unwrap();
+    r.register_frequency(RegisterFrequency::from_json(json!({"frequency": "daily"})).unwrap())
+        .await
+        .unwrap();
+    r.register_entity(
+        RegisterEntity::from_json(json!({"entity": "catalog", "store_id": "1"})).unwrap(),
+    )
+    .await
+    .unwrap();
+    r.register_model(RegisterModel::from_json(model_body("intent")).unwrap())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,29 +48,64 @@ async fn registrations_are_visible_at_once_and_duplicates_are_refused() {
     let (r, _) = registry(&dir).await;
     seed(&r).await;
     let snap = r.snapshot();
-    assert_eq!(snap.model("catalog", "intent").unwrap().model_config.vector_dimension, 4);
+    assert_eq!(
+        snap.model("catalog", "intent")
+            .unwrap()
+            .model_config
+            .vector_dimension,
+        4
+    );
 
-    let second = r.register_store(RegisterStore::from_json(json!({})).unwrap()).await.unwrap();
+    let second = r
+        .register_store(RegisterStore::from_json(json!({})).unwrap())
+        .await
+        .unwrap();
     assert_eq!(second, "2", "store ids are allocated, never reused");
-    let dup = r.register_frequency(RegisterFrequency::from_json(json!({"frequency": "daily"})).unwrap()).await;
+    let dup = r
+        .register_frequency(RegisterFrequency::from_json(json!({"frequency": "daily"})).unwrap())
+        .await;
     assert_eq!(dup.unwrap_err().code(), ErrorCode::AlreadyExists);
     // Exact match, not substring (spec AC §8 B18).
-    r.register_frequency(RegisterFrequency::from_json(json!({"frequency": "dai"})).unwrap()).await.unwrap();
+    r.register_frequency(RegisterFrequency::from_json(json!({"frequency": "dai"})).unwrap())
+        .await
+        .unwrap();
 
-    let alias = r.register_model(RegisterModel::from_json(model_body("INTENT")).unwrap()).await.unwrap_err();
+    let alias = r
+        .register_model(RegisterModel::from_json(model_body("INTENT")).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(alias.code(), ErrorCode::AlreadyExists);
     assert!(alias.to_string().contains("collide"), "{alias}");
 
     let no_entity = RegisterModel::from_json(json!({"entity": "nope", "model": "m",
-        "model_config": {"distance_function": "DOT", "vector_dimension": 2}})).unwrap();
-    assert_eq!(r.register_model(no_entity).await.unwrap_err().code(), ErrorCode::NotFound);
+        "model_config": {"distance_function": "DOT", "vector_dimension": 2}}))
+    .unwrap();
+    assert_eq!(
+        r.register_model(no_entity).await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
     let no_store = RegisterEntity::from_json(json!({"entity": "e2", "store_id": "9"})).unwrap();
-    assert_eq!(r.register_entity(no_store).await.unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        r.register_entity(no_store).await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
 
-    let variant = || RegisterVariant::from_json(json!({"entity": "catalog", "model": "intent", "variant": "organic"})).unwrap();
+    let variant = || {
+        RegisterVariant::from_json(
+            json!({"entity": "catalog", "model": "intent", "variant": "organic"}),
+        )
+        .unwrap()
+    };
     r.register_variant(variant()).await.unwrap();
-    assert_eq!(r.register_variant(variant()).await.unwrap_err().code(), ErrorCode::AlreadyExists);
-    let v = r.snapshot().variant("catalog", "intent", "organic").unwrap().clone();
+    assert_eq!(
+        r.register_variant(variant()).await.unwrap_err().code(),
+        ErrorCode::AlreadyExists
+    );
+    let v = r
+        .snapshot()
+        .variant("catalog", "intent", "organic")
+        .unwrap()
+        .clone();
     assert_eq!(v.embedding_store_read_version, 1);
     assert!(v.enabled);
 }
@@ -71,7 +120,8 @@ async fn concurrent_registrations_of_one_name_admit_exactly_one() {
     for _ in 0..6 {
         let r = r.clone();
         tasks.push(tokio::spawn(async move {
-            r.register_model(RegisterModel::from_json(model_body("race")).unwrap()).await
+            r.register_model(RegisterModel::from_json(model_body("race")).unwrap())
+                .await
         }));
     }
     let mut ok = 0;
@@ -93,7 +143,10 @@ async fn changes_written_by_another_writer_reach_the_snapshot() {
     store.txn(Txn::new().put(key, "true")).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while r.snapshot().variant("catalog", "intent", "ad").is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "watch did not deliver the change");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "watch did not deliver the change"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

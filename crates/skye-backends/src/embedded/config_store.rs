@@ -49,7 +49,8 @@ struct Feed {
 
 impl std::fmt::Debug for EmbeddedConfigStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedConfigStore").finish_non_exhaustive()
+        f.debug_struct("EmbeddedConfigStore")
+            .finish_non_exhaustive()
     }
 }
 
@@ -109,7 +110,11 @@ impl EmbeddedConfigStore {
     fn current_revision(&self) -> Result<u64, ConfigStoreError> {
         let read = self.db.begin_read().map_err(storage)?;
         match read.open_table(META) {
-            Ok(meta) => Ok(meta.get(REVISION).map_err(storage)?.map(|g| g.value()).unwrap_or(0)),
+            Ok(meta) => Ok(meta
+                .get(REVISION)
+                .map_err(storage)?
+                .map(|g| g.value())
+                .unwrap_or(0)),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
             Err(e) => Err(storage(e)),
         }
@@ -118,14 +123,21 @@ impl EmbeddedConfigStore {
     fn range_blocking(db: &Database, prefix: &str) -> Result<RangeResult, ConfigStoreError> {
         let read = db.begin_read().map_err(storage)?;
         let revision = match read.open_table(META) {
-            Ok(meta) => meta.get(REVISION).map_err(storage)?.map(|g| g.value()).unwrap_or(0),
+            Ok(meta) => meta
+                .get(REVISION)
+                .map_err(storage)?
+                .map(|g| g.value())
+                .unwrap_or(0),
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(RangeResult::default()),
             Err(e) => return Err(storage(e)),
         };
         let table = match read.open_table(KV) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => {
-                return Ok(RangeResult { revision, kvs: Vec::new() });
+                return Ok(RangeResult {
+                    revision,
+                    kvs: Vec::new(),
+                });
             }
             Err(e) => return Err(storage(e)),
         };
@@ -140,7 +152,11 @@ impl EmbeddedConfigStore {
         Ok(RangeResult { revision, kvs })
     }
 
-    fn txn_blocking(db: &Database, feed: &Mutex<Feed>, txn: Txn) -> Result<TxnResult, ConfigStoreError> {
+    fn txn_blocking(
+        db: &Database,
+        feed: &Mutex<Feed>,
+        txn: Txn,
+    ) -> Result<TxnResult, ConfigStoreError> {
         let mut feed = feed
             .lock()
             .map_err(|_| storage("config store writer lock poisoned"))?;
@@ -148,8 +164,14 @@ impl EmbeddedConfigStore {
         let (result, events) = {
             let mut table = write.open_table(KV).map_err(storage)?;
             let mut meta = write.open_table(META).map_err(storage)?;
-            let revision = meta.get(REVISION).map_err(storage)?.map(|g| g.value()).unwrap_or(0);
-            let get = |table: &redb::Table<&str, &[u8]>, key: &str| -> Result<Option<KeyValue>, ConfigStoreError> {
+            let revision = meta
+                .get(REVISION)
+                .map_err(storage)?
+                .map(|g| g.value())
+                .unwrap_or(0);
+            let get = |table: &redb::Table<&str, &[u8]>,
+                       key: &str|
+             -> Result<Option<KeyValue>, ConfigStoreError> {
                 match table.get(key).map_err(storage)? {
                     Some(v) => Ok(Some(decode(key, v.value())?)),
                     None => Ok(None),
@@ -158,11 +180,16 @@ impl EmbeddedConfigStore {
             for compare in &txn.compares {
                 let holds = match compare {
                     Compare::Absent(k) => get(&table, k)?.is_none(),
-                    Compare::ModRevision(k, rev) => get(&table, k)?.is_some_and(|kv| kv.mod_revision == *rev),
+                    Compare::ModRevision(k, rev) => {
+                        get(&table, k)?.is_some_and(|kv| kv.mod_revision == *rev)
+                    }
                     Compare::Value(k, val) => get(&table, k)?.is_some_and(|kv| &kv.value == val),
                 };
                 if !holds {
-                    return Ok(TxnResult { succeeded: false, revision });
+                    return Ok(TxnResult {
+                        succeeded: false,
+                        revision,
+                    });
                 }
             }
             let next = revision + 1;
@@ -174,7 +201,9 @@ impl EmbeddedConfigStore {
                             return Err(ConfigStoreError::InvalidRequest("empty key".into()));
                         }
                         let create = get(&table, k)?.map(|kv| kv.create_revision).unwrap_or(next);
-                        table.insert(k.as_str(), encode(create, next, v).as_slice()).map_err(storage)?;
+                        table
+                            .insert(k.as_str(), encode(create, next, v).as_slice())
+                            .map_err(storage)?;
                         events.push(WatchEvent::Put(KeyValue {
                             key: k.clone(),
                             value: v.clone(),
@@ -185,7 +214,10 @@ impl EmbeddedConfigStore {
                     Op::Delete(k) => {
                         if let Some(old) = get(&table, k)? {
                             table.remove(k.as_str()).map_err(storage)?;
-                            events.push(WatchEvent::Delete(KeyValue { mod_revision: next, ..old }));
+                            events.push(WatchEvent::Delete(KeyValue {
+                                mod_revision: next,
+                                ..old
+                            }));
                         }
                     }
                     Op::DeletePrefix(p) => {
@@ -199,16 +231,31 @@ impl EmbeddedConfigStore {
                         }
                         for old in doomed {
                             table.remove(old.key.as_str()).map_err(storage)?;
-                            events.push(WatchEvent::Delete(KeyValue { mod_revision: next, ..old }));
+                            events.push(WatchEvent::Delete(KeyValue {
+                                mod_revision: next,
+                                ..old
+                            }));
                         }
                     }
                 }
             }
             if events.is_empty() {
-                (TxnResult { succeeded: true, revision }, events)
+                (
+                    TxnResult {
+                        succeeded: true,
+                        revision,
+                    },
+                    events,
+                )
             } else {
                 meta.insert(REVISION, next).map_err(storage)?;
-                (TxnResult { succeeded: true, revision: next }, events)
+                (
+                    TxnResult {
+                        succeeded: true,
+                        revision: next,
+                    },
+                    events,
+                )
             }
         };
         if events.is_empty() {
@@ -216,7 +263,10 @@ impl EmbeddedConfigStore {
             return Ok(result);
         }
         write.commit().map_err(storage)?;
-        let batch = Arc::new(WatchBatch { revision: result.revision, events });
+        let batch = Arc::new(WatchBatch {
+            revision: result.revision,
+            events,
+        });
         if feed.history.len() == HISTORY {
             feed.history.pop_front();
         }
@@ -236,7 +286,10 @@ fn filter_batch(batch: &WatchBatch, prefix: &str) -> Option<WatchBatch> {
         })
         .cloned()
         .collect();
-    (!events.is_empty()).then(|| WatchBatch { revision: batch.revision, events })
+    (!events.is_empty()).then_some(WatchBatch {
+        revision: batch.revision,
+        events,
+    })
 }
 
 #[async_trait]
@@ -249,14 +302,22 @@ impl ConfigRead for EmbeddedConfigStore {
             .map_err(|e| storage(format!("range task failed: {e}")))?
     }
 
-    async fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, ConfigStoreError> {
+    async fn watch(
+        &self,
+        prefix: &str,
+        start_revision: u64,
+    ) -> Result<WatchStream, ConfigStoreError> {
         let (rx, backlog, resync) = {
             let feed = self
                 .writer
                 .lock()
                 .map_err(|_| storage("config store writer lock poisoned"))?;
             let current = self.current_revision()?;
-            let oldest_kept = feed.history.front().map(|b| b.revision).unwrap_or(current + 1);
+            let oldest_kept = feed
+                .history
+                .front()
+                .map(|b| b.revision)
+                .unwrap_or(current + 1);
             // History before `oldest_kept` is gone; a watch that needs it must reload.
             let resync = start_revision <= current && start_revision < oldest_kept;
             let backlog: Vec<WatchItem> = feed
@@ -268,7 +329,11 @@ impl ConfigRead for EmbeddedConfigStore {
                 .collect();
             (feed.tx.subscribe(), backlog, resync)
         };
-        let head = resync.then_some(WatchItem::Resync).into_iter().chain(backlog).map(Ok);
+        let head = resync
+            .then_some(WatchItem::Resync)
+            .into_iter()
+            .chain(backlog)
+            .map(Ok);
         let prefix = prefix.to_string();
         let live = BroadcastStream::new(rx).filter_map(move |item| match item {
             Ok(batch) => filter_batch(&batch, &prefix).map(|b| Ok(WatchItem::Batch(b))),

@@ -152,8 +152,14 @@ mod tests {
 
     #[test]
     fn parsing_is_case_insensitive_and_writing_is_canonical() {
-        assert_eq!("Cosine".parse::<DistanceFunction>(), Ok(DistanceFunction::Cosine));
-        assert_eq!(" dot ".parse::<DistanceFunction>(), Ok(DistanceFunction::Dot));
+        assert_eq!(
+            "Cosine".parse::<DistanceFunction>(),
+            Ok(DistanceFunction::Cosine)
+        );
+        assert_eq!(
+            " dot ".parse::<DistanceFunction>(),
+            Ok(DistanceFunction::Dot)
+        );
         assert_eq!(DistanceFunction::Euclidean.to_string(), "EUCLIDEAN");
         let json = serde_json::to_string(&VariantState::IndexingCompletedWithReset).unwrap();
         assert_eq!(json, "\"INDEXING_COMPLETED_WITH_RESET\"");

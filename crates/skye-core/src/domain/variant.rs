@@ -134,7 +134,10 @@ mod tests {
 
     #[test]
     fn collection_names_follow_the_original() {
-        assert_eq!(collection_name("v1", "product-embeddings", 3), "v1_product-embeddings_3");
+        assert_eq!(
+            collection_name("v1", "product-embeddings", 3),
+            "v1_product-embeddings_3"
+        );
     }
 
     #[test]

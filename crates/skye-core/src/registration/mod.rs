@@ -66,7 +66,9 @@ fn check_table_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     match chars.next() {
         None => Ok(()),
-        Some(c) if c.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+        Some(c)
+            if c.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
             if name.len() <= 48 {
                 Ok(())
             } else {
@@ -127,12 +129,16 @@ mod tests {
 
     #[test]
     fn store_accepts_go_style_keys_and_reports_every_error() {
-        let ok = RegisterStore::from_json(json!({"Conf_Id": 1, "EMBEDDINGS_TABLE": "emb", "aggregator_table": "agg"}))
-            .unwrap();
+        let ok = RegisterStore::from_json(
+            json!({"Conf_Id": 1, "EMBEDDINGS_TABLE": "emb", "aggregator_table": "agg"}),
+        )
+        .unwrap();
         assert_eq!(ok.store.conf_id, 1);
         assert_eq!(ok.store.embeddings_table, "emb");
-        let err = RegisterStore::from_json(json!({"conf_id": "1", "embeddings_table": "a-b", "aggregator_table": 5}))
-            .unwrap_err();
+        let err = RegisterStore::from_json(
+            json!({"conf_id": "1", "embeddings_table": "a-b", "aggregator_table": 5}),
+        )
+        .unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
     }
 

@@ -15,7 +15,10 @@ pub const MAX_VECTOR_DIMENSION: i64 = 65_536;
 pub const MAX_PARTITIONS: i64 = 4096;
 
 static MODEL_CONFIG_SHAPE: Shape = Shape {
-    fields: &[("distance_function", Nested::Leaf), ("vector_dimension", Nested::Leaf)],
+    fields: &[
+        ("distance_function", Nested::Leaf),
+        ("vector_dimension", Nested::Leaf),
+    ],
 };
 static SHAPE: Shape = Shape {
     fields: &[
@@ -48,11 +51,14 @@ impl RegisterModel {
         let entity = r.name("entity");
         let name = r.name("model");
         let model_config = read_model_config(&mut r);
-        let model_type = r.parsed::<ModelType>("model_type").unwrap_or(ModelType::Reset);
+        let model_type = r
+            .parsed::<ModelType>("model_type")
+            .unwrap_or(ModelType::Reset);
         let embedding_store_enabled = r.bool("embedding_store_enabled");
         let embedding_store_ttl = r.int_in("embedding_store_ttl", 0, 0, i64::from(i32::MAX));
         let kafka_id = r.int_in("kafka_id", 0, 0, i64::from(i32::MAX));
-        let failure_producer_kafka_id = r.int_in("failure_producer_kafka_id", 0, 0, i64::from(i32::MAX));
+        let failure_producer_kafka_id =
+            r.int_in("failure_producer_kafka_id", 0, 0, i64::from(i32::MAX));
         // 0 (the Go zero value of an absent field) means one partition.
         let number_of_partitions = match r.int_in("number_of_partitions", 1, 0, MAX_PARTITIONS) {
             0 => 1,
@@ -60,13 +66,20 @@ impl RegisterModel {
         };
         let topic_name = r.string("topic_name");
         if !topic_name.is_empty()
-            && !topic_name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            && !topic_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
-            r.fail("topic_name", "may only contain ASCII letters, digits, '.', '_' and '-'");
+            r.fail(
+                "topic_name",
+                "may only contain ASCII letters, digits, '.', '_' and '-'",
+            );
         }
         let training_data_path = r.string("training_data_path");
         let job_frequency = r.string("job_frequency");
-        let metadata = r.typed::<ModelMetadata>("metadata", None).unwrap_or_default();
+        let metadata = r
+            .typed::<ModelMetadata>("metadata", None)
+            .unwrap_or_default();
         r.errors.into_result()?;
         let model_config = model_config.ok_or_else(ValidationErrors::new)?;
         Ok(RegisterModel {
@@ -96,21 +109,34 @@ impl RegisterModel {
 
 fn read_model_config(r: &mut FieldReader) -> Option<ModelConfig> {
     let Some(mut c) = r.nested("model_config") else {
-        r.fail("model_config", "is required ({\"distance_function\": \"COSINE\", \"vector_dimension\": 128})");
+        r.fail(
+            "model_config",
+            "is required ({\"distance_function\": \"COSINE\", \"vector_dimension\": 128})",
+        );
         return None;
     };
     let distance = c.parsed::<DistanceFunction>("distance_function");
     if distance.is_none() && c.errors.is_empty() {
-        c.fail("distance_function", "is required (DOT, COSINE, EUCLIDEAN or MANHATTAN)");
+        c.fail(
+            "distance_function",
+            "is required (DOT, COSINE, EUCLIDEAN or MANHATTAN)",
+        );
     }
     let dimension = match c.opt_int("vector_dimension") {
         Some(d) if (1..=MAX_VECTOR_DIMENSION).contains(&d) => u32::try_from(d).ok(),
         Some(d) => {
-            c.fail("vector_dimension", format!("must be between 1 and {MAX_VECTOR_DIMENSION}, got {d}"));
+            c.fail(
+                "vector_dimension",
+                format!("must be between 1 and {MAX_VECTOR_DIMENSION}, got {d}"),
+            );
             None
         }
         None => {
-            if c.errors.0.iter().all(|e| !e.field.ends_with("vector_dimension")) {
+            if c.errors
+                .0
+                .iter()
+                .all(|e| !e.field.ends_with("vector_dimension"))
+            {
                 c.fail("vector_dimension", "is required");
             }
             None
@@ -159,12 +185,19 @@ mod tests {
         b["model"] = json!("");
         let err = RegisterModel::from_json(b).unwrap_err();
         let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["model", "model_config.vector_dimension", "model_type"], "{err}");
+        assert_eq!(
+            fields,
+            ["model", "model_config.vector_dimension", "model_type"],
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_model_config_is_reported() {
         let err = RegisterModel::from_json(json!({"entity": "e", "model": "m"})).unwrap_err();
-        assert!(err.to_string().contains("model_config: is required"), "{err}");
+        assert!(
+            err.to_string().contains("model_config: is required"),
+            "{err}"
+        );
     }
 }

@@ -29,7 +29,10 @@ impl FieldReader {
             }),
             other => {
                 let mut errors = ValidationErrors::new();
-                errors.push("", format!("request body must be a JSON object, got {}", kind(&other)));
+                errors.push(
+                    "",
+                    format!("request body must be a JSON object, got {}", kind(&other)),
+                );
                 Err(errors)
             }
         }
@@ -81,7 +84,7 @@ impl FieldReader {
             Some(Value::String(s)) => s,
             Some(Value::Number(n)) => n.to_string(),
             Some(other) => {
-                self.fail(field, format!("must be a string, got {}", kind(&other)));
+                self.fail(field, format!("must be a string, got {}", describe(&other)));
                 String::new()
             }
         }
@@ -92,9 +95,14 @@ impl FieldReader {
         match self.map.remove(field) {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
-            Some(Value::String(s)) if parse_go_bool(&s).is_some() => parse_go_bool(&s).unwrap_or(false),
+            Some(Value::String(s)) if parse_go_bool(&s).is_some() => {
+                parse_go_bool(&s).unwrap_or(false)
+            }
             Some(other) => {
-                self.fail(field, format!("must be a boolean, got {}", kind(&other)));
+                self.fail(
+                    field,
+                    format!("must be a boolean, got {}", describe(&other)),
+                );
                 false
             }
         }
@@ -113,7 +121,10 @@ impl FieldReader {
                 }
             },
             Some(other) => {
-                self.fail(field, format!("must be an integer, got {}", kind(&other)));
+                self.fail(
+                    field,
+                    format!("must be an integer, got {}", describe(&other)),
+                );
                 None
             }
         }
@@ -175,6 +186,15 @@ impl FieldReader {
             self.fail(field, msg);
         }
         name
+    }
+}
+
+/// `a string ("4")`: the kind, and short scalars verbatim, so the client sees what it sent.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.len() <= 32 => format!("a string ({v})"),
+        Value::Number(_) | Value::Bool(_) => format!("{} ({v})", kind(v)),
+        _ => kind(v).to_string(),
     }
 }
 

@@ -49,7 +49,9 @@ impl RegisterVariant {
         let entity = r.name("entity");
         let model = r.name("model");
         let name = r.name("variant");
-        let vector_db_type = r.parsed::<VectorDbType>("vector_db_type").unwrap_or_default();
+        let vector_db_type = r
+            .parsed::<VectorDbType>("vector_db_type")
+            .unwrap_or_default();
         let vector_db_config = r
             .typed::<VectorDbConfig>("vector_db_config", Some(&VECTOR_DB_CONFIG_SHAPE))
             .unwrap_or_default();
@@ -121,7 +123,10 @@ fn check_vector_db_config(r: &mut FieldReader, db: VectorDbType, config: &Vector
     let field = "vector_db_config";
     if db != VectorDbType::Embedded {
         if config.read_host.is_empty() {
-            r.fail(&format!("{field}.read_host"), format!("is required for {db}"));
+            r.fail(
+                &format!("{field}.read_host"),
+                format!("is required for {db}"),
+            );
         }
         if config.port.parse::<u16>().is_err() {
             r.fail(
@@ -133,7 +138,10 @@ fn check_vector_db_config(r: &mut FieldReader, db: VectorDbType, config: &Vector
     for (name, value) in &config.params {
         let path = format!("{field}.params.{name}");
         if INTEGER_PARAMS.contains(&name.as_str()) && value.trim().parse::<u64>().is_err() {
-            r.fail(&path, format!("must be a non-negative integer, got '{value}'"));
+            r.fail(
+                &path,
+                format!("must be a non-negative integer, got '{value}'"),
+            );
         }
         if BOOL_PARAMS.contains(&name.as_str()) && parse_go_bool(value.trim()).is_none() {
             r.fail(&path, format!("must be true or false, got '{value}'"));
@@ -205,9 +213,18 @@ mod tests {
         let v = RegisterVariant::from_json(body()).unwrap().variant;
         assert_eq!(v.vector_db_type, VectorDbType::Embedded);
         assert_eq!(v.vector_db_config.params["m"], "16");
-        assert_eq!(v.vector_db_config.payload["out_of_stock"].field_schema, FieldSchema::Boolean);
+        assert_eq!(
+            v.vector_db_config.payload["out_of_stock"].field_schema,
+            FieldSchema::Boolean
+        );
         assert_eq!(v.filter.criteria()[0].column_name, "is_live");
-        assert_eq!(v.rate_limiter, RateLimiter { rate_limit: 100, burst_limit: 200 });
+        assert_eq!(
+            v.rate_limiter,
+            RateLimiter {
+                rate_limit: 100,
+                burst_limit: 200
+            }
+        );
         assert_eq!(v.rt_partition, 3);
         assert!(v.enabled);
         assert_eq!(v.variant_state, VariantState::Completed);

@@ -33,7 +33,11 @@ fn sample_model_and_variant() -> (crate::domain::Model, crate::domain::Variant) 
 fn what_is_encoded_decodes_to_the_same_objects() {
     let root = TreeRoot::new("skye");
     let (model, variant) = sample_model_and_variant();
-    let store = Store { conf_id: 1, embeddings_table: "emb".into(), ..Store::default() };
+    let store = Store {
+        conf_id: 1,
+        embeddings_table: "emb".into(),
+        ..Store::default()
+    };
     let mut kvs = vec![
         encode_store(&root, "1", &store),
         (root.entity_store_id("catalog"), "1".to_string()),
@@ -85,9 +89,16 @@ fn a_tree_written_by_the_original_loads() {
     let snap = decode(&root, 7, kvs);
     assert!(snap.load_errors.is_empty(), "{:?}", snap.load_errors);
     assert_eq!(snap.frequencies, ["daily"]);
-    assert_eq!(snap.entities.len(), 1, "keys of /config/skye2 must not leak in");
+    assert_eq!(
+        snap.entities.len(),
+        1,
+        "keys of /config/skye2 must not leak in"
+    );
     let model = snap.model("test-products", "product-embeddings").unwrap();
-    assert_eq!(model.model_config.distance_function, DistanceFunction::Cosine);
+    assert_eq!(
+        model.model_config.distance_function,
+        DistanceFunction::Cosine
+    );
     assert_eq!(model.embedding_store_version, 2);
     assert_eq!(model.kafka_id, 4);
     assert!(!model.all_partitions_done());
@@ -96,7 +107,10 @@ fn a_tree_written_by_the_original_loads() {
     assert_eq!(v.vector_db_config.http2config.deadline, 5000);
     assert_eq!(v.filter.criteria()[0].column_name, "sc");
     assert_eq!(v.variant_state, VariantState::IndexingStarted);
-    assert_eq!((v.rate_limiter.rate_limit, v.rate_limiter.burst_limit), (100, 200));
+    assert_eq!(
+        (v.rate_limiter.rate_limit, v.rate_limiter.burst_limit),
+        (100, 200)
+    );
     assert_eq!(v.caching.in_memory_cache_ttl_seconds, 60);
     assert!(v.caching.embedding_retrieval_in_memory_enabled);
     assert!(v.caching.dot_product_distributed_enabled);
@@ -109,8 +123,14 @@ fn one_bad_value_skips_only_its_own_object() {
     let mut kvs = encode_model(&root, &model);
     kvs.extend(encode_variant(&root, &variant));
     let bad = "/config/skye/entity/catalog/models/broken";
-    kvs.push((format!("{bad}/model-config"), r#"{"distance_function":"DOT","vector_dimension":"4"}"#.into()));
-    kvs.push((root.variant_key("catalog", "intent", "other", "enabled"), "maybe".into()));
+    kvs.push((
+        format!("{bad}/model-config"),
+        r#"{"distance_function":"DOT","vector_dimension":"4"}"#.into(),
+    ));
+    kvs.push((
+        root.variant_key("catalog", "intent", "other", "enabled"),
+        "maybe".into(),
+    ));
     let snap = decode(&root, 1, kvs);
     assert_eq!(snap.load_errors.len(), 2, "{:?}", snap.load_errors);
     assert!(snap.load_errors[0].key.ends_with("broken/model-config"));

@@ -42,7 +42,9 @@ pub fn decode(
     let mut variants: BTreeMap<VariantId, Fields> = BTreeMap::new();
 
     for (key, value) in kvs {
-        let Some(rel) = root.relative(&key) else { continue };
+        let Some(rel) = root.relative(&key) else {
+            continue;
+        };
         if value.is_empty() {
             continue;
         }
@@ -52,14 +54,12 @@ pub fn decode(
             ("storage", 2) if norm(1) == "frequencies" => {
                 snap.frequencies = split_frequencies(&value);
             }
-            ("storage", 3) if norm(1) == "stores" => {
-                match parse_json::<Store>(&value, None) {
-                    Ok(store) => {
-                        snap.stores.insert(segs[2].to_string(), store);
-                    }
-                    Err(message) => snap.load_errors.push(LoadError { key, message }),
+            ("storage", 3) if norm(1) == "stores" => match parse_json::<Store>(&value, None) {
+                Ok(store) => {
+                    snap.stores.insert(segs[2].to_string(), store);
                 }
-            }
+                Err(message) => snap.load_errors.push(LoadError { key, message }),
+            },
             ("entity", 3) if norm(2) == "storeid" => {
                 entity_stores.insert(segs[1].to_string(), value);
             }
@@ -69,10 +69,17 @@ pub fn decode(
                     "variants" if n >= 7 => {
                         let vid = (id.0, id.1, segs[5].to_string());
                         let field = join_normalized(&segs[6..]);
-                        variants.entry(vid).or_default().0.insert(field, (key, value));
+                        variants
+                            .entry(vid)
+                            .or_default()
+                            .0
+                            .insert(field, (key, value));
                     }
                     "partitionstates" if n == 6 => {
-                        partitions.entry(id).or_default().push((segs[5].to_string(), key, value));
+                        partitions
+                            .entry(id)
+                            .or_default()
+                            .push((segs[5].to_string(), key, value));
                     }
                     _ => {
                         let field = join_normalized(&segs[4..]);
@@ -85,10 +92,19 @@ pub fn decode(
     }
 
     for (name, store_id) in entity_stores {
-        snap.entities.insert(name.clone(), Entity { name, store_id, models: BTreeMap::new() });
+        snap.entities.insert(
+            name.clone(),
+            Entity {
+                name,
+                store_id,
+                models: BTreeMap::new(),
+            },
+        );
     }
     for ((e, m), fields) in models {
-        let parts = partitions.remove(&(e.clone(), m.clone())).unwrap_or_default();
+        let parts = partitions
+            .remove(&(e.clone(), m.clone()))
+            .unwrap_or_default();
         match build_model(&e, &m, &fields, parts) {
             Ok(model) => {
                 let entity = snap.entities.entry(e.clone()).or_insert_with(|| Entity {
@@ -102,7 +118,11 @@ pub fn decode(
         }
     }
     for ((e, m, v), fields) in variants {
-        let Some(model) = snap.entities.get_mut(&e).and_then(|ent| ent.models.get_mut(&m)) else {
+        let Some(model) = snap
+            .entities
+            .get_mut(&e)
+            .and_then(|ent| ent.models.get_mut(&m))
+        else {
             // Variants of a model that failed to load (already reported) or has no keys.
             continue;
         };
@@ -127,7 +147,10 @@ fn split_frequencies(value: &str) -> Vec<String> {
 }
 
 fn join_normalized(segs: &[&str]) -> String {
-    segs.iter().map(|s| normalize(s)).collect::<Vec<_>>().join("/")
+    segs.iter()
+        .map(|s| normalize(s))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn parse_json<T: DeserializeOwned>(text: &str, shape: Option<&Shape>) -> Result<T, String> {
@@ -145,7 +168,10 @@ impl Fields {
     }
 
     fn err(&self, field: &str, message: String) -> LoadError {
-        let key = self.raw(field).map(|(k, _)| k.clone()).unwrap_or_else(|| field.to_string());
+        let key = self
+            .raw(field)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| field.to_string());
         LoadError { key, message }
     }
 
@@ -177,14 +203,22 @@ impl Fields {
     {
         match self.raw(field) {
             None => Ok(default),
-            Some((_, v)) => v.parse().map_err(|e: T::Err| self.err(field, e.to_string())),
+            Some((_, v)) => v
+                .parse()
+                .map_err(|e: T::Err| self.err(field, e.to_string())),
         }
     }
 
-    fn json<T: DeserializeOwned>(&self, field: &str, shape: Option<&Shape>) -> Result<Option<T>, LoadError> {
+    fn json<T: DeserializeOwned>(
+        &self,
+        field: &str,
+        shape: Option<&Shape>,
+    ) -> Result<Option<T>, LoadError> {
         match self.raw(field) {
             None => Ok(None),
-            Some((_, v)) => parse_json(v, shape).map(Some).map_err(|m| self.err(field, m)),
+            Some((_, v)) => parse_json(v, shape)
+                .map(Some)
+                .map_err(|m| self.err(field, m)),
         }
     }
 
@@ -203,7 +237,10 @@ impl Fields {
 }
 
 static MODEL_CONFIG_SHAPE: Shape = Shape {
-    fields: &[("distance_function", Nested::Leaf), ("vector_dimension", Nested::Leaf)],
+    fields: &[
+        ("distance_function", Nested::Leaf),
+        ("vector_dimension", Nested::Leaf),
+    ],
 };
 static RATE_LIMITER_SHAPE: Shape = Shape {
     fields: &[("rate_limit", Nested::Leaf), ("burst_limit", Nested::Leaf)],
@@ -257,35 +294,45 @@ fn build_model(
         job_frequency: f.string("jobfrequency"),
         number_of_partitions: f.int("numberofpartitions", 0)?,
         partition_states,
-        metadata: f.json::<ModelMetadata>("metadata", None)?.unwrap_or_default(),
+        metadata: f
+            .json::<ModelMetadata>("metadata", None)?
+            .unwrap_or_default(),
         variants: BTreeMap::new(),
     })
 }
 
-fn build_variant(entity: &str, model: &str, variant: &str, f: &Fields) -> Result<Variant, LoadError> {
-    let rate_limiter = if f.raw("ratelimiter/ratelimit").is_some() || f.raw("ratelimiter/burstlimit").is_some() {
-        RateLimiter {
-            rate_limit: f.int("ratelimiter/ratelimit", 0)?,
-            burst_limit: f.int("ratelimiter/burstlimit", 0)?,
-        }
-    } else if let Some(rl) = f.json::<RateLimiter>("ratelimiter", Some(&RATE_LIMITER_SHAPE))? {
-        rl
-    } else {
-        // The original's register-variant writes `rate-limiters/*`, a path its own reader
-        // never reads (spec AC §8 B1). Honour those values rather than pausing the variant.
-        RateLimiter {
-            rate_limit: f.int("ratelimiters/ratelimit", 0)?,
-            burst_limit: f.int("ratelimiters/burstlimit", 0)?,
-        }
-    };
+fn build_variant(
+    entity: &str,
+    model: &str,
+    variant: &str,
+    f: &Fields,
+) -> Result<Variant, LoadError> {
+    let rate_limiter =
+        if f.raw("ratelimiter/ratelimit").is_some() || f.raw("ratelimiter/burstlimit").is_some() {
+            RateLimiter {
+                rate_limit: f.int("ratelimiter/ratelimit", 0)?,
+                burst_limit: f.int("ratelimiter/burstlimit", 0)?,
+            }
+        } else if let Some(rl) = f.json::<RateLimiter>("ratelimiter", Some(&RATE_LIMITER_SHAPE))? {
+            rl
+        } else {
+            // The original's register-variant writes `rate-limiters/*`, a path its own reader
+            // never reads (spec AC §8 B1). Honour those values rather than pausing the variant.
+            RateLimiter {
+                rate_limit: f.int("ratelimiters/ratelimit", 0)?,
+                burst_limit: f.int("ratelimiters/burstlimit", 0)?,
+            }
+        };
     let caching = CachingConfig {
         in_memory_caching_enabled: f.bool("inmemorycachingenabled", false)?,
         in_memory_cache_ttl_seconds: f.int("inmemorycachettlseconds", 0)?,
         distributed_caching_enabled: f.bool("distributedcachingenabled", false)?,
         distributed_cache_ttl_seconds: f.int("distributedcachettlseconds", 0)?,
         partial_hit_disabled: f.bool("partialhitdisabled", false)?,
-        embedding_retrieval_in_memory_enabled: f.sub_bool("embeddingretrievalinmemoryconfig", "enabled")?,
-        embedding_retrieval_distributed_enabled: f.sub_bool("embeddingretrievaldistributedconfig", "enabled")?,
+        embedding_retrieval_in_memory_enabled: f
+            .sub_bool("embeddingretrievalinmemoryconfig", "enabled")?,
+        embedding_retrieval_distributed_enabled: f
+            .sub_bool("embeddingretrievaldistributedconfig", "enabled")?,
         dot_product_in_memory_enabled: f.sub_bool("dotproductinmemoryconfig", "enabled")?,
         dot_product_distributed_enabled: f.sub_bool("dotproductdistributedconfig", "enabled")?,
     };
@@ -298,7 +345,9 @@ fn build_variant(entity: &str, model: &str, variant: &str, f: &Fields) -> Result
         vector_db_config: f
             .json::<VectorDbConfig>("vectordbconfig", Some(&VECTOR_DB_CONFIG_SHAPE))?
             .unwrap_or_default(),
-        filter: f.json::<VssFilter>("filter", Some(&VSS_FILTER_SHAPE))?.unwrap_or_default(),
+        filter: f
+            .json::<VssFilter>("filter", Some(&VSS_FILTER_SHAPE))?
+            .unwrap_or_default(),
         variant_type: f.parsed("type", VariantType::ScaleUp)?,
         variant_state: f.parsed("variantstate", VariantState::Completed)?,
         onboarded: f.bool("onboarded", false)?,

@@ -141,7 +141,10 @@ mod tests {
     fn keys_follow_the_original_layout() {
         let t = TreeRoot::new("skye");
         assert_eq!(t.store("1"), "/config/skye/storage/stores/1");
-        assert_eq!(t.entity_store_id("catalog"), "/config/skye/entity/catalog/store-id");
+        assert_eq!(
+            t.entity_store_id("catalog"),
+            "/config/skye/entity/catalog/store-id"
+        );
         assert_eq!(
             t.partition_state("catalog", "m", 3),
             "/config/skye/entity/catalog/models/m/partition-states/3"
@@ -150,7 +153,10 @@ mod tests {
             t.variant_key("catalog", "m", "v", variant_keys::RATE_LIMIT),
             "/config/skye/entity/catalog/models/m/variants/v/rate-limiter/rate-limit"
         );
-        assert_eq!(t.relative("/config/skye/entity/x/store-id"), Some("entity/x/store-id"));
+        assert_eq!(
+            t.relative("/config/skye/entity/x/store-id"),
+            Some("entity/x/store-id")
+        );
         assert_eq!(t.relative("/config/skye2/entity/x/store-id"), None);
     }
 

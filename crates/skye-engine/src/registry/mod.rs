@@ -15,7 +15,9 @@ use std::time::Duration;
 use skye_core::config_store::{Compare, ConfigStore, ConfigStoreError, Txn};
 use skye_core::domain::{Model, Variant};
 use skye_core::error::{ErrorCode, HasErrorCode, ValidationErrors};
-use skye_core::registration::{RegisterEntity, RegisterFrequency, RegisterModel, RegisterStore, RegisterVariant};
+use skye_core::registration::{
+    RegisterEntity, RegisterFrequency, RegisterModel, RegisterStore, RegisterVariant,
+};
 use skye_core::snapshot::{ConfigSnapshot, LookupError};
 use skye_core::tree::{self, TreeRoot, model_keys, variant_keys};
 
@@ -94,20 +96,35 @@ impl Registry {
     /// against.
     async fn authoritative(&self) -> Result<Current, RegistryError> {
         let range = self.store.range(&self.root.prefix()).await?;
-        let revisions = range.kvs.iter().map(|kv| (kv.key.clone(), kv.mod_revision)).collect();
+        let revisions = range
+            .kvs
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.mod_revision))
+            .collect();
         let snapshot = tree::decode(
             &self.root,
             range.revision,
             range.kvs.into_iter().map(|kv| (kv.key, kv.value)),
         );
-        Ok(Current { snapshot, revisions })
+        Ok(Current {
+            snapshot,
+            revisions,
+        })
     }
 
     /// Applies `txn`; `false` when a compare failed.
     async fn commit(&self, txn: Txn) -> Result<bool, RegistryError> {
         let result = self.store.txn(txn).await?;
-        if result.succeeded && !self.cell.wait_for(result.revision, VISIBILITY_TIMEOUT).await {
-            tracing::warn!(revision = result.revision, "committed change not yet visible in the snapshot");
+        if result.succeeded
+            && !self
+                .cell
+                .wait_for(result.revision, VISIBILITY_TIMEOUT)
+                .await
+        {
+            tracing::warn!(
+                revision = result.revision,
+                "committed change not yet visible in the snapshot"
+            );
         }
         Ok(result.succeeded)
     }
@@ -116,10 +133,23 @@ impl Registry {
     pub async fn register_store(&self, req: RegisterStore) -> Result<String, RegistryError> {
         for _ in 0..CAS_ATTEMPTS {
             let current = self.authoritative().await?.snapshot;
-            let next = current.stores.keys().filter_map(|id| id.parse::<u64>().ok()).max().unwrap_or(0) + 1;
+            let next = current
+                .stores
+                .keys()
+                .filter_map(|id| id.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+                + 1;
             let id = next.to_string();
             let (key, value) = tree::encode_store(&self.root, &id, &req.store);
-            if self.commit(Txn::new().when(Compare::Absent(key.clone())).put(key, value)).await? {
+            if self
+                .commit(
+                    Txn::new()
+                        .when(Compare::Absent(key.clone()))
+                        .put(key, value),
+                )
+                .await?
+            {
                 return Ok(id);
             }
         }
@@ -134,7 +164,14 @@ impl Registry {
             let existing = range.kvs.into_iter().find(|kv| kv.key == key);
             let mut list: Vec<String> = existing
                 .as_ref()
-                .map(|kv| kv.value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|kv| {
+                    kv.value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default();
             if list.iter().any(|f| f == &req.frequency) {
                 return Err(RegistryError::AlreadyExists(format!(
@@ -147,7 +184,10 @@ impl Registry {
                 Some(kv) => Compare::ModRevision(key.clone(), kv.mod_revision),
                 None => Compare::Absent(key.clone()),
             };
-            if self.commit(Txn::new().when(guard).put(&key, list.join(","))).await? {
+            if self
+                .commit(Txn::new().when(guard).put(&key, list.join(",")))
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -165,7 +205,10 @@ impl Registry {
     }
 
     async fn try_register_entity(&self, req: &RegisterEntity) -> Result<bool, RegistryError> {
-        let Current { snapshot: current, revisions } = self.authoritative().await?;
+        let Current {
+            snapshot: current,
+            revisions,
+        } = self.authoritative().await?;
         current.store(&req.store_id)?;
         if let Some(existing) = current.find_entity_like(&req.entity) {
             return Err(RegistryError::AlreadyExists(format!(
@@ -190,11 +233,17 @@ impl Registry {
                 return Ok(());
             }
         }
-        Err(RegistryError::Contended(format!("model '{}'", req.model.name)))
+        Err(RegistryError::Contended(format!(
+            "model '{}'",
+            req.model.name
+        )))
     }
 
     async fn try_register_model(&self, model: &Model) -> Result<bool, RegistryError> {
-        let Current { snapshot: current, revisions } = self.authoritative().await?;
+        let Current {
+            snapshot: current,
+            revisions,
+        } = self.authoritative().await?;
         current.entity(&model.entity)?;
         if !model.job_frequency.is_empty() && !current.frequencies.contains(&model.job_frequency) {
             return Err(RegistryError::Missing(format!(
@@ -210,10 +259,13 @@ impl Registry {
                 same_or_alias(&existing.name, &model.name)
             )));
         }
-        let guard = self.root.model_key(&model.entity, &model.name, model_keys::MODEL_CONFIG);
-        let mut txn = Txn::new()
-            .when(Compare::Absent(guard))
-            .when(unchanged(&revisions, self.root.entity_store_id(&model.entity)));
+        let guard = self
+            .root
+            .model_key(&model.entity, &model.name, model_keys::MODEL_CONFIG);
+        let mut txn = Txn::new().when(Compare::Absent(guard)).when(unchanged(
+            &revisions,
+            self.root.entity_store_id(&model.entity),
+        ));
         txn.ops = put_ops(tree::encode_model(&self.root, model));
         self.commit(txn).await
     }
@@ -226,19 +278,27 @@ impl Registry {
                 return Ok(());
             }
         }
-        Err(RegistryError::Contended(format!("variant '{}'", req.variant.name)))
+        Err(RegistryError::Contended(format!(
+            "variant '{}'",
+            req.variant.name
+        )))
     }
 
     async fn try_register_variant(&self, mut variant: Variant) -> Result<bool, RegistryError> {
-        let Current { snapshot: current, revisions } = self.authoritative().await?;
-        let version_key =
-            self.root.model_key(&variant.entity, &variant.model, model_keys::EMBEDDING_STORE_VERSION);
+        let Current {
+            snapshot: current,
+            revisions,
+        } = self.authoritative().await?;
+        let version_key = self.root.model_key(
+            &variant.entity,
+            &variant.model,
+            model_keys::EMBEDDING_STORE_VERSION,
+        );
         let model: &Model = current.model(&variant.entity, &variant.model)?;
-        if let Some(existing) = model
-            .variants
-            .values()
-            .find(|v| skye_core::domain::names::normalize(&v.name) == skye_core::domain::names::normalize(&variant.name))
-        {
+        if let Some(existing) = model.variants.values().find(|v| {
+            skye_core::domain::names::normalize(&v.name)
+                == skye_core::domain::names::normalize(&variant.name)
+        }) {
             return Err(RegistryError::AlreadyExists(format!(
                 "variant '{}' is already registered for model '{}'{}",
                 variant.name,
@@ -248,18 +308,26 @@ impl Registry {
         }
         variant.embedding_store_read_version = model.embedding_store_version;
         variant.embedding_store_write_version = model.embedding_store_version;
-        let guard = self.root.variant_key(&variant.entity, &variant.model, &variant.name, variant_keys::ENABLED);
+        let guard = self.root.variant_key(
+            &variant.entity,
+            &variant.model,
+            &variant.name,
+            variant_keys::ENABLED,
+        );
         // The versions copied from the model must still be current when the variant lands.
         let mut txn = Txn::new()
             .when(Compare::Absent(guard))
             .when(unchanged(&revisions, version_key));
-        txn.ops.extend(put_ops(tree::encode_variant(&self.root, &variant)));
+        txn.ops
+            .extend(put_ops(tree::encode_variant(&self.root, &variant)));
         self.commit(txn).await
     }
 }
 
 fn put_ops(kvs: Vec<(String, String)>) -> Vec<skye_core::config_store::Op> {
-    kvs.into_iter().map(|(k, v)| skye_core::config_store::Op::Put(k, v)).collect()
+    kvs.into_iter()
+        .map(|(k, v)| skye_core::config_store::Op::Put(k, v))
+        .collect()
 }
 
 fn same_or_alias(existing: &str, requested: &str) -> String {

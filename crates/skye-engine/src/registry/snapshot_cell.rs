@@ -51,7 +51,10 @@ struct Follower {
 
 impl SnapshotCell {
     /// Loads the tree and starts following it.
-    pub async fn start(store: Arc<dyn ConfigStore>, root: TreeRoot) -> Result<Self, ConfigStoreError> {
+    pub async fn start(
+        store: Arc<dyn ConfigStore>,
+        root: TreeRoot,
+    ) -> Result<Self, ConfigStoreError> {
         let current = Arc::new(ArcSwap::from_pointee(ConfigSnapshot::default()));
         let (notify, revision) = watch::channel(0);
         let mut follower = Follower {
@@ -67,7 +70,11 @@ impl SnapshotCell {
             tracing::warn!(key = %err.key, error = %err.message, "config key skipped");
         }
         let task = tokio::spawn(follower.run());
-        Ok(SnapshotCell { current, revision, task })
+        Ok(SnapshotCell {
+            current,
+            revision,
+            task,
+        })
     }
 
     /// Stops following the store and waits until the follower has released it.
@@ -102,7 +109,11 @@ impl Follower {
 
     fn publish(&mut self, revision: u64) {
         self.revision = self.revision.max(revision);
-        let snap = decode(&self.root, self.revision, self.flat.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let snap = decode(
+            &self.root,
+            self.revision,
+            self.flat.iter().map(|(k, v)| (k.clone(), v.clone())),
+        );
         self.current.store(Arc::new(snap));
         self.notify.send_replace(self.revision);
     }
@@ -123,7 +134,10 @@ impl Follower {
 
     /// Follows the watch until it ends, fails or asks for a resync (done here).
     async fn follow(&mut self) -> Result<Followed, ConfigStoreError> {
-        let mut stream = self.store.watch(&self.root.prefix(), self.revision + 1).await?;
+        let mut stream = self
+            .store
+            .watch(&self.root.prefix(), self.revision + 1)
+            .await?;
         while let Some(item) = stream.next().await {
             match item? {
                 WatchItem::Batch(batch) => {

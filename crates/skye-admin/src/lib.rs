@@ -1,0 +1,75 @@
+//! The admin HTTP API (axum): registry endpoints of the original (spec AC §1.1) plus read
+//! endpoints. Handlers are thin: decode, call the engine, map the error.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod auth;
+mod error;
+mod registry;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use skye_engine::registry::Registry;
+
+pub use auth::AuthTokens;
+pub use error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub registry: Arc<Registry>,
+    pub auth: Arc<AuthTokens>,
+}
+
+/// The admin router: `/health` (open) and `/api/v1/...` (token-checked when tokens are set).
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/v1/model/register-store",
+            post(registry::register_store),
+        )
+        .route(
+            "/api/v1/model/register-frequency",
+            post(registry::register_frequency),
+        )
+        .route(
+            "/api/v1/model/register-entity",
+            post(registry::register_entity),
+        )
+        .route(
+            "/api/v1/model/register-model",
+            post(registry::register_model),
+        )
+        .route(
+            "/api/v1/model/register-variant",
+            post(registry::register_variant),
+        )
+        .route("/api/v1/entities", get(registry::list_entities))
+        .route("/api/v1/frequencies", get(registry::list_frequencies))
+        .route("/api/v1/stores", get(registry::list_stores))
+        .route("/api/v1/models/{entity}/{model}", get(registry::get_model))
+        .route(
+            "/api/v1/models/{entity}/{model}/variants/{variant}",
+            get(registry::get_variant),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/health", get(health))
+        .merge(api)
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"message": "Application is up!!!"}))
+}

@@ -1,0 +1,85 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skye",
+    version,
+    about = "Skye: vector similarity search for similar-items retrieval"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts; they override the config file and the environment.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML, or YAML with a .yaml/.yml extension).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded backends' files.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log output format.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    /// Log filter, e.g. `info` or `skye_engine=debug,info`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Address every component binds to (default 0.0.0.0).
+    #[arg(long, global = true, value_name = "HOST")]
+    pub bind: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Admin, serving and consumers in one process on embedded backends.
+    Standalone(StandaloneArgs),
+    /// The admin HTTP API alone.
+    Admin(PortArgs),
+    /// The serving API alone.
+    Serving(PortArgs),
+    /// The ingestion consumers alone.
+    Consumers(PortArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Admin HTTP port (0 = any free port).
+    #[arg(long)]
+    pub admin_port: Option<u16>,
+    /// Serving port (0 = any free port).
+    #[arg(long)]
+    pub serving_port: Option<u16>,
+    /// Consumers HTTP port (0 = any free port).
+    #[arg(long)]
+    pub consumers_port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// Port to listen on (0 = any free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (defaults → file → environment → flags), secrets masked.
+    Print,
+}

@@ -1,0 +1,197 @@
+//! Starting the components and stopping them gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use serde_json::json;
+use skye_admin::{AdminState, AuthTokens};
+use skye_core::settings::{Listen, Settings};
+use skye_engine::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Which components run in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Components {
+    pub admin: bool,
+    pub serving: bool,
+    pub consumers: bool,
+}
+
+/// A fired-once shutdown signal every server waits on.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once SIGINT or SIGTERM arrives.
+    pub fn on_signals() -> Self {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested; draining");
+            let _ = tx.send(true);
+        });
+        Shutdown(rx)
+    }
+
+    pub async fn wait(mut self) {
+        // An error means the sender is gone, which also means: stop.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+async fn bind(component: &'static str, listen: &Listen) -> anyhow::Result<TcpListener> {
+    let addr = format!("{}:{}", listen.host, listen.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("{component}: cannot listen on {addr}"))?;
+    let local: SocketAddr = listener.local_addr()?;
+    tracing::info!(component, addr = %local, "listening");
+    Ok(listener)
+}
+
+fn serve(
+    set: &mut JoinSet<anyhow::Result<()>>,
+    component: &'static str,
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) {
+    set.spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.wait())
+            .await
+            .with_context(|| format!("{component} server failed"))?;
+        tracing::info!(component, "stopped");
+        Ok(())
+    });
+}
+
+/// Runs the selected components until a shutdown signal, then drains them.
+pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
+    let store = skye_backends::factory::open_config_store(&settings).with_context(|| {
+        format!(
+            "cannot open the config store under {} (separate admin/serving/consumers processes need \
+             a shared config store such as etcd; `skye standalone` runs all three in one process)",
+            settings.data_dir.display()
+        )
+    })?;
+    let registry = Arc::new(Registry::open(store, &settings.app_name).await?);
+    let auth = Arc::new(AuthTokens::new(settings.auth_tokens.clone()));
+    if auth.enabled() {
+        tracing::info!(tokens = settings.auth_tokens.len(), "authentication on");
+    } else {
+        tracing::warn!("authentication off: no auth_tokens configured");
+    }
+    let shutdown = Shutdown::on_signals();
+    let mut servers = JoinSet::new();
+    if which.admin {
+        let listener = bind("admin", &settings.admin).await?;
+        let router = skye_admin::router(AdminState {
+            registry: registry.clone(),
+            auth: auth.clone(),
+        });
+        serve(&mut servers, "admin", listener, router, shutdown.clone());
+    }
+    if which.serving {
+        let listener = bind("serving", &settings.serving.listen).await?;
+        serve(
+            &mut servers,
+            "serving",
+            listener,
+            serving_health(registry.clone()),
+            shutdown.clone(),
+        );
+    }
+    if which.consumers {
+        let listener = bind("consumers", &settings.consumers.listen).await?;
+        serve(
+            &mut servers,
+            "consumers",
+            listener,
+            consumers_health(registry.clone()),
+            shutdown.clone(),
+        );
+    }
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        config_revision = registry.snapshot().revision,
+        "skye is up"
+    );
+    let mut result = Ok(());
+    while let Some(joined) = servers.join_next().await {
+        let outcome = joined.context("server task panicked").and_then(|r| r);
+        if let Err(e) = outcome {
+            tracing::error!(error = %format!("{e:#}"), "server stopped with an error");
+            result = Err(e);
+            servers.abort_all();
+        }
+    }
+    drop(servers);
+    if let Ok(registry) = Arc::try_unwrap(registry) {
+        registry.shutdown().await;
+    }
+    result
+}
+
+/// Serving's HTTP side (as the original: `/health` → pong, `/health/self` → true).
+fn serving_health(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"message": "pong"})) }),
+        )
+        .route(
+            "/health/self",
+            get(|| async { axum::Json(json!({"message": "true"})) }),
+        )
+        .route(
+            "/health/config",
+            get(move || config_status(registry.clone())),
+        )
+}
+
+fn consumers_health(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"message": "Application is up!!!"})) }),
+        )
+        .route(
+            "/health/config",
+            get(move || config_status(registry.clone())),
+        )
+}
+
+/// The revision of the config this process serves, and keys it could not decode.
+async fn config_status(registry: Arc<Registry>) -> axum::Json<serde_json::Value> {
+    let snap = registry.snapshot();
+    axum::Json(json!({"revision": snap.revision, "load_errors": snap.load_errors}))
+}

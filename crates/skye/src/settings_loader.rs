@@ -1,0 +1,166 @@
+//! Layers the configuration: defaults → file → environment → command-line flags.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use skye_core::settings::{LogFormat, PortTarget, Settings};
+
+use crate::cli::{Cli, Command, LogFormatArg};
+
+/// Reads a config file; the format follows the extension (`.yaml`/`.yml` = YAML, else TOML).
+pub fn read_file(path: &Path) -> anyhow::Result<Settings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "yaml" | "yml" => serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("invalid YAML in {}", path.display())),
+        _ => toml::from_str(&text).with_context(|| format!("invalid TOML in {}", path.display())),
+    }
+}
+
+/// The effective settings for `cli`, validated.
+pub fn load(
+    cli: &Cli,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<Settings> {
+    let mut settings = match &cli.global.config {
+        Some(path) => read_file(path)?,
+        None => Settings::default(),
+    };
+    let target = match cli.command {
+        Command::Consumers(_) => PortTarget::Consumers,
+        Command::Serving(_) => PortTarget::Serving,
+        _ => PortTarget::Admin,
+    };
+    if let Err(errors) = settings.apply_env(env, target) {
+        bail!("invalid environment: {errors}");
+    }
+    apply_flags(cli, &mut settings);
+    if let Err(errors) = settings.validate() {
+        bail!("invalid configuration: {errors}");
+    }
+    Ok(settings)
+}
+
+fn apply_flags(cli: &Cli, s: &mut Settings) {
+    let g = &cli.global;
+    if let Some(dir) = &g.data_dir {
+        s.data_dir = dir.clone();
+    }
+    if let Some(format) = g.log_format {
+        s.log.format = match format {
+            LogFormatArg::Json => LogFormat::Json,
+            LogFormatArg::Pretty => LogFormat::Pretty,
+        };
+    }
+    if let Some(level) = &g.log_level {
+        s.log.level = level.clone();
+    }
+    if let Some(host) = &g.bind {
+        s.admin.host = host.clone();
+        s.serving.listen.host = host.clone();
+        s.consumers.listen.host = host.clone();
+    }
+    match &cli.command {
+        Command::Standalone(a) => {
+            if let Some(p) = a.admin_port {
+                s.admin.port = p;
+            }
+            if let Some(p) = a.serving_port {
+                s.serving.listen.port = p;
+            }
+            if let Some(p) = a.consumers_port {
+                s.consumers.listen.port = p;
+            }
+        }
+        Command::Admin(a) => {
+            if let Some(p) = a.port {
+                s.admin.port = p;
+            }
+        }
+        Command::Serving(a) => {
+            if let Some(p) = a.port {
+                s.serving.listen.port = p;
+            }
+        }
+        Command::Consumers(a) => {
+            if let Some(p) = a.port {
+                s.consumers.listen.port = p;
+            }
+        }
+        Command::Config(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("skye").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_beat_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("skye.toml");
+        std::fs::write(
+            &file,
+            "app_env = \"file\"\n[admin]\nport = 1111\n[log]\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+        let c = cli(&[
+            "--config",
+            file.to_str().unwrap(),
+            "admin",
+            "--port",
+            "3333",
+        ]);
+        let env = [
+            ("PORT".to_string(), "2222".to_string()),
+            ("app_env".to_string(), "env".to_string()),
+        ];
+        let s = load(&c, env).unwrap();
+        assert_eq!(s.admin.port, 3333);
+        assert_eq!(s.app_env, "env");
+        assert_eq!(s.log.level, "debug");
+    }
+
+    #[test]
+    fn yaml_files_and_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("skye.yaml");
+        std::fs::write(&yaml, "serving:\n  port: 7000\n  max_limit: 50\n").unwrap();
+        let s = load(&cli(&["--config", yaml.to_str().unwrap(), "serving"]), []).unwrap();
+        assert_eq!((s.serving.listen.port, s.serving.max_limit), (7000, 50));
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[admin]\nprot = 1\n").unwrap();
+        let err = load(&cli(&["--config", bad.to_str().unwrap(), "admin"]), []).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `prot`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn invalid_results_are_refused_with_every_reason() {
+        let err = load(
+            &cli(&["standalone", "--admin-port", "9090"]),
+            [("REDIS_DB".into(), "x".into())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("REDIS_DB"), "{err}");
+        let err = load(&cli(&["standalone", "--admin-port", "9090"]), []).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("admin.port: 9090 is also serving.port"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests: the real `skye` binary as a child process, driven over real HTTP.
+
+mod admin;
+mod support;
