@@ -1,0 +1,534 @@
+//! A collection: vectors, payloads, the HNSW graph over them, and the search planner.
+//!
+//! Points are appended to contiguous storage and get internal ids in arrival order. Ids
+//! `[0, linked)` are in the graph; `[linked, len)` (the pending tail) are searched exactly until
+//! [`Collection::index_pending`] links them. Deleting or overwriting a point leaves a tombstone
+//! that still routes graph searches but is never returned.
+//!
+//! Planner: small collections, explicit `exact` requests and filters that keep a small fraction
+//! of the points (estimated by sampling) are answered by an exact scan; otherwise a graph
+//! search over the linked part (with the filter applied during traversal and the beam widened by
+//! the filter's selectivity) is merged with an exact scan of the pending tail.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use rayon::prelude::*;
+
+use crate::distance::{DistanceFn, Kernels, Metric, normalize};
+use crate::error::IndexError;
+use crate::filter::{CompiledFilter, Filter};
+use crate::flat;
+use crate::hnsw::{Hnsw, HnswParams, Scored, Space};
+use crate::payload::{FieldId, Fields, Payload, Value};
+use crate::vectors::Vectors;
+
+/// Points linked per step of [`Collection::index_pending`] (writers wait at most one step).
+const INDEX_STEP: usize = 8 * 1024;
+/// Points sampled to estimate a filter's selectivity.
+const SAMPLE: usize = 512;
+/// Upper bound on internal ids.
+pub const MAX_POINTS: usize = u32::MAX as usize - 1;
+
+/// How a collection is built and searched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionConfig {
+    pub dim: usize,
+    pub metric: Metric,
+    pub hnsw: HnswParams,
+    /// Default search beam width.
+    pub ef: usize,
+    /// Pending points that make indexing due; 0 = indexing disabled (bulk load).
+    pub indexing_threshold: usize,
+    /// Collections with at most this many live points are always searched exactly.
+    pub exact_below: usize,
+    /// Filters estimated to keep less than this fraction of points are searched exactly.
+    pub filtered_exact_fraction: f64,
+}
+
+impl CollectionConfig {
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        CollectionConfig {
+            dim,
+            metric,
+            hnsw: HnswParams::default(),
+            ef: 64,
+            indexing_threshold: 10_000,
+            exact_below: 2_000,
+            filtered_exact_fraction: 0.05,
+        }
+    }
+}
+
+/// A point to upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub id: String,
+    pub vector: Vec<f32>,
+    pub payload: Vec<(String, Value)>,
+}
+
+/// A search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest<'a> {
+    pub vector: &'a [f32],
+    /// Results wanted (after `offset`).
+    pub limit: usize,
+    /// Best results to skip (pagination).
+    pub offset: usize,
+    pub filter: Option<&'a Filter>,
+    /// Beam width override.
+    pub ef: Option<usize>,
+    /// Force an exact scan.
+    pub exact: bool,
+    /// Payload fields to return with each hit.
+    pub with_payload: &'a [String],
+    /// Point ids never returned (e.g. the query item itself).
+    pub exclude: &'a [String],
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    /// Similarity (DOT, COSINE: higher is better) or distance (EUCLIDEAN, MANHATTAN).
+    pub score: f32,
+    pub payload: Vec<(String, Value)>,
+}
+
+/// Counts and sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectionInfo {
+    /// Live points.
+    pub points: usize,
+    /// Live points that are in the graph.
+    pub indexed_points: usize,
+    /// Slots held by deleted or overwritten points.
+    pub tombstones: usize,
+    pub indexing_threshold: usize,
+    pub memory_bytes: usize,
+}
+
+struct Inner {
+    vectors: Vectors,
+    ids: Vec<String>,
+    index_of: HashMap<String, u32>,
+    payloads: Vec<Payload>,
+    fields: Fields,
+    deleted: Vec<bool>,
+    live: usize,
+    graph: Hnsw,
+    /// Ids `[0, linked)` are linked into the graph.
+    linked: AtomicUsize,
+    /// Live points among `[0, linked)`.
+    linked_live: AtomicUsize,
+}
+
+/// A searchable, updatable set of points.
+pub struct Collection {
+    config: RwLock<CollectionConfig>,
+    dist: DistanceFn,
+    inner: RwLock<Inner>,
+    indexing: Mutex<()>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("config", &*self.config.read())
+            .field("info", &self.info())
+            .finish()
+    }
+}
+
+impl Collection {
+    pub fn new(config: CollectionConfig) -> Self {
+        Self::with_kernels(config, Kernels::detect())
+    }
+
+    /// A collection using specific kernels (benchmarks compare instruction sets).
+    pub fn with_kernels(config: CollectionConfig, kernels: &Kernels) -> Self {
+        let dist = kernels.distance(config.metric);
+        let inner = Inner {
+            vectors: Vectors::new(config.dim),
+            ids: Vec::new(),
+            index_of: HashMap::new(),
+            payloads: Vec::new(),
+            fields: Fields::default(),
+            deleted: Vec::new(),
+            live: 0,
+            graph: Hnsw::new(config.hnsw, config.metric != Metric::Dot),
+            linked: AtomicUsize::new(0),
+            linked_live: AtomicUsize::new(0),
+        };
+        Collection {
+            config: RwLock::new(config),
+            dist,
+            inner: RwLock::new(inner),
+            indexing: Mutex::new(()),
+        }
+    }
+
+    pub fn config(&self) -> CollectionConfig {
+        self.config.read().clone()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.config.read().dim
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.config.read().metric
+    }
+
+    /// Changes when indexing becomes due (0 disables it).
+    pub fn set_indexing_threshold(&self, threshold: usize) {
+        self.config.write().indexing_threshold = threshold;
+    }
+
+    /// Live points.
+    pub fn len(&self) -> usize {
+        self.inner.read().live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.inner.read().index_of.contains_key(id)
+    }
+
+    pub fn info(&self) -> CollectionInfo {
+        let inner = self.inner.read();
+        CollectionInfo {
+            points: inner.live,
+            indexed_points: inner.linked_live.load(Ordering::Acquire),
+            tombstones: inner.ids.len() - inner.live,
+            indexing_threshold: self.config.read().indexing_threshold,
+            memory_bytes: inner.vectors.heap_bytes()
+                + inner.graph.heap_bytes()
+                + inner.ids.iter().map(|s| s.capacity() + 48).sum::<usize>()
+                + inner
+                    .payloads
+                    .iter()
+                    .map(|p| p.0.iter().map(|(_, v)| 32 + v.heap_bytes()).sum::<usize>())
+                    .sum::<usize>(),
+        }
+    }
+
+    fn check_vector(&self, id: &str, v: &[f32], dim: usize) -> Result<(), IndexError> {
+        if id.is_empty() {
+            return Err(IndexError::EmptyId);
+        }
+        if v.len() != dim {
+            return Err(IndexError::DimensionMismatch {
+                id: id.to_string(),
+                expected: dim,
+                got: v.len(),
+            });
+        }
+        if !v.iter().all(|x| x.is_finite()) {
+            return Err(IndexError::NonFinite(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces points. All-or-nothing: one invalid point rejects the batch.
+    pub fn upsert(&self, points: Vec<Point>) -> Result<usize, IndexError> {
+        let (dim, metric) = {
+            let c = self.config.read();
+            (c.dim, c.metric)
+        };
+        for p in &points {
+            self.check_vector(&p.id, &p.vector, dim)?;
+        }
+        let mut inner = self.inner.write();
+        let new_total = inner.ids.len() + points.len();
+        if new_total > MAX_POINTS {
+            return Err(IndexError::Full(MAX_POINTS));
+        }
+        // Intern every field first so a failure leaves nothing half-written.
+        let mut interned: Vec<Vec<(FieldId, Value)>> = Vec::with_capacity(points.len());
+        for p in &points {
+            let mut fields = Vec::with_capacity(p.payload.len());
+            for (name, value) in &p.payload {
+                let id = inner
+                    .fields
+                    .intern(name)
+                    .ok_or(IndexError::TooManyFields(usize::from(u16::MAX)))?;
+                fields.push((id, value.clone()));
+            }
+            interned.push(fields);
+        }
+        inner.vectors.reserve(points.len());
+        inner.graph.grow(new_total);
+        let count = points.len();
+        for (p, fields) in points.into_iter().zip(interned) {
+            let slot = inner.ids.len() as u32;
+            if let Some(old) = inner.index_of.insert(p.id.clone(), slot) {
+                inner.tombstone(old);
+            }
+            let mut v = p.vector;
+            if metric.normalizes() {
+                normalize(&mut v);
+            }
+            inner.vectors.push(&v);
+            let mut payload = Payload::default();
+            for (f, value) in fields {
+                payload.set(f, value);
+            }
+            inner.payloads.push(payload);
+            inner.ids.push(p.id);
+            inner.deleted.push(false);
+            inner.live += 1;
+        }
+        Ok(count)
+    }
+
+    /// Removes points; returns how many existed.
+    pub fn delete(&self, ids: &[String]) -> usize {
+        let mut inner = self.inner.write();
+        let mut removed = 0;
+        for id in ids {
+            if let Some(slot) = inner.index_of.remove(id) {
+                inner.tombstone(slot);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Sets (or with `None`, removes) payload fields of an existing point.
+    pub fn set_payload(
+        &self,
+        id: &str,
+        fields: Vec<(String, Option<Value>)>,
+    ) -> Result<(), IndexError> {
+        let mut inner = self.inner.write();
+        let slot = *inner
+            .index_of
+            .get(id)
+            .ok_or_else(|| IndexError::PointNotFound(id.to_string()))?;
+        for (name, value) in fields {
+            let f = inner
+                .fields
+                .intern(&name)
+                .ok_or(IndexError::TooManyFields(usize::from(u16::MAX)))?;
+            let payload = &mut inner.payloads[slot as usize];
+            match value {
+                Some(v) => payload.set(f, v),
+                None => payload.remove(f),
+            }
+        }
+        Ok(())
+    }
+
+    /// A stored point (its vector normalised for COSINE).
+    pub fn get(&self, id: &str) -> Option<Point> {
+        let inner = self.inner.read();
+        let slot = *inner.index_of.get(id)? as usize;
+        let payload = inner.payloads[slot]
+            .0
+            .iter()
+            .map(|(f, v)| (inner.fields.name(*f).to_string(), v.clone()))
+            .collect();
+        Some(Point {
+            id: id.to_string(),
+            vector: inner.vectors.get(slot).to_vec(),
+            payload,
+        })
+    }
+
+    /// Points appended but not yet linked into the graph.
+    pub fn pending(&self) -> usize {
+        let inner = self.inner.read();
+        inner.ids.len() - inner.linked.load(Ordering::Acquire)
+    }
+
+    /// Whether the indexing threshold says the pending tail should be linked now.
+    pub fn indexing_due(&self) -> bool {
+        let t = self.config.read().indexing_threshold;
+        t > 0 && self.pending() >= t
+    }
+
+    /// Links every pending point into the graph, in parallel, in steps so that writers are
+    /// never held off for long. Returns the points linked. Concurrent calls are serialised.
+    pub fn index_pending(&self) -> usize {
+        let _one_at_a_time = self.indexing.lock();
+        let mut total = 0;
+        loop {
+            let inner = self.inner.read();
+            let start = inner.linked.load(Ordering::Acquire);
+            let end = inner.ids.len().min(start + INDEX_STEP);
+            if start >= end {
+                return total;
+            }
+            let Inner {
+                graph,
+                vectors,
+                deleted,
+                ..
+            } = &*inner;
+            let dist = self.dist;
+            let live = (start..end)
+                .into_par_iter()
+                .filter(|&i| !deleted[i])
+                .map(|i| {
+                    graph.insert(Space { vectors, dist }, i as u32);
+                    1usize
+                })
+                .sum::<usize>();
+            inner.linked_live.fetch_add(live, Ordering::AcqRel);
+            inner.linked.store(end, Ordering::Release);
+            total += end - start;
+        }
+    }
+
+    /// Links pending points if indexing is due. Returns the points linked.
+    pub fn maybe_index(&self) -> usize {
+        if self.indexing_due() {
+            self.index_pending()
+        } else {
+            0
+        }
+    }
+
+    /// The nearest points to `req.vector`.
+    pub fn search(&self, req: &SearchRequest<'_>) -> Result<Vec<Hit>, IndexError> {
+        let config = self.config.read().clone();
+        if req.vector.len() != config.dim {
+            return Err(IndexError::QueryDimension {
+                expected: config.dim,
+                got: req.vector.len(),
+            });
+        }
+        if !req.vector.iter().all(|x| x.is_finite()) {
+            return Err(IndexError::NonFiniteQuery);
+        }
+        let mut q = req.vector.to_vec();
+        if config.metric.normalizes() {
+            normalize(&mut q);
+        }
+        let wanted = req.offset.saturating_add(req.limit);
+        if req.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.read();
+        let excluded: Vec<u32> = req
+            .exclude
+            .iter()
+            .filter_map(|id| inner.index_of.get(id).copied())
+            .collect();
+        let compiled = req
+            .filter
+            .filter(|f| !f.is_empty())
+            .map(|f| CompiledFilter::compile(f, &inner.fields));
+        let admit = |id: u32| {
+            !inner.deleted[id as usize]
+                && !excluded.contains(&id)
+                && compiled
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&inner.payloads[id as usize]))
+        };
+        let n = inner.ids.len();
+        let linked = inner.linked.load(Ordering::Acquire);
+        let fraction = compiled
+            .as_ref()
+            .map_or(1.0, |f| inner.estimate_fraction(f));
+        let exact = req.exact
+            || inner.live <= config.exact_below
+            || linked == 0
+            || fraction < config.filtered_exact_fraction;
+        let found: Vec<Scored> = if exact {
+            flat::search(&inner.vectors, self.dist, &q, wanted, 0..n, &admit)
+        } else {
+            let base_ef = req.ef.unwrap_or(config.ef).max(wanted);
+            let boost = (1.0 / fraction.max(1e-9)).min(20.0);
+            let ef = ((base_ef as f64) * boost).ceil() as usize;
+            let mut hits = inner.graph.search(
+                Space {
+                    vectors: &inner.vectors,
+                    dist: self.dist,
+                },
+                &q,
+                wanted,
+                ef,
+                &admit,
+            );
+            if linked < n {
+                hits.extend(flat::search(
+                    &inner.vectors,
+                    self.dist,
+                    &q,
+                    wanted,
+                    linked..n,
+                    &admit,
+                ));
+                hits.sort_unstable();
+                hits.dedup_by_key(|s| s.id);
+            }
+            hits
+        };
+        Ok(found
+            .into_iter()
+            .skip(req.offset)
+            .take(req.limit)
+            .map(|s| inner.hit(s, config.metric, req.with_payload))
+            .collect())
+    }
+}
+
+impl Inner {
+    fn tombstone(&mut self, slot: u32) {
+        let i = slot as usize;
+        if !self.deleted[i] {
+            self.deleted[i] = true;
+            self.live -= 1;
+            if i < self.linked.load(Ordering::Acquire) {
+                self.linked_live.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Fraction of live points a filter keeps, from an evenly spaced sample.
+    fn estimate_fraction(&self, filter: &CompiledFilter) -> f64 {
+        let n = self.ids.len();
+        if n == 0 {
+            return 1.0;
+        }
+        let step = (n / SAMPLE).max(1);
+        let (mut seen, mut kept) = (0usize, 0usize);
+        for i in (0..n).step_by(step) {
+            if self.deleted[i] {
+                continue;
+            }
+            seen += 1;
+            if filter.matches(&self.payloads[i]) {
+                kept += 1;
+            }
+        }
+        if seen == 0 {
+            1.0
+        } else {
+            kept as f64 / seen as f64
+        }
+    }
+
+    fn hit(&self, s: Scored, metric: Metric, with_payload: &[String]) -> Hit {
+        let payload = with_payload
+            .iter()
+            .filter_map(|name| {
+                let f = self.fields.get(name)?;
+                let v = self.payloads[s.id as usize].get(f)?;
+                Some((name.clone(), v.clone()))
+            })
+            .collect();
+        Hit {
+            id: self.ids[s.id as usize].clone(),
+            score: metric.score(s.dist),
+            payload,
+        }
+    }
+}

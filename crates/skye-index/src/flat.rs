@@ -1,0 +1,79 @@
+//! Exact (brute-force) search: ground truth, small collections, the not-yet-indexed tail, and
+//! restrictive filters. Streams the contiguous vector array; splits large scans over the rayon
+//! pool.
+
+use std::collections::BinaryHeap;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::distance::DistanceFn;
+use crate::hnsw::{Admit, Scored};
+use crate::vectors::Vectors;
+
+/// Rows per parallel task.
+const CHUNK_ROWS: usize = 16 * 1024;
+/// Scans shorter than this stay on the calling thread.
+pub const PARALLEL_FROM: usize = 64 * 1024;
+
+/// Bounded max-heap keeping the `k` smallest.
+fn top_k<A: Admit>(
+    vectors: &Vectors,
+    dist: DistanceFn,
+    q: &[f32],
+    k: usize,
+    rows: Range<usize>,
+    admit: &A,
+) -> BinaryHeap<Scored> {
+    let mut heap = BinaryHeap::with_capacity(k + 1);
+    if k == 0 {
+        return heap;
+    }
+    let mut bound = f32::INFINITY;
+    for i in rows {
+        let id = i as u32;
+        let d = dist(q, vectors.get(i));
+        if (heap.len() < k || d < bound) && admit.admit(id) {
+            heap.push(Scored { dist: d, id });
+            if heap.len() > k {
+                heap.pop();
+            }
+            if heap.len() == k {
+                bound = heap.peek().map_or(f32::INFINITY, |s| s.dist);
+            }
+        }
+    }
+    heap
+}
+
+/// The `k` nearest admitted rows of `rows`, nearest first.
+pub fn search<A: Admit + Sync>(
+    vectors: &Vectors,
+    dist: DistanceFn,
+    q: &[f32],
+    k: usize,
+    rows: Range<usize>,
+    admit: &A,
+) -> Vec<Scored> {
+    if rows.len() < PARALLEL_FROM || rayon::current_num_threads() < 2 {
+        return top_k(vectors, dist, q, k, rows, admit).into_sorted_vec();
+    }
+    let chunks: Vec<Range<usize>> = rows
+        .clone()
+        .step_by(CHUNK_ROWS)
+        .map(|s| s..(s + CHUNK_ROWS).min(rows.end))
+        .collect();
+    let merged = chunks
+        .into_par_iter()
+        .map(|r| top_k(vectors, dist, q, k, r, admit))
+        .reduce(BinaryHeap::new, |mut a, b| {
+            for s in b {
+                a.push(s);
+                if a.len() > k {
+                    a.pop();
+                }
+            }
+            a
+        });
+    merged.into_sorted_vec()
+}

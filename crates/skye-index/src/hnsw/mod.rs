@@ -1,0 +1,510 @@
+//! The HNSW graph (Malkov & Yashunin), built for concurrent inserts and lock-free searches.
+//!
+//! Layout: layer-0 links of all nodes live in one flat array of atomics, `m0 + 1` slots per node
+//! (count, then ids), so a search reads neighbours with plain loads and no pointer chasing.
+//! Upper layers (a small fraction of nodes) keep per-node lists behind the node's mutex. A
+//! writer updates a node's links while holding that node's mutex, writing ids before the count
+//! (release), so a concurrent reader sees either the old or the new list, never an id out of
+//! range. Inserts of different nodes run in parallel (rayon), as in hnswlib.
+//!
+//! Distances here are internal distances (lower is better), see [`crate::distance`].
+
+mod visited;
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::atomic::{
+    AtomicU8, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
+
+use parking_lot::Mutex;
+
+use crate::distance::DistanceFn;
+use crate::vectors::{Vectors, prefetch};
+use visited::with_visited;
+
+/// Level of a node that is not (yet) in the graph.
+const UNLINKED: u8 = u8::MAX;
+/// Highest level a node can get.
+const MAX_LEVEL: usize = 16;
+
+/// Graph parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Links per node on upper layers (layer 0 has `2·m`).
+    pub m: usize,
+    /// Beam width while building.
+    pub ef_construct: usize,
+    /// Seed of the level generator.
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construct: 100,
+            seed: 0x5eed_5eed,
+        }
+    }
+}
+
+/// `(distance, node)` ordered by distance, then node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub dist: f32,
+    pub id: u32,
+}
+
+impl Eq for Scored {}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.dist
+            .total_cmp(&other.dist)
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+struct Entry {
+    node: u32,
+    level: usize,
+    set: bool,
+}
+
+/// The graph.
+pub struct Hnsw {
+    params: HnswParams,
+    keep_pruned: bool,
+    m0: usize,
+    level_mult: f64,
+    /// `capacity · (m0 + 1)`: per node, count then ids.
+    l0: Vec<AtomicU32>,
+    /// Per node: lists of layers 1..=level; the mutex also serialises writes to the node's
+    /// layer-0 links.
+    upper: Vec<Mutex<Vec<Vec<u32>>>>,
+    levels: Vec<AtomicU8>,
+    entry: Mutex<Entry>,
+}
+
+impl std::fmt::Debug for Hnsw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hnsw")
+            .field("params", &self.params)
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+/// The vectors a graph is built over and the distance between them.
+#[derive(Debug, Clone, Copy)]
+pub struct Space<'a> {
+    pub vectors: &'a Vectors,
+    pub dist: DistanceFn,
+}
+
+/// What a search may return.
+pub trait Admit {
+    fn admit(&self, id: u32) -> bool;
+}
+
+/// Admits every node.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmitAll;
+
+impl Admit for AdmitAll {
+    #[inline]
+    fn admit(&self, _: u32) -> bool {
+        true
+    }
+}
+
+impl<F: Fn(u32) -> bool> Admit for F {
+    #[inline]
+    fn admit(&self, id: u32) -> bool {
+        self(id)
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl Hnsw {
+    /// A graph for a distance that is a metric (`metric_space`) or not (inner product).
+    pub fn new(params: HnswParams, metric_space: bool) -> Self {
+        let m = params.m.clamp(2, 128);
+        let params = HnswParams {
+            m,
+            ef_construct: params.ef_construct.max(m),
+            ..params
+        };
+        Hnsw {
+            params,
+            keep_pruned: !metric_space,
+            m0: 2 * m,
+            level_mult: 1.0 / (m as f64).ln(),
+            l0: Vec::new(),
+            upper: Vec::new(),
+            levels: Vec::new(),
+            entry: Mutex::new(Entry {
+                node: 0,
+                level: 0,
+                set: false,
+            }),
+        }
+    }
+
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    /// Nodes the graph has room for.
+    pub fn capacity(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Makes room for nodes `0..n` (new nodes start unlinked).
+    pub fn grow(&mut self, n: usize) {
+        if n <= self.capacity() {
+            return;
+        }
+        self.l0.resize_with(n * (self.m0 + 1), || AtomicU32::new(0));
+        self.upper.resize_with(n, || Mutex::new(Vec::new()));
+        self.levels.resize_with(n, || AtomicU8::new(UNLINKED));
+    }
+
+    /// Whether `id` is linked into the graph.
+    pub fn is_linked(&self, id: u32) -> bool {
+        self.levels
+            .get(id as usize)
+            .is_some_and(|l| l.load(Acquire) != UNLINKED)
+    }
+
+    /// Bytes used by the links.
+    pub fn heap_bytes(&self) -> usize {
+        self.l0.capacity() * 4
+            + self.upper.capacity() * std::mem::size_of::<Mutex<Vec<Vec<u32>>>>()
+            + self
+                .upper
+                .iter()
+                .map(|u| {
+                    u.lock()
+                        .iter()
+                        .map(|l| l.capacity() * 4 + 24)
+                        .sum::<usize>()
+                })
+                .sum::<usize>()
+            + self.levels.capacity()
+    }
+
+    fn random_level(&self, id: u32) -> usize {
+        let r = splitmix64(self.params.seed ^ u64::from(id).wrapping_mul(0x2545_f491_4f6c_dd1d));
+        // Uniform in (0, 1].
+        let u = ((r >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        ((-u.ln() * self.level_mult) as usize).min(MAX_LEVEL)
+    }
+
+    #[inline]
+    fn l0_base(&self, id: u32) -> usize {
+        id as usize * (self.m0 + 1)
+    }
+
+    /// Copies node `id`'s layer-0 neighbours into `out`.
+    #[inline]
+    fn neighbours0(&self, id: u32, out: &mut Vec<u32>) {
+        out.clear();
+        let base = self.l0_base(id);
+        let count = (self.l0[base].load(Acquire) as usize).min(self.m0);
+        out.extend(
+            self.l0[base + 1..base + 1 + count]
+                .iter()
+                .map(|a| a.load(Relaxed)),
+        );
+    }
+
+    fn neighbours(&self, id: u32, level: usize, out: &mut Vec<u32>) {
+        if level == 0 {
+            self.neighbours0(id, out);
+        } else {
+            out.clear();
+            if let Some(list) = self.upper[id as usize].lock().get(level - 1) {
+                out.extend_from_slice(list);
+            }
+        }
+    }
+
+    /// Writes node `id`'s list at `level`. The caller holds `upper[id]`.
+    fn write_links(&self, id: u32, level: usize, upper: &mut [Vec<u32>], links: &[u32]) {
+        if level == 0 {
+            let base = self.l0_base(id);
+            let n = links.len().min(self.m0);
+            for (slot, &l) in self.l0[base + 1..base + 1 + n].iter().zip(links) {
+                slot.store(l, Relaxed);
+            }
+            self.l0[base].store(n as u32, Release);
+        } else if let Some(list) = upper.get_mut(level - 1) {
+            list.clear();
+            list.extend_from_slice(links);
+        }
+    }
+
+    fn max_links(&self, level: usize) -> usize {
+        if level == 0 { self.m0 } else { self.params.m }
+    }
+
+    /// Greedy descent on one upper layer.
+    fn greedy(&self, space: Space<'_>, q: &[f32], mut cur: Scored, level: usize) -> Scored {
+        let Space { vectors, dist } = space;
+        let mut buf = Vec::with_capacity(self.params.m);
+        loop {
+            let mut changed = false;
+            self.neighbours(cur.id, level, &mut buf);
+            for &n in &buf {
+                let d = dist(q, vectors.get(n as usize));
+                if d < cur.dist {
+                    cur = Scored { dist: d, id: n };
+                    changed = true;
+                }
+            }
+            if !changed {
+                return cur;
+            }
+        }
+    }
+
+    /// Beam search on one layer: the `ef` nearest admitted nodes found from `entry`, nearest
+    /// first. Non-admitted nodes are traversed but not returned.
+    pub(crate) fn search_layer<A: Admit>(
+        &self,
+        space: Space<'_>,
+        q: &[f32],
+        entry: &[Scored],
+        ef: usize,
+        level: usize,
+        admit: &A,
+    ) -> Vec<Scored> {
+        let Space { vectors, dist } = space;
+        with_visited(self.capacity(), |visited| {
+            let mut candidates: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef * 2);
+            let mut results: BinaryHeap<Scored> = BinaryHeap::with_capacity(ef + 1);
+            for &e in entry {
+                if !visited.check_and_mark(e.id) {
+                    candidates.push(Reverse(e));
+                    if admit.admit(e.id) {
+                        results.push(e);
+                    }
+                }
+            }
+            while results.len() > ef {
+                results.pop();
+            }
+            let mut bound = if results.len() >= ef {
+                results.peek().map_or(f32::INFINITY, |s| s.dist)
+            } else {
+                f32::INFINITY
+            };
+            let mut buf = Vec::with_capacity(self.m0);
+            while let Some(Reverse(c)) = candidates.pop() {
+                if c.dist > bound {
+                    break;
+                }
+                self.neighbours(c.id, level, &mut buf);
+                if let Some(&first) = buf.first() {
+                    prefetch(visited.slot_ptr(first));
+                    prefetch(vectors.row_ptr(first as usize));
+                }
+                for (i, &n) in buf.iter().enumerate() {
+                    if let Some(&next) = buf.get(i + 1) {
+                        prefetch(visited.slot_ptr(next));
+                        prefetch(vectors.row_ptr(next as usize));
+                    }
+                    if visited.check_and_mark(n) {
+                        continue;
+                    }
+                    let d = dist(q, vectors.get(n as usize));
+                    if results.len() < ef || d < bound {
+                        candidates.push(Reverse(Scored { dist: d, id: n }));
+                        if admit.admit(n) {
+                            results.push(Scored { dist: d, id: n });
+                            if results.len() > ef {
+                                results.pop();
+                            }
+                            if results.len() >= ef {
+                                bound = results.peek().map_or(f32::INFINITY, |s| s.dist);
+                            }
+                        }
+                    }
+                }
+            }
+            results.into_sorted_vec()
+        })
+    }
+
+    /// hnswlib's neighbour heuristic: keep a candidate only if no kept neighbour is closer to it
+    /// than the base node is. `candidates` sorted nearest first.
+    fn select(&self, space: Space<'_>, candidates: &[Scored], max: usize) -> Vec<u32> {
+        let Space { vectors, dist } = space;
+        if candidates.len() <= max {
+            return candidates.iter().map(|s| s.id).collect();
+        }
+        let mut kept: Vec<u32> = Vec::with_capacity(max);
+        let mut pruned: Vec<u32> = Vec::new();
+        for c in candidates {
+            if kept.len() >= max {
+                break;
+            }
+            let cv = vectors.get(c.id as usize);
+            if kept
+                .iter()
+                .all(|&k| dist(cv, vectors.get(k as usize)) >= c.dist)
+            {
+                kept.push(c.id);
+            } else if self.keep_pruned {
+                pruned.push(c.id);
+            }
+        }
+        if self.keep_pruned {
+            // Inner product is not a metric: the heuristic alone starves low-norm points of
+            // links and makes them unreachable. Fill the free slots with the nearest pruned.
+            let room = max - kept.len();
+            kept.extend(pruned.into_iter().take(room));
+        }
+        kept
+    }
+
+    /// Links node `id` (whose vector is `vectors.get(id)`) into the graph. Safe to call from
+    /// many threads for different nodes; `grow` must have made room for `id`.
+    pub fn insert(&self, space: Space<'_>, id: u32) {
+        let Space { vectors, dist } = space;
+        if self.is_linked(id) {
+            return;
+        }
+        let level = self.random_level(id);
+        let q = vectors.get(id as usize);
+        {
+            let mut up = self.upper[id as usize].lock();
+            *up = vec![Vec::new(); level];
+        }
+        // A node above the current top holds the entry lock for its whole insertion, so that
+        // the entry point changes only once it is fully linked.
+        let mut guard = self.entry.lock();
+        if !guard.set {
+            guard.set = true;
+            guard.node = id;
+            guard.level = level;
+            self.levels[id as usize].store(level as u8, Release);
+            return;
+        }
+        let (ep_node, top) = (guard.node, guard.level);
+        let held = if level > top {
+            Some(guard)
+        } else {
+            drop(guard);
+            None
+        };
+        let mut cur = Scored {
+            dist: dist(q, vectors.get(ep_node as usize)),
+            id: ep_node,
+        };
+        for l in (level + 1..=top).rev() {
+            cur = self.greedy(space, q, cur, l);
+        }
+        let mut eps = vec![cur];
+        for l in (0..=level.min(top)).rev() {
+            let found = self.search_layer(space, q, &eps, self.params.ef_construct, l, &AdmitAll);
+            let found: Vec<Scored> = found.into_iter().filter(|s| s.id != id).collect();
+            let links = self.select(space, &found, self.params.m);
+            {
+                let mut up = self.upper[id as usize].lock();
+                self.write_links(id, l, &mut up, &links);
+            }
+            for &n in &links {
+                self.add_link(space, n, id, l);
+            }
+            if !found.is_empty() {
+                eps = found;
+            }
+        }
+        self.levels[id as usize].store(level as u8, Release);
+        if let Some(mut guard) = held {
+            guard.node = id;
+            guard.level = level;
+        }
+    }
+
+    /// Adds `new` to `node`'s list at `level`, pruning with the heuristic when full.
+    fn add_link(&self, space: Space<'_>, node: u32, new: u32, level: usize) {
+        let Space { vectors, dist } = space;
+        let max = self.max_links(level);
+        let mut up = self.upper[node as usize].lock();
+        let mut current = Vec::with_capacity(max + 1);
+        if level == 0 {
+            self.neighbours0(node, &mut current);
+        } else if let Some(list) = up.get(level - 1) {
+            current.extend_from_slice(list);
+        } else {
+            return;
+        }
+        if current.contains(&new) {
+            return;
+        }
+        if current.len() < max {
+            current.push(new);
+            self.write_links(node, level, &mut up, &current);
+            return;
+        }
+        let base = vectors.get(node as usize);
+        let mut scored: Vec<Scored> = current
+            .iter()
+            .chain(std::iter::once(&new))
+            .map(|&c| Scored {
+                dist: dist(base, vectors.get(c as usize)),
+                id: c,
+            })
+            .collect();
+        scored.sort_unstable();
+        let kept = self.select(space, &scored, max);
+        self.write_links(node, level, &mut up, &kept);
+    }
+
+    /// The entry point and top level, if the graph has nodes.
+    fn entry_point(&self) -> Option<(u32, usize)> {
+        let e = self.entry.lock();
+        e.set.then_some((e.node, e.level))
+    }
+
+    /// The `k` nearest admitted nodes to `q` with beam width `ef` (≥ k), nearest first.
+    pub fn search<A: Admit>(
+        &self,
+        space: Space<'_>,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        admit: &A,
+    ) -> Vec<Scored> {
+        let Space { vectors, dist } = space;
+        let Some((ep, top)) = self.entry_point() else {
+            return Vec::new();
+        };
+        let mut cur = Scored {
+            dist: dist(q, vectors.get(ep as usize)),
+            id: ep,
+        };
+        for l in (1..=top).rev() {
+            cur = self.greedy(space, q, cur, l);
+        }
+        let mut found = self.search_layer(space, q, &[cur], ef.max(k), 0, admit);
+        found.truncate(k);
+        found
+    }
+}

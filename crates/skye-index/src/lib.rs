@@ -1,0 +1,20 @@
+//! Skye's embedded vector engine.
+//!
+//! Synchronous by design: no async runtime, no transport. Callers on an async runtime run
+//! searches and builds on a blocking pool.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod collection;
+pub mod distance;
+pub mod error;
+pub mod filter;
+pub mod flat;
+pub mod hnsw;
+pub mod payload;
+pub mod vectors;
+
+pub use collection::{Collection, CollectionConfig, CollectionInfo, Hit, Point, SearchRequest};
+pub use distance::Metric;
+pub use error::IndexError;
+pub use filter::{Condition, Filter};
+pub use payload::{GeoPoint, Value};

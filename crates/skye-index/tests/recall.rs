@@ -1,0 +1,179 @@
+//! HNSW recall against exact search, with fixed seeds and explicit thresholds.
+
+use skye_index::{
+    Collection, CollectionConfig, Condition, Filter, Metric, Point, SearchRequest, Value,
+};
+
+/// xorshift64*: deterministic data without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn gauss(&mut self) -> f32 {
+        // Sum of uniforms: close enough to normal for clustered test data.
+        (0..6).map(|_| self.unit()).sum::<f32>() - 3.0
+    }
+}
+
+const N: usize = 12_000;
+const DIM: usize = 24;
+const QUERIES: usize = 150;
+const K: usize = 10;
+
+fn centers(rng: &mut Rng) -> Vec<Vec<f32>> {
+    (0..40)
+        .map(|_| (0..DIM).map(|_| rng.gauss() * 3.0).collect())
+        .collect()
+}
+
+/// Points (and queries) around shared cluster centres.
+fn clustered(rng: &mut Rng, centers: &[Vec<f32>], n: usize) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|_| {
+            let c = &centers[(rng.next() % centers.len() as u64) as usize];
+            c.iter().map(|x| x + rng.gauss()).collect()
+        })
+        .collect()
+}
+
+fn build(metric: Metric, rng: &mut Rng) -> (Collection, Vec<Vec<f32>>) {
+    let mut config = CollectionConfig::new(DIM, metric);
+    config.hnsw.m = 16;
+    config.hnsw.ef_construct = 100;
+    config.ef = 64;
+    let collection = Collection::new(config);
+    let centers = centers(rng);
+    let vectors = clustered(rng, &centers, N);
+    let points = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Point {
+            id: format!("item-{i}"),
+            vector: v.clone(),
+            payload: vec![
+                ("bucket10".to_string(), Value::Integer((i % 10) as i64)),
+                ("bucket100".to_string(), Value::Integer((i % 100) as i64)),
+            ],
+        })
+        .collect();
+    collection.upsert(points).unwrap();
+    assert_eq!(collection.index_pending(), N);
+    let info = collection.info();
+    assert_eq!((info.points, info.indexed_points), (N, N));
+    (collection, clustered(rng, &centers, QUERIES))
+}
+
+fn recall(collection: &Collection, queries: &[Vec<f32>], filter: Option<&Filter>) -> f64 {
+    let mut hit = 0;
+    let mut total = 0;
+    for q in queries {
+        let approx = collection
+            .search(&SearchRequest {
+                vector: q,
+                limit: K,
+                filter,
+                ..Default::default()
+            })
+            .unwrap();
+        let exact = collection
+            .search(&SearchRequest {
+                vector: q,
+                limit: K,
+                filter,
+                exact: true,
+                ..Default::default()
+            })
+            .unwrap();
+        total += exact.len();
+        hit += approx
+            .iter()
+            .filter(|h| exact.iter().any(|e| e.id == h.id))
+            .count();
+        assert_eq!(approx.len(), exact.len(), "as many hits as exist");
+    }
+    hit as f64 / total as f64
+}
+
+fn in_filter(field: &str, value: i64) -> Filter {
+    Filter {
+        must: vec![Condition::Match {
+            field: field.into(),
+            any: vec![Value::Integer(value)],
+        }],
+        must_not: vec![],
+    }
+}
+
+#[test]
+fn recall_at_10_holds_unfiltered_and_under_10_and_1_percent_filters() {
+    for (metric, seed) in [
+        (Metric::Euclidean, 7),
+        (Metric::Cosine, 11),
+        (Metric::Dot, 13),
+    ] {
+        let mut rng = Rng(seed);
+        let (collection, queries) = build(metric, &mut rng);
+        let unfiltered = recall(&collection, &queries, None);
+        let ten = recall(&collection, &queries, Some(&in_filter("bucket10", 3)));
+        let one = recall(&collection, &queries, Some(&in_filter("bucket100", 7)));
+        println!("{metric:?}: recall@10 unfiltered {unfiltered:.4}, 10% {ten:.4}, 1% {one:.4}");
+        assert!(
+            unfiltered >= 0.95,
+            "{metric:?} unfiltered recall {unfiltered}"
+        );
+        assert!(ten >= 0.95, "{metric:?} 10% filter recall {ten}");
+        assert!(one >= 0.95, "{metric:?} 1% filter recall {one}");
+    }
+}
+
+#[test]
+fn filtered_results_all_match_and_tombstones_never_return() {
+    let mut rng = Rng(99);
+    let (collection, queries) = build(Metric::Euclidean, &mut rng);
+    let filter = in_filter("bucket10", 4);
+    for q in queries.iter().take(20) {
+        let hits = collection
+            .search(&SearchRequest {
+                vector: q,
+                limit: K,
+                filter: Some(&filter),
+                with_payload: &["bucket10".to_string()],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(hits.len(), K);
+        assert!(
+            hits.iter()
+                .all(|h| h.payload == vec![("bucket10".to_string(), Value::Integer(4))])
+        );
+    }
+    let q = &queries[0];
+    let before = collection
+        .search(&SearchRequest {
+            vector: q,
+            limit: K,
+            ..Default::default()
+        })
+        .unwrap();
+    let gone: Vec<String> = before.iter().take(5).map(|h| h.id.clone()).collect();
+    assert_eq!(collection.delete(&gone), 5);
+    let after = collection
+        .search(&SearchRequest {
+            vector: q,
+            limit: K,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(after.len(), K);
+    assert!(after.iter().all(|h| !gone.contains(&h.id)));
+    assert_eq!(collection.info().points, N - 5);
+    assert_eq!(collection.info().indexed_points, N - 5);
+}
