@@ -110,27 +110,27 @@ pub struct CollectionInfo {
     pub memory_bytes: usize,
 }
 
-struct Inner {
-    vectors: Vectors,
-    ids: Vec<String>,
-    index_of: HashMap<String, u32>,
-    payloads: Vec<Payload>,
-    fields: Fields,
-    deleted: Vec<bool>,
-    live: usize,
-    graph: Hnsw,
+pub(crate) struct Inner {
+    pub(crate) vectors: Vectors,
+    pub(crate) ids: Vec<String>,
+    pub(crate) index_of: HashMap<String, u32>,
+    pub(crate) payloads: Vec<Payload>,
+    pub(crate) fields: Fields,
+    pub(crate) deleted: Vec<bool>,
+    pub(crate) live: usize,
+    pub(crate) graph: Hnsw,
     /// Ids `[0, linked)` are linked into the graph.
-    linked: AtomicUsize,
+    pub(crate) linked: AtomicUsize,
     /// Live points among `[0, linked)`.
-    linked_live: AtomicUsize,
+    pub(crate) linked_live: AtomicUsize,
 }
 
 /// A searchable, updatable set of points.
 pub struct Collection {
-    config: RwLock<CollectionConfig>,
-    dist: DistanceFn,
-    inner: RwLock<Inner>,
-    indexing: Mutex<()>,
+    pub(crate) config: RwLock<CollectionConfig>,
+    pub(crate) dist: DistanceFn,
+    pub(crate) inner: RwLock<Inner>,
+    pub(crate) indexing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -235,15 +235,18 @@ impl Collection {
         Ok(())
     }
 
+    /// Checks a batch without writing it.
+    pub fn validate(&self, points: &[Point]) -> Result<(), IndexError> {
+        let dim = self.dim();
+        points
+            .iter()
+            .try_for_each(|p| self.check_vector(&p.id, &p.vector, dim))
+    }
+
     /// Inserts or replaces points. All-or-nothing: one invalid point rejects the batch.
     pub fn upsert(&self, points: Vec<Point>) -> Result<usize, IndexError> {
-        let (dim, metric) = {
-            let c = self.config.read();
-            (c.dim, c.metric)
-        };
-        for p in &points {
-            self.check_vector(&p.id, &p.vector, dim)?;
-        }
+        self.validate(&points)?;
+        let metric = self.metric();
         let mut inner = self.inner.write();
         let new_total = inner.ids.len() + points.len();
         if new_total > MAX_POINTS {

@@ -11,6 +11,7 @@ pub mod filter;
 pub mod flat;
 pub mod hnsw;
 pub mod payload;
+pub mod persist;
 pub mod vectors;
 
 pub use collection::{Collection, CollectionConfig, CollectionInfo, Hit, Point, SearchRequest};
@@ -18,3 +19,4 @@ pub use distance::Metric;
 pub use error::IndexError;
 pub use filter::{Condition, Filter};
 pub use payload::{GeoPoint, Value};
+pub use persist::{DurableCollection, Recovery};

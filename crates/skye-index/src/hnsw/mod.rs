@@ -507,4 +507,85 @@ impl Hnsw {
         found.truncate(k);
         found
     }
+
+    /// Layer-0 link slots (count, ids) of node `id`, for snapshots.
+    pub(crate) fn l0_slots(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
+        let base = self.l0_base(id);
+        self.l0[base..base + self.m0 + 1]
+            .iter()
+            .map(|a| a.load(Acquire))
+    }
+
+    /// Stored level of node `id` (`u8::MAX` when unlinked).
+    pub(crate) fn level_of(&self, id: u32) -> u8 {
+        self.levels[id as usize].load(Acquire)
+    }
+
+    /// Upper-layer lists of node `id`.
+    pub(crate) fn upper_of(&self, id: u32) -> Vec<Vec<u32>> {
+        self.upper[id as usize].lock().clone()
+    }
+
+    pub(crate) fn entry_of(&self) -> Option<(u32, usize)> {
+        self.entry_point()
+    }
+
+    /// Slots per node in the layer-0 array.
+    pub(crate) fn l0_stride(&self) -> usize {
+        self.m0 + 1
+    }
+
+    /// Restores node `id` from a snapshot; ids are checked against the capacity.
+    pub(crate) fn restore_node(
+        &self,
+        id: u32,
+        level: u8,
+        l0: &[u32],
+        upper: Vec<Vec<u32>>,
+    ) -> Result<(), String> {
+        let cap = self.capacity() as u32;
+        if l0.len() != self.m0 + 1 || l0[0] as usize > self.m0 {
+            return Err(format!("node {id}: bad layer-0 list"));
+        }
+        if l0[1..]
+            .iter()
+            .chain(upper.iter().flatten())
+            .any(|&n| n >= cap)
+        {
+            return Err(format!("node {id}: link out of range"));
+        }
+        if level != UNLINKED && upper.len() != usize::from(level) {
+            return Err(format!(
+                "node {id}: {} upper lists for level {level}",
+                upper.len()
+            ));
+        }
+        let base = self.l0_base(id);
+        for (slot, v) in self.l0[base..base + self.m0 + 1].iter().zip(l0) {
+            slot.store(*v, Relaxed);
+        }
+        *self.upper[id as usize].lock() = upper;
+        self.levels[id as usize].store(level, Release);
+        Ok(())
+    }
+
+    pub(crate) fn restore_entry(&self, entry: Option<(u32, usize)>) {
+        let mut e = self.entry.lock();
+        match entry {
+            Some((node, level)) => {
+                *e = Entry {
+                    node,
+                    level,
+                    set: true,
+                }
+            }
+            None => {
+                *e = Entry {
+                    node: 0,
+                    level: 0,
+                    set: false,
+                }
+            }
+        }
+    }
 }
