@@ -20,12 +20,17 @@ use crate::distance::{DistanceFn, Kernels, Metric, normalize};
 use crate::error::IndexError;
 use crate::filter::{CompiledFilter, Filter};
 use crate::flat;
-use crate::hnsw::{Hnsw, HnswParams, Scored, Space};
+use crate::hnsw::{Admit, Exact, Hnsw, HnswParams, Quantized, QueryDist, Scored, Space};
 use crate::payload::{FieldId, Fields, Payload, Value};
+use crate::quant::{QuantKernels, Quantizer};
 use crate::vectors::Vectors;
 
 /// Points linked per step of [`Collection::index_pending`] (writers wait at most one step).
 const INDEX_STEP: usize = 8 * 1024;
+/// Candidates rescored with float vectors per wanted result (SQ8 traversal).
+const RESCORE_FACTOR: usize = 4;
+/// Least candidates rescored.
+const RESCORE_MIN: usize = 40;
 /// Points sampled to estimate a filter's selectivity.
 const SAMPLE: usize = 512;
 /// Upper bound on internal ids.
@@ -45,6 +50,9 @@ pub struct CollectionConfig {
     pub exact_below: usize,
     /// Filters estimated to keep less than this fraction of points are searched exactly.
     pub filtered_exact_fraction: f64,
+    /// Walk the graph on SQ8 codes and rescore with the float vectors (DOT, COSINE,
+    /// EUCLIDEAN; ignored for MANHATTAN).
+    pub quantization: bool,
 }
 
 impl CollectionConfig {
@@ -57,6 +65,7 @@ impl CollectionConfig {
             indexing_threshold: 10_000,
             exact_below: 2_000,
             filtered_exact_fraction: 0.05,
+            quantization: true,
         }
     }
 }
@@ -123,12 +132,21 @@ pub(crate) struct Inner {
     pub(crate) linked: AtomicUsize,
     /// Live points among `[0, linked)`.
     pub(crate) linked_live: AtomicUsize,
+    /// SQ8 codes of rows `[0, rows)`, fitted when indexing first runs.
+    pub(crate) quant: RwLock<Option<QuantState>>,
+}
+
+pub(crate) struct QuantState {
+    quantizer: Quantizer,
+    codes: Vec<u8>,
+    rows: usize,
 }
 
 /// A searchable, updatable set of points.
 pub struct Collection {
     pub(crate) config: RwLock<CollectionConfig>,
     pub(crate) dist: DistanceFn,
+    pub(crate) qkernels: QuantKernels,
     pub(crate) inner: RwLock<Inner>,
     pub(crate) indexing: Mutex<()>,
 }
@@ -150,21 +168,11 @@ impl Collection {
     /// A collection using specific kernels (benchmarks compare instruction sets).
     pub fn with_kernels(config: CollectionConfig, kernels: &Kernels) -> Self {
         let dist = kernels.distance(config.metric);
-        let inner = Inner {
-            vectors: Vectors::new(config.dim),
-            ids: Vec::new(),
-            index_of: HashMap::new(),
-            payloads: Vec::new(),
-            fields: Fields::default(),
-            deleted: Vec::new(),
-            live: 0,
-            graph: Hnsw::new(config.hnsw, config.metric != Metric::Dot),
-            linked: AtomicUsize::new(0),
-            linked_live: AtomicUsize::new(0),
-        };
+        let inner = Inner::empty(&config);
         Collection {
             config: RwLock::new(config),
             dist,
+            qkernels: QuantKernels::detect(),
             inner: RwLock::new(inner),
             indexing: Mutex::new(()),
         }
@@ -368,6 +376,10 @@ impl Collection {
             if start >= end {
                 return total;
             }
+            if self.config.read().quantization {
+                // Codes first: a node is reachable as soon as it is linked.
+                inner.encode_codes(end);
+            }
             let Inner {
                 graph,
                 vectors,
@@ -387,6 +399,42 @@ impl Collection {
             inner.linked.store(end, Ordering::Release);
             total += end - start;
         }
+    }
+
+    /// Drops tombstones: copies the live points into fresh storage (writers wait for the copy),
+    /// then relinks them. Until the graph is rebuilt, searches scan the unlinked points exactly,
+    /// so results stay correct throughout. Returns the slots reclaimed.
+    pub fn compact(&self) -> usize {
+        let reclaimed = {
+            let config = self.config();
+            let mut inner = self.inner.write();
+            let reclaimed = inner.ids.len() - inner.live;
+            if reclaimed == 0 {
+                return 0;
+            }
+            let mut fresh = Inner::empty(&config);
+            fresh.fields = inner.fields.clone();
+            fresh.vectors.reserve(inner.live);
+            for i in 0..inner.ids.len() {
+                if inner.deleted[i] {
+                    continue;
+                }
+                let slot = fresh.ids.len() as u32;
+                fresh.vectors.push(inner.vectors.get(i));
+                fresh.payloads.push(std::mem::take(&mut inner.payloads[i]));
+                let id = std::mem::take(&mut inner.ids[i]);
+                fresh.index_of.insert(id.clone(), slot);
+                fresh.ids.push(id);
+                fresh.deleted.push(false);
+            }
+            fresh.live = fresh.ids.len();
+            let n = fresh.live;
+            fresh.graph.grow(n);
+            *inner = fresh;
+            reclaimed
+        };
+        self.index_pending();
+        reclaimed
     }
 
     /// Links pending points if indexing is due. Returns the points linked.
@@ -450,16 +498,11 @@ impl Collection {
             let base_ef = req.ef.unwrap_or(config.ef).max(wanted);
             let boost = (1.0 / fraction.max(1e-9)).min(20.0);
             let ef = ((base_ef as f64) * boost).ceil() as usize;
-            let mut hits = inner.graph.search(
-                Space {
-                    vectors: &inner.vectors,
-                    dist: self.dist,
-                },
-                &q,
-                wanted,
-                ef,
-                &admit,
-            );
+            let space = Space {
+                vectors: &inner.vectors,
+                dist: self.dist,
+            };
+            let mut hits = self.graph_search(&inner, &config, space, &q, wanted, ef, &admit);
             if linked < n {
                 hits.extend(flat::search(
                     &inner.vectors,
@@ -469,7 +512,7 @@ impl Collection {
                     linked..n,
                     &admit,
                 ));
-                hits.sort_unstable();
+                hits.sort_unstable_by(|a, b| a.dist.total_cmp(&b.dist).then(a.id.cmp(&b.id)));
                 hits.dedup_by_key(|s| s.id);
             }
             hits
@@ -483,7 +526,101 @@ impl Collection {
     }
 }
 
+impl Collection {
+    /// Graph search: on SQ8 codes with exact rescoring when codes exist, else exact.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private call site; a struct would only rename the list"
+    )]
+    fn graph_search<A: Admit>(
+        &self,
+        inner: &Inner,
+        config: &CollectionConfig,
+        space: Space<'_>,
+        q: &[f32],
+        wanted: usize,
+        ef: usize,
+        admit: &A,
+    ) -> Vec<Scored> {
+        if config.quantization {
+            let quant = inner.quant.read();
+            if let Some(state) = quant.as_ref()
+                && let Some(query) = state.quantizer.query(q, config.metric)
+            {
+                let qd = Quantized {
+                    query: &query,
+                    codes: &state.codes,
+                    stride: state.quantizer.stride(),
+                    kernels: &self.qkernels,
+                };
+                let mut found = inner.graph.search_with(&qd, ef.max(wanted), admit);
+                // Only the head of the approximate ranking can hold the true top `wanted`;
+                // rescoring all `ef` candidates would cost `ef` random reads of float rows.
+                found.truncate(wanted.saturating_mul(RESCORE_FACTOR).max(RESCORE_MIN));
+                let exact = Exact { q, space };
+                found.iter().for_each(|s| exact.prefetch(s.id));
+                found.iter_mut().for_each(|s| s.dist = exact.dist(s.id));
+                found.sort_unstable();
+                found.truncate(wanted);
+                return found;
+            }
+        }
+        inner.graph.search(space, q, wanted, ef, admit)
+    }
+
+    /// Re-derives SQ8 codes for every linked row (after loading a snapshot).
+    pub(crate) fn refresh_codes(&self) {
+        let inner = self.inner.read();
+        let linked = inner.linked.load(Ordering::Acquire);
+        if self.config.read().quantization && linked > 0 {
+            inner.encode_codes(linked);
+        }
+    }
+}
+
 impl Inner {
+    fn empty(config: &CollectionConfig) -> Inner {
+        Inner {
+            vectors: Vectors::new(config.dim),
+            ids: Vec::new(),
+            index_of: HashMap::new(),
+            payloads: Vec::new(),
+            fields: Fields::default(),
+            deleted: Vec::new(),
+            live: 0,
+            graph: Hnsw::new(config.hnsw, config.metric != Metric::Dot),
+            linked: AtomicUsize::new(0),
+            linked_live: AtomicUsize::new(0),
+            quant: RwLock::new(None),
+        }
+    }
+
+    /// Makes sure rows `[0, upto)` have codes, fitting the quantizer on every row present the
+    /// first time (a bulk load is complete by then; later outliers are clamped, and the final
+    /// ranking is rescored exactly anyway).
+    fn encode_codes(&self, upto: usize) {
+        let mut quant = self.quant.write();
+        if quant.is_none() {
+            let Some(quantizer) = Quantizer::fit(self.vectors.as_slice(), self.vectors.dim())
+            else {
+                return;
+            };
+            *quant = Some(QuantState {
+                codes: Vec::with_capacity(upto * quantizer.stride()),
+                quantizer,
+                rows: 0,
+            });
+        }
+        if let Some(state) = quant.as_mut() {
+            for row in state.rows..upto {
+                state
+                    .quantizer
+                    .encode_into(self.vectors.get(row), &mut state.codes);
+            }
+            state.rows = state.rows.max(upto);
+        }
+    }
+
     fn tombstone(&mut self, slot: u32) {
         let i = slot as usize;
         if !self.deleted[i] {

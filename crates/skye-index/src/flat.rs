@@ -32,7 +32,7 @@ fn top_k<A: Admit>(
     let mut bound = f32::INFINITY;
     for i in rows {
         let id = i as u32;
-        let d = dist(q, vectors.get(i));
+        let d = dist.eval(q, vectors.get(i));
         if (heap.len() < k || d < bound) && admit.admit(id) {
             heap.push(Scored { dist: d, id });
             if heap.len() > k {

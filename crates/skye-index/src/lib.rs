@@ -20,3 +20,4 @@ pub use error::IndexError;
 pub use filter::{Condition, Filter};
 pub use payload::{GeoPoint, Value};
 pub use persist::{DurableCollection, Recovery};
+pub mod quant;

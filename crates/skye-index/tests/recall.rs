@@ -176,4 +176,40 @@ fn filtered_results_all_match_and_tombstones_never_return() {
     assert!(after.iter().all(|h| !gone.contains(&h.id)));
     assert_eq!(collection.info().points, N - 5);
     assert_eq!(collection.info().indexed_points, N - 5);
+
+    // Compaction reclaims the tombstones and rebuilds the graph; exact answers do not change
+    // and the rebuilt graph still finds them.
+    let exact = |c: &Collection| {
+        c.search(&SearchRequest {
+            vector: q,
+            limit: K,
+            exact: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect::<Vec<_>>()
+    };
+    let before_compaction = exact(&collection);
+    assert_eq!(collection.compact(), 5);
+    let info = collection.info();
+    assert_eq!(
+        (info.points, info.indexed_points, info.tombstones),
+        (N - 5, N - 5, 0)
+    );
+    assert_eq!(exact(&collection), before_compaction);
+    let approx = collection
+        .search(&SearchRequest {
+            vector: q,
+            limit: K,
+            ..Default::default()
+        })
+        .unwrap();
+    let found = approx
+        .iter()
+        .filter(|h| before_compaction.contains(&h.id))
+        .count();
+    assert!(found >= 8, "rebuilt graph finds {found}/10");
+    assert!(approx.iter().all(|h| !gone.contains(&h.id)));
 }

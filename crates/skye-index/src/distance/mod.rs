@@ -16,7 +16,30 @@ pub mod x86;
 use std::sync::OnceLock;
 
 /// A distance or similarity between two equally long vectors.
-pub type DistanceFn = fn(&[f32], &[f32]) -> f32;
+pub type KernelFn = fn(&[f32], &[f32]) -> f32;
+
+/// The internal distance of a metric on this CPU: one indirect call straight into the
+/// kernel (no wrapper), like hnswlib's distance function pointer.
+#[derive(Clone, Copy)]
+pub struct DistanceFn {
+    f: unsafe fn(&[f32], &[f32]) -> f32,
+}
+
+impl std::fmt::Debug for DistanceFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DistanceFn")
+    }
+}
+
+impl DistanceFn {
+    /// Distance between `a` and `b` (lower is better).
+    #[inline(always)]
+    pub fn eval(self, a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: `f` is either a safe portable function or a kernel whose target features
+        // `Kernels::for_level` confirmed at runtime before handing it out.
+        unsafe { (self.f)(a, b) }
+    }
+}
 
 /// How vectors are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,10 +62,12 @@ pub enum SimdLevel {
 #[derive(Debug, Clone, Copy)]
 pub struct Kernels {
     pub level: SimdLevel,
-    pub dot: DistanceFn,
-    pub l2sq: DistanceFn,
-    pub l1: DistanceFn,
-    neg_dot: DistanceFn,
+    pub dot: KernelFn,
+    pub l2sq: KernelFn,
+    pub l1: KernelFn,
+    raw_neg_dot: unsafe fn(&[f32], &[f32]) -> f32,
+    raw_l2sq: unsafe fn(&[f32], &[f32]) -> f32,
+    raw_l1: unsafe fn(&[f32], &[f32]) -> f32,
 }
 
 fn neg_dot_scalar(a: &[f32], b: &[f32]) -> f32 {
@@ -55,7 +80,9 @@ pub const SCALAR: Kernels = Kernels {
     dot: scalar::dot,
     l2sq: scalar::l2sq,
     l1: scalar::l1,
-    neg_dot: neg_dot_scalar,
+    raw_neg_dot: neg_dot_scalar,
+    raw_l2sq: scalar::l2sq,
+    raw_l1: scalar::l1,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -67,9 +94,6 @@ mod dispatch {
     fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         unsafe { x86::dot_avx2(a, b) }
     }
-    fn neg_dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        -unsafe { x86::dot_avx2(a, b) }
-    }
     fn l2sq_avx2(a: &[f32], b: &[f32]) -> f32 {
         unsafe { x86::l2sq_avx2(a, b) }
     }
@@ -78,9 +102,6 @@ mod dispatch {
     }
     fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
         unsafe { x86::dot_avx512(a, b) }
-    }
-    fn neg_dot_avx512(a: &[f32], b: &[f32]) -> f32 {
-        -unsafe { x86::dot_avx512(a, b) }
     }
     fn l2sq_avx512(a: &[f32], b: &[f32]) -> f32 {
         unsafe { x86::l2sq_avx512(a, b) }
@@ -94,14 +115,18 @@ mod dispatch {
         dot: dot_avx2,
         l2sq: l2sq_avx2,
         l1: l1_avx2,
-        neg_dot: neg_dot_avx2,
+        raw_neg_dot: x86::neg_dot_avx2,
+        raw_l2sq: x86::l2sq_avx2,
+        raw_l1: x86::l1_avx2,
     };
     pub const AVX512: Kernels = Kernels {
         level: SimdLevel::Avx512,
         dot: dot_avx512,
         l2sq: l2sq_avx512,
         l1: l1_avx512,
-        neg_dot: neg_dot_avx512,
+        raw_neg_dot: x86::neg_dot_avx512,
+        raw_l2sq: x86::l2sq_avx512,
+        raw_l1: x86::l1_avx512,
     };
 
     pub fn available(level: SimdLevel) -> bool {
@@ -148,11 +173,12 @@ impl Kernels {
 
     /// The internal distance (lower is better) of `metric`.
     pub fn distance(&self, metric: Metric) -> DistanceFn {
-        match metric {
-            Metric::Dot | Metric::Cosine => self.neg_dot,
-            Metric::Euclidean => self.l2sq,
-            Metric::Manhattan => self.l1,
-        }
+        let f = match metric {
+            Metric::Dot | Metric::Cosine => self.raw_neg_dot,
+            Metric::Euclidean => self.raw_l2sq,
+            Metric::Manhattan => self.raw_l1,
+        };
+        DistanceFn { f }
     }
 }
 
@@ -215,7 +241,9 @@ mod tests {
                 prop_assert!(close((k.dot)(&a, &b), scalar::dot(&a, &b), magnitude), "{:?} dot", k.level);
                 prop_assert!(close((k.l2sq)(&a, &b), scalar::l2sq(&a, &b), magnitude), "{:?} l2sq", k.level);
                 prop_assert!(close((k.l1)(&a, &b), scalar::l1(&a, &b), magnitude), "{:?} l1", k.level);
-                prop_assert!(close((k.distance(Metric::Dot))(&a, &b), -scalar::dot(&a, &b), magnitude));
+                prop_assert!(close(k.distance(Metric::Dot).eval(&a, &b), -scalar::dot(&a, &b), magnitude));
+                prop_assert!(close(k.distance(Metric::Euclidean).eval(&a, &b), scalar::l2sq(&a, &b), magnitude));
+                prop_assert!(close(k.distance(Metric::Manhattan).eval(&a, &b), scalar::l1(&a, &b), magnitude));
             }
         }
     }

