@@ -20,13 +20,16 @@ for component in rustfmt clippy; do
   fi
 done
 
-# System packages (Debian names). None are needed by the current build; the list grows with the
-# gRPC API (protobuf-compiler) and the scale-out services.
-packages=()
+# System packages (Debian names): protoc generates the gRPC types (crates/skye-proto).
+packages=(protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+if [ "${#missing[@]}" -gt 0 ] && ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup: missing ${missing[*]} and no apt-get here; install them with your package manager" >&2
+  exit 1
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
