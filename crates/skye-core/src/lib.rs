@@ -10,5 +10,6 @@ pub mod registration;
 pub mod settings;
 pub mod snapshot;
 pub mod tree;
+pub mod vector_store;
 
 pub use error::{ErrorCode, FieldError, HasErrorCode, ValidationErrors};

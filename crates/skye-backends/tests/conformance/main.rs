@@ -4,3 +4,4 @@
 //! reachable (`.ci/run` starts them) and print `SKIPPED` loudly otherwise.
 
 mod config_store;
+mod vector_store;

@@ -1,0 +1,371 @@
+//! The embedded vector store: one durable skye-index collection per directory under
+//! `<data_dir>/collections/`. Searches and writes run on the blocking pool; indexing runs in
+//! the background when a collection's threshold says it is due.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use skye_core::domain::{DistanceFunction, names};
+use skye_core::vector_store::{
+    CollectionInfo, CollectionSpec, Condition, PayloadValue, ScoredPoint, SearchFilter,
+    SearchQuery, VectorPoint, VectorRead, VectorStore, VectorStoreError,
+};
+use skye_index::{CollectionConfig, DurableCollection, IndexError, Metric};
+
+struct Handle {
+    durable: DurableCollection,
+    indexing: AtomicBool,
+}
+
+/// Collections kept under one directory.
+pub struct EmbeddedVectorStore {
+    dir: PathBuf,
+    collections: RwLock<HashMap<String, Arc<Handle>>>,
+}
+
+impl std::fmt::Debug for EmbeddedVectorStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedVectorStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn index_error(e: IndexError) -> VectorStoreError {
+    if e.is_client_error() {
+        VectorStoreError::InvalidArgument(e.to_string())
+    } else {
+        VectorStoreError::Internal(e.to_string())
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> VectorStoreError {
+    VectorStoreError::Internal(format!("vector store task failed: {e}"))
+}
+
+fn metric(d: DistanceFunction) -> Metric {
+    match d {
+        DistanceFunction::Dot => Metric::Dot,
+        DistanceFunction::Cosine => Metric::Cosine,
+        DistanceFunction::Euclidean => Metric::Euclidean,
+        DistanceFunction::Manhattan => Metric::Manhattan,
+    }
+}
+
+impl EmbeddedVectorStore {
+    /// Opens every collection under `dir` (recovering each from its snapshot and WAL).
+    pub fn open(dir: &Path) -> Result<Self, VectorStoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| VectorStoreError::Internal(format!("{}: {e}", dir.display())))?;
+        let mut collections = HashMap::new();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| VectorStoreError::Internal(format!("{}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if !path.is_dir() || !DurableCollection::exists(&path) {
+                continue;
+            }
+            let (durable, recovery) = DurableCollection::open(&path).map_err(index_error)?;
+            if recovery.discarded_bytes > 0 {
+                tracing::warn!(collection = %name, bytes = recovery.discarded_bytes, "discarded an unacknowledged WAL tail");
+            }
+            durable.collection().maybe_index();
+            collections.insert(
+                name,
+                Arc::new(Handle {
+                    durable,
+                    indexing: AtomicBool::new(false),
+                }),
+            );
+        }
+        Ok(EmbeddedVectorStore {
+            dir: dir.to_path_buf(),
+            collections: RwLock::new(collections),
+        })
+    }
+
+    fn handle(&self, name: &str) -> Result<Arc<Handle>, VectorStoreError> {
+        self.collections
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| VectorStoreError::CollectionNotFound(name.to_string()))
+    }
+
+    /// Links pending points in the background when the threshold says so (one task at a time).
+    fn schedule_indexing(handle: &Arc<Handle>) {
+        if !handle.durable.collection().indexing_due()
+            || handle.indexing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let handle = handle.clone();
+        tokio::task::spawn_blocking(move || {
+            let linked = handle.durable.collection().index_pending();
+            handle.indexing.store(false, Ordering::Release);
+            tracing::debug!(linked, "indexed pending points");
+        });
+    }
+}
+
+/// Typed payload → engine value.
+pub(crate) fn to_value(v: &PayloadValue) -> skye_index::Value {
+    match v {
+        PayloadValue::Keyword(s) => skye_index::Value::Keyword(s.clone()),
+        PayloadValue::Integer(i) => skye_index::Value::Integer(*i),
+        PayloadValue::Float(f) => skye_index::Value::Float(*f),
+        PayloadValue::Bool(b) => skye_index::Value::Bool(*b),
+        PayloadValue::Geo(lat, lon) => skye_index::Value::Geo(skye_index::GeoPoint {
+            lat: *lat,
+            lon: *lon,
+        }),
+        PayloadValue::List(items) => skye_index::Value::List(items.iter().map(to_value).collect()),
+    }
+}
+
+fn to_condition(c: &Condition) -> skye_index::Condition {
+    match c {
+        Condition::Match { field, any } => skye_index::Condition::Match {
+            field: field.clone(),
+            any: any.iter().map(to_value).collect(),
+        },
+        Condition::Exists { field } => skye_index::Condition::Exists {
+            field: field.clone(),
+        },
+        Condition::Text { field, query } => skye_index::Condition::Text {
+            field: field.clone(),
+            query: query.clone(),
+        },
+        Condition::Range {
+            field,
+            gt,
+            gte,
+            lt,
+            lte,
+        } => skye_index::Condition::Range {
+            field: field.clone(),
+            gt: *gt,
+            gte: *gte,
+            lt: *lt,
+            lte: *lte,
+        },
+        Condition::GeoRadius {
+            field,
+            lat,
+            lon,
+            radius_m,
+        } => skye_index::Condition::GeoRadius {
+            field: field.clone(),
+            center: skye_index::GeoPoint {
+                lat: *lat,
+                lon: *lon,
+            },
+            radius_m: *radius_m,
+        },
+    }
+}
+
+pub(crate) fn to_filter(f: &SearchFilter) -> skye_index::Filter {
+    skye_index::Filter {
+        must: f.must.iter().map(to_condition).collect(),
+        must_not: f.must_not.iter().map(to_condition).collect(),
+    }
+}
+
+#[async_trait]
+impl VectorRead for EmbeddedVectorStore {
+    async fn search(
+        &self,
+        collection: &str,
+        queries: Vec<SearchQuery>,
+    ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
+        let handle = self.handle(collection)?;
+        tokio::task::spawn_blocking(move || {
+            let c = handle.durable.collection();
+            queries
+                .iter()
+                .map(|q| {
+                    let filter = q.filter.as_ref().map(to_filter);
+                    let req = skye_index::SearchRequest {
+                        vector: &q.vector,
+                        limit: q.limit,
+                        offset: q.offset,
+                        filter: filter.as_ref(),
+                        ef: q.ef,
+                        exact: q.exact,
+                        with_payload: &q.with_payload,
+                        exclude: &q.exclude,
+                    };
+                    let hits = c.search(&req).map_err(index_error)?;
+                    Ok(hits
+                        .into_iter()
+                        .map(|h| ScoredPoint {
+                            id: h.id,
+                            score: h.score,
+                            payload: h
+                                .payload
+                                .into_iter()
+                                .map(|(k, v)| (k, v.render()))
+                                .collect(),
+                        })
+                        .collect())
+                })
+                .collect()
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError> {
+        let info = self.handle(collection)?.durable.collection().info();
+        Ok(CollectionInfo {
+            points_count: info.points as u64,
+            indexed_vectors_count: info.indexed_points as u64,
+            indexing_threshold: info.indexing_threshold,
+        })
+    }
+
+    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
+        let mut names: Vec<String> = self.collections.read().keys().cloned().collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+#[async_trait]
+impl VectorStore for EmbeddedVectorStore {
+    async fn create_collection(&self, spec: CollectionSpec) -> Result<(), VectorStoreError> {
+        names::check_name(&spec.name)
+            .map_err(|m| VectorStoreError::InvalidArgument(format!("collection name {m}")))?;
+        if spec.dimension == 0 {
+            return Err(VectorStoreError::InvalidArgument(
+                "dimension must be positive".into(),
+            ));
+        }
+        if self.collections.read().contains_key(&spec.name) {
+            return Err(VectorStoreError::CollectionExists(spec.name));
+        }
+        let mut config = CollectionConfig::new(spec.dimension as usize, metric(spec.distance));
+        config.hnsw.m = spec.m.clamp(4, 128);
+        config.hnsw.ef_construct = spec.ef_construct.max(config.hnsw.m);
+        config.indexing_threshold = spec.indexing_threshold;
+        let path = self.dir.join(&spec.name);
+        let durable = tokio::task::spawn_blocking(move || DurableCollection::create(&path, config))
+            .await
+            .map_err(join_error)?
+            .map_err(index_error)?;
+        let mut map = self.collections.write();
+        if map.contains_key(&spec.name) {
+            return Err(VectorStoreError::CollectionExists(spec.name));
+        }
+        map.insert(
+            spec.name,
+            Arc::new(Handle {
+                durable,
+                indexing: AtomicBool::new(false),
+            }),
+        );
+        Ok(())
+    }
+
+    async fn delete_collection(&self, collection: &str) -> Result<(), VectorStoreError> {
+        let removed = self.collections.write().remove(collection);
+        if removed.is_some() {
+            let path = self.dir.join(collection);
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path))
+                .await
+                .map_err(join_error)?
+                .map_err(|e| VectorStoreError::Internal(format!("removing {collection}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        collection: &str,
+        points: Vec<VectorPoint>,
+    ) -> Result<(), VectorStoreError> {
+        let handle = self.handle(collection)?;
+        let points = points
+            .into_iter()
+            .map(|p| skye_index::Point {
+                id: p.id,
+                vector: p.vector,
+                payload: p
+                    .payload
+                    .iter()
+                    .map(|(k, v)| (k.clone(), to_value(v)))
+                    .collect(),
+            })
+            .collect();
+        let h = handle.clone();
+        tokio::task::spawn_blocking(move || h.durable.upsert(points))
+            .await
+            .map_err(join_error)?
+            .map_err(index_error)?;
+        Self::schedule_indexing(&handle);
+        Ok(())
+    }
+
+    async fn delete_points(
+        &self,
+        collection: &str,
+        ids: Vec<String>,
+    ) -> Result<(), VectorStoreError> {
+        let handle = self.handle(collection)?;
+        tokio::task::spawn_blocking(move || handle.durable.delete(ids))
+            .await
+            .map_err(join_error)?
+            .map_err(index_error)?;
+        Ok(())
+    }
+
+    async fn set_payload(
+        &self,
+        collection: &str,
+        updates: Vec<(String, BTreeMap<String, PayloadValue>)>,
+    ) -> Result<(), VectorStoreError> {
+        let handle = self.handle(collection)?;
+        tokio::task::spawn_blocking(move || {
+            for (id, fields) in updates {
+                let fields = fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(to_value(v))))
+                    .collect();
+                match handle.durable.set_payload(&id, fields) {
+                    Ok(()) | Err(IndexError::PointNotFound(_)) => {}
+                    Err(e) => return Err(index_error(e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn set_indexing_threshold(
+        &self,
+        collection: &str,
+        threshold: usize,
+    ) -> Result<(), VectorStoreError> {
+        let handle = self.handle(collection)?;
+        let h = handle.clone();
+        tokio::task::spawn_blocking(move || h.durable.set_indexing_threshold(threshold))
+            .await
+            .map_err(join_error)?
+            .map_err(index_error)?;
+        Self::schedule_indexing(&handle);
+        Ok(())
+    }
+}
