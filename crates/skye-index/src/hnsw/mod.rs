@@ -14,16 +14,18 @@ mod visited;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{
-    AtomicU8, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicU8, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::distance::DistanceFn;
 use crate::quant::{QuantKernels, QuantQuery};
 use crate::vectors::{Vectors, prefetch};
 use visited::with_visited;
 
+/// `entry_word` flag: the graph has an entry point.
+const ENTRY_SET: u64 = 1 << 63;
 /// Level of a node that is not (yet) in the graph.
 const UNLINKED: u8 = u8::MAX;
 /// Highest level a node can get.
@@ -94,11 +96,13 @@ pub struct Hnsw {
     level_mult: f64,
     /// `capacity · (m0 + 1)`: per node, count then ids.
     l0: Vec<AtomicU32>,
-    /// Per node: lists of layers 1..=level; the mutex also serialises writes to the node's
-    /// layer-0 links.
-    upper: Vec<Mutex<Vec<Vec<u32>>>>,
+    /// Per node: lists of layers 1..=level; its write lock also serialises writes to the
+    /// node's layer-0 links (searches read layer 0 without it).
+    upper: Vec<RwLock<Vec<Vec<u32>>>>,
     levels: Vec<AtomicU8>,
     entry: Mutex<Entry>,
+    /// Lock-free mirror of `entry` for searches: set bit, level, node.
+    entry_word: AtomicU64,
 }
 
 impl std::fmt::Debug for Hnsw {
@@ -237,6 +241,7 @@ impl Hnsw {
                 level: 0,
                 set: false,
             }),
+            entry_word: AtomicU64::new(0),
         }
     }
 
@@ -255,7 +260,7 @@ impl Hnsw {
             return;
         }
         self.l0.resize_with(n * (self.m0 + 1), || AtomicU32::new(0));
-        self.upper.resize_with(n, || Mutex::new(Vec::new()));
+        self.upper.resize_with(n, || RwLock::new(Vec::new()));
         self.levels.resize_with(n, || AtomicU8::new(UNLINKED));
     }
 
@@ -269,12 +274,12 @@ impl Hnsw {
     /// Bytes used by the links.
     pub fn heap_bytes(&self) -> usize {
         self.l0.capacity() * 4
-            + self.upper.capacity() * std::mem::size_of::<Mutex<Vec<Vec<u32>>>>()
+            + self.upper.capacity() * std::mem::size_of::<RwLock<Vec<Vec<u32>>>>()
             + self
                 .upper
                 .iter()
                 .map(|u| {
-                    u.lock()
+                    u.read()
                         .iter()
                         .map(|l| l.capacity() * 4 + 24)
                         .sum::<usize>()
@@ -314,7 +319,7 @@ impl Hnsw {
             self.neighbours0(id, out);
         } else {
             out.clear();
-            if let Some(list) = self.upper[id as usize].lock().get(level - 1) {
+            if let Some(list) = self.upper[id as usize].read().get(level - 1) {
                 out.extend_from_slice(list);
             }
         }
@@ -472,7 +477,7 @@ impl Hnsw {
         let level = self.random_level(id);
         let q = vectors.get(id as usize);
         {
-            let mut up = self.upper[id as usize].lock();
+            let mut up = self.upper[id as usize].write();
             *up = vec![Vec::new(); level];
         }
         // A node above the current top holds the entry lock for its whole insertion, so that
@@ -482,6 +487,7 @@ impl Hnsw {
             guard.set = true;
             guard.node = id;
             guard.level = level;
+            self.publish_entry(id, level);
             self.levels[id as usize].store(level as u8, Release);
             return;
         }
@@ -506,7 +512,7 @@ impl Hnsw {
             let found: Vec<Scored> = found.into_iter().filter(|s| s.id != id).collect();
             let links = self.select(space, &found, self.params.m);
             {
-                let mut up = self.upper[id as usize].lock();
+                let mut up = self.upper[id as usize].write();
                 self.write_links(id, l, &mut up, &links);
             }
             for &n in &links {
@@ -520,14 +526,24 @@ impl Hnsw {
         if let Some(mut guard) = held {
             guard.node = id;
             guard.level = level;
+            self.publish_entry(id, level);
         }
+    }
+
+    /// Mirrors the entry point into an atomic so searches read it without a lock.
+    /// Caller holds `self.entry`.
+    fn publish_entry(&self, node: u32, level: usize) {
+        self.entry_word.store(
+            ENTRY_SET | ((level as u64) << 32) | u64::from(node),
+            Release,
+        );
     }
 
     /// Adds `new` to `node`'s list at `level`, pruning with the heuristic when full.
     fn add_link(&self, space: Space<'_>, node: u32, new: u32, level: usize) {
         let Space { vectors, dist } = space;
         let max = self.max_links(level);
-        let mut up = self.upper[node as usize].lock();
+        let mut up = self.upper[node as usize].write();
         let mut current = Vec::with_capacity(max + 1);
         if level == 0 {
             self.neighbours0(node, &mut current);
@@ -560,8 +576,8 @@ impl Hnsw {
 
     /// The entry point and top level, if the graph has nodes.
     fn entry_point(&self) -> Option<(u32, usize)> {
-        let e = self.entry.lock();
-        e.set.then_some((e.node, e.level))
+        let w = self.entry_word.load(Acquire);
+        (w & ENTRY_SET != 0).then_some((w as u32, ((w >> 32) & 0xff) as usize))
     }
 
     /// The `k` nearest admitted nodes to `q` with beam width `ef` (≥ k), nearest first.
@@ -609,7 +625,7 @@ impl Hnsw {
 
     /// Upper-layer lists of node `id`.
     pub(crate) fn upper_of(&self, id: u32) -> Vec<Vec<u32>> {
-        self.upper[id as usize].lock().clone()
+        self.upper[id as usize].read().clone()
     }
 
     pub(crate) fn entry_of(&self) -> Option<(u32, usize)> {
@@ -650,7 +666,7 @@ impl Hnsw {
         for (slot, v) in self.l0[base..base + self.m0 + 1].iter().zip(l0) {
             slot.store(*v, Relaxed);
         }
-        *self.upper[id as usize].lock() = upper;
+        *self.upper[id as usize].write() = upper;
         self.levels[id as usize].store(level, Release);
         Ok(())
     }
@@ -663,14 +679,16 @@ impl Hnsw {
                     node,
                     level,
                     set: true,
-                }
+                };
+                self.publish_entry(node, level);
             }
             None => {
                 *e = Entry {
                     node: 0,
                     level: 0,
                     set: false,
-                }
+                };
+                self.entry_word.store(0, Release);
             }
         }
     }
