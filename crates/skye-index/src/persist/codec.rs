@@ -61,27 +61,22 @@ impl<W: Write> Encoder<W> {
         self.bytes(s.as_bytes())
     }
 
-    pub fn f32s(&mut self, v: &[f32]) -> Result<(), CodecError> {
-        // Chunked to keep the temporary small for large arrays.
+    /// Writes 4-byte words, chunked to keep the temporary small for large arrays.
+    fn words<T: Copy>(&mut self, v: &[T], to: fn(T) -> [u8; 4]) -> Result<(), CodecError> {
         for chunk in v.chunks(4096) {
             let mut buf = Vec::with_capacity(chunk.len() * 4);
-            chunk
-                .iter()
-                .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
+            chunk.iter().for_each(|x| buf.extend_from_slice(&to(*x)));
             self.bytes(&buf)?;
         }
         Ok(())
     }
 
+    pub fn f32s(&mut self, v: &[f32]) -> Result<(), CodecError> {
+        self.words(v, f32::to_le_bytes)
+    }
+
     pub fn u32s(&mut self, v: &[u32]) -> Result<(), CodecError> {
-        for chunk in v.chunks(4096) {
-            let mut buf = Vec::with_capacity(chunk.len() * 4);
-            chunk
-                .iter()
-                .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
-            self.bytes(&buf)?;
-        }
-        Ok(())
+        self.words(v, u32::to_le_bytes)
     }
 
     pub fn metric(&mut self, m: Metric) -> Result<(), CodecError> {
@@ -192,7 +187,13 @@ impl<R: Read> Decoder<R> {
         String::from_utf8(buf).map_err(|_| CodecError::Corrupt("invalid UTF-8".into()))
     }
 
-    pub fn f32s(&mut self, n: usize, out: &mut Vec<f32>) -> Result<(), CodecError> {
+    /// Reads `n` little-endian 4-byte words, converting each with `from`.
+    fn words<T>(
+        &mut self,
+        n: usize,
+        out: &mut Vec<T>,
+        from: fn([u8; 4]) -> T,
+    ) -> Result<(), CodecError> {
         let mut left = n;
         let mut buf = vec![0u8; 4096 * 4];
         while left > 0 {
@@ -201,27 +202,19 @@ impl<R: Read> Decoder<R> {
             out.extend(
                 buf[..take * 4]
                     .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    .map(|c| from([c[0], c[1], c[2], c[3]])),
             );
             left -= take;
         }
         Ok(())
     }
 
+    pub fn f32s(&mut self, n: usize, out: &mut Vec<f32>) -> Result<(), CodecError> {
+        self.words(n, out, f32::from_le_bytes)
+    }
+
     pub fn u32s(&mut self, n: usize, out: &mut Vec<u32>) -> Result<(), CodecError> {
-        let mut left = n;
-        let mut buf = vec![0u8; 4096 * 4];
-        while left > 0 {
-            let take = left.min(4096);
-            self.bytes(&mut buf[..take * 4])?;
-            out.extend(
-                buf[..take * 4]
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
-            left -= take;
-        }
-        Ok(())
+        self.words(n, out, u32::from_le_bytes)
     }
 
     pub fn metric(&mut self) -> Result<Metric, CodecError> {

@@ -63,6 +63,11 @@ pub struct Recovery {
 impl DurableCollection {
     /// Creates an empty collection in `dir` (which must not hold one).
     pub fn create(dir: &Path, config: CollectionConfig) -> Result<Self, IndexError> {
+        Self::init(dir, Collection::new(config))
+    }
+
+    /// Makes `collection` the initial state of a new collection directory.
+    fn init(dir: &Path, collection: Collection) -> Result<Self, IndexError> {
         std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
         if dir.join(SNAPSHOT).exists() || dir.join(WAL).exists() {
             return Err(IndexError::Storage(format!(
@@ -70,15 +75,18 @@ impl DurableCollection {
                 dir.display()
             )));
         }
-        let collection = Collection::new(config);
         write_snapshot_atomically(dir, &collection, 0)?;
         let (wal, _) = Wal::open(&dir.join(WAL)).map_err(|e| codec_error(dir, e))?;
-        Ok(DurableCollection {
+        Ok(Self::from_parts(collection, wal, dir))
+    }
+
+    fn from_parts(collection: Collection, wal: Wal, dir: &Path) -> Self {
+        DurableCollection {
             collection,
             wal: Mutex::new(wal),
             dir: dir.to_path_buf(),
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
-        })
+        }
     }
 
     /// Opens the collection in `dir`: loads the snapshot and replays the WAL.
@@ -102,12 +110,7 @@ impl DurableCollection {
             replayed += 1;
         }
         wal.last_seq = wal.last_seq.max(snap_seq);
-        let durable = DurableCollection {
-            collection,
-            wal: Mutex::new(wal),
-            dir: dir.to_path_buf(),
-            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
-        };
+        let durable = Self::from_parts(collection, wal, dir);
         Ok((
             durable,
             Recovery {
@@ -198,22 +201,7 @@ impl DurableCollection {
         let input = File::open(file).map_err(|e| storage(file, e))?;
         let (collection, _) = Collection::read_snapshot(BufReader::with_capacity(1 << 20, input))
             .map_err(|e| codec_error(file, e))?;
-        std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
-        if dir.join(SNAPSHOT).exists() {
-            return Err(IndexError::Storage(format!(
-                "{} already holds a collection",
-                dir.display()
-            )));
-        }
-        write_snapshot_atomically(dir, &collection, 0)?;
-        let _ = std::fs::remove_file(dir.join(WAL));
-        let (wal, _) = Wal::open(&dir.join(WAL)).map_err(|e| codec_error(dir, e))?;
-        Ok(DurableCollection {
-            collection,
-            wal: Mutex::new(wal),
-            dir: dir.to_path_buf(),
-            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
-        })
+        Self::init(dir, collection)
     }
 }
 
