@@ -56,6 +56,7 @@ fn collection(n: usize, dim: usize) -> Collection {
     config.hnsw.m = 16;
     config.hnsw.ef_construct = 100;
     config.exact_below = 0;
+    config.exact_rows_per_beam = 0;
     let c = Collection::new(config);
     let points = rows(n, dim, 11)
         .into_iter()

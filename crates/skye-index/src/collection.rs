@@ -27,6 +27,9 @@ use crate::vectors::Vectors;
 
 /// Points linked per step of [`Collection::index_pending`] (writers wait at most one step).
 const INDEX_STEP: usize = 8 * 1024;
+/// Largest widening of the beam of a filtered graph search (by 1/selectivity). The beam
+/// bounds the work (see `Hnsw::search_layer_bounded`), the kept results stay `ef`.
+const MAX_EF_BOOST: f64 = 20.0;
 /// Candidates rescored with float vectors per wanted result (SQ8 traversal).
 const RESCORE_FACTOR: usize = 4;
 /// Least candidates rescored.
@@ -50,6 +53,9 @@ pub struct CollectionConfig {
     pub exact_below: usize,
     /// Filters estimated to keep less than this fraction of points are searched exactly.
     pub filtered_exact_fraction: f64,
+    /// Search exactly when the collection has at most `beam width × this` live points (a
+    /// graph step costs about this many sequentially scanned rows); 0 turns the rule off.
+    pub exact_rows_per_beam: usize,
     /// Walk the graph on SQ8 codes and rescore with the float vectors (DOT, COSINE,
     /// EUCLIDEAN; ignored for MANHATTAN).
     pub quantization: bool,
@@ -66,6 +72,7 @@ impl CollectionConfig {
             exact_below: 2_000,
             filtered_exact_fraction: 0.05,
             quantization: true,
+            exact_rows_per_beam: 128,
         }
     }
 }
@@ -488,21 +495,30 @@ impl Collection {
         let fraction = compiled
             .as_ref()
             .map_or(1.0, |f| inner.estimate_fraction(f));
+        let base_ef = req.ef.unwrap_or(config.ef).max(wanted);
+        let boost = (1.0 / fraction.max(1e-9)).min(MAX_EF_BOOST);
+        let explore = ((base_ef as f64) * boost).ceil() as usize;
+        // A graph step (random reads, heap work) costs about as much as scanning this many rows
+        // sequentially; below that, the exact scan is both faster and exact.
+        let scan_is_cheaper = config.exact_rows_per_beam > 0
+            && inner.live <= explore.saturating_mul(config.exact_rows_per_beam);
         let exact = req.exact
             || inner.live <= config.exact_below
             || linked == 0
-            || fraction < config.filtered_exact_fraction;
+            || fraction < config.filtered_exact_fraction
+            || scan_is_cheaper;
         let found: Vec<Scored> = if exact {
             flat::search(&inner.vectors, self.dist, &q, wanted, 0..n, &admit)
         } else {
-            let base_ef = req.ef.unwrap_or(config.ef).max(wanted);
-            let boost = (1.0 / fraction.max(1e-9)).min(20.0);
-            let ef = ((base_ef as f64) * boost).ceil() as usize;
             let space = Space {
                 vectors: &inner.vectors,
                 dist: self.dist,
             };
-            let mut hits = self.graph_search(&inner, &config, space, &q, wanted, ef, &admit);
+            let beam = Beam {
+                explore,
+                keep: base_ef,
+            };
+            let mut hits = self.graph_search(&inner, &config, space, &q, wanted, beam, &admit);
             if linked < n {
                 hits.extend(flat::search(
                     &inner.vectors,
@@ -526,6 +542,13 @@ impl Collection {
     }
 }
 
+/// Width of a graph search: `explore` nodes steer it, the `keep` best admitted are returned.
+#[derive(Debug, Clone, Copy)]
+struct Beam {
+    explore: usize,
+    keep: usize,
+}
+
 impl Collection {
     /// Graph search: on SQ8 codes with exact rescoring when codes exist, else exact.
     #[allow(
@@ -539,9 +562,10 @@ impl Collection {
         space: Space<'_>,
         q: &[f32],
         wanted: usize,
-        ef: usize,
+        beam: Beam,
         admit: &A,
     ) -> Vec<Scored> {
+        let keep = beam.keep.max(wanted);
         if config.quantization {
             let quant = inner.quant.read();
             if let Some(state) = quant.as_ref()
@@ -553,7 +577,7 @@ impl Collection {
                     stride: state.quantizer.stride(),
                     kernels: &self.qkernels,
                 };
-                let mut found = inner.graph.search_with(&qd, ef.max(wanted), admit);
+                let mut found = inner.graph.search_filtered(&qd, beam.explore, keep, admit);
                 // Only the head of the approximate ranking can hold the true top `wanted`;
                 // rescoring all `ef` candidates would cost `ef` random reads of float rows.
                 found.truncate(wanted.saturating_mul(RESCORE_FACTOR).max(RESCORE_MIN));
@@ -565,7 +589,11 @@ impl Collection {
                 return found;
             }
         }
-        inner.graph.search(space, q, wanted, ef, admit)
+        let mut found = inner
+            .graph
+            .search_filtered(&Exact { q, space }, beam.explore, keep, admit);
+        found.truncate(wanted);
+        found
     }
 
     /// Re-derives SQ8 codes for every linked row (after loading a snapshot).

@@ -49,6 +49,8 @@ fn build(metric: Metric, rng: &mut Rng) -> (Collection, Vec<Vec<f32>>) {
     config.hnsw.m = 16;
     config.hnsw.ef_construct = 100;
     config.ef = 64;
+    // Exercise the graph paths (filtered ones included) rather than the exact-scan shortcut.
+    config.exact_rows_per_beam = 0;
     let collection = Collection::new(config);
     let centers = centers(rng);
     let vectors = clustered(rng, &centers, N);

@@ -195,6 +195,7 @@ fn run() -> Result<(), String> {
     config.hnsw.m = a.num("m", 16)?;
     config.hnsw.ef_construct = a.num("ef-construct", 200)?;
     config.exact_below = 0;
+    config.exact_rows_per_beam = 0;
     config.quantization = a.num("quantization", 1u8)? == 1;
     let build_threads: usize = a.num("build-threads", 2)?;
     // `--index FILE`: reuse a saved index when the file exists (for quick search experiments).

@@ -373,24 +373,56 @@ impl Hnsw {
         level: usize,
         admit: &A,
     ) -> Vec<Scored> {
+        self.search_layer_bounded(qd, entry, ef, ef, level, admit)
+    }
+
+    /// Beam search that keeps the `keep` nearest admitted nodes while the beam (`explore`
+    /// nearest of *all* visited nodes) decides where to go and when to stop. With
+    /// `explore == keep` this is the classic search; a filtered search passes a wider
+    /// `explore` so its cost stays bounded however few nodes the filter admits (the classic form
+    /// never tightens its bound until `keep` admitted nodes were found, and floods the graph).
+    pub(crate) fn search_layer_bounded<A: Admit, D: QueryDist>(
+        &self,
+        qd: &D,
+        entry: &[Scored],
+        explore: usize,
+        keep: usize,
+        level: usize,
+        admit: &A,
+    ) -> Vec<Scored> {
+        let classic = explore == keep;
         with_visited(self.capacity(), |visited| {
-            let mut candidates: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef * 2);
-            let mut results: BinaryHeap<Scored> = BinaryHeap::with_capacity(ef + 1);
+            let mut candidates: BinaryHeap<Reverse<Scored>> =
+                BinaryHeap::with_capacity(explore * 2);
+            let mut results: BinaryHeap<Scored> = BinaryHeap::with_capacity(keep + 1);
+            // The beam of a bounded search: distances of the `explore` nearest visited nodes.
+            let mut beam: BinaryHeap<Scored> =
+                BinaryHeap::with_capacity(if classic { 0 } else { explore + 1 });
             for &e in entry {
                 if !visited.check_and_mark(e.id) {
                     candidates.push(Reverse(e));
+                    if !classic {
+                        beam.push(e);
+                    }
                     if admit.admit(e.id) {
                         results.push(e);
                     }
                 }
             }
-            while results.len() > ef {
+            while results.len() > keep {
                 results.pop();
             }
-            let mut bound = if results.len() >= ef {
-                results.peek().map_or(f32::INFINITY, |s| s.dist)
+            let bound_of = |heap: &BinaryHeap<Scored>, cap: usize| {
+                if heap.len() >= cap {
+                    heap.peek().map_or(f32::INFINITY, |s| s.dist)
+                } else {
+                    f32::INFINITY
+                }
+            };
+            let mut bound = if classic {
+                bound_of(&results, keep)
             } else {
-                f32::INFINITY
+                bound_of(&beam, explore)
             };
             let mut buf = Vec::with_capacity(self.m0);
             while let Some(Reverse(c)) = candidates.pop() {
@@ -411,22 +443,35 @@ impl Hnsw {
                         continue;
                     }
                     let d = qd.dist(n);
-                    if results.len() < ef || d < bound {
-                        candidates.push(Reverse(Scored { dist: d, id: n }));
-                        if level == 0
-                            && let Some(Reverse(top)) = candidates.peek()
-                        {
-                            // The next node to expand: fetch its links early.
-                            prefetch(self.l0.as_ptr().wrapping_add(self.l0_base(top.id)));
+                    let within = if classic {
+                        results.len() < keep || d < bound
+                    } else {
+                        beam.len() < explore || d < bound
+                    };
+                    if !within {
+                        continue;
+                    }
+                    candidates.push(Reverse(Scored { dist: d, id: n }));
+                    if level == 0
+                        && let Some(Reverse(top)) = candidates.peek()
+                    {
+                        // The next node to expand: fetch its links early.
+                        prefetch(self.l0.as_ptr().wrapping_add(self.l0_base(top.id)));
+                    }
+                    if !classic {
+                        beam.push(Scored { dist: d, id: n });
+                        if beam.len() > explore {
+                            beam.pop();
                         }
-                        if admit.admit(n) {
-                            results.push(Scored { dist: d, id: n });
-                            if results.len() > ef {
-                                results.pop();
-                            }
-                            if results.len() >= ef {
-                                bound = results.peek().map_or(f32::INFINITY, |s| s.dist);
-                            }
+                        bound = bound_of(&beam, explore);
+                    }
+                    if admit.admit(n) {
+                        results.push(Scored { dist: d, id: n });
+                        if results.len() > keep {
+                            results.pop();
+                        }
+                        if classic {
+                            bound = bound_of(&results, keep);
                         }
                     }
                 }
@@ -597,6 +642,17 @@ impl Hnsw {
 
     /// The `ef` nearest admitted nodes under any query distance, nearest first.
     pub fn search_with<A: Admit, D: QueryDist>(&self, qd: &D, ef: usize, admit: &A) -> Vec<Scored> {
+        self.search_filtered(qd, ef, ef, admit)
+    }
+
+    /// The `keep` nearest admitted nodes found by a beam of width `explore` (≥ `keep`).
+    pub fn search_filtered<A: Admit, D: QueryDist>(
+        &self,
+        qd: &D,
+        explore: usize,
+        keep: usize,
+        admit: &A,
+    ) -> Vec<Scored> {
         let Some((ep, top)) = self.entry_point() else {
             return Vec::new();
         };
@@ -607,7 +663,7 @@ impl Hnsw {
         for l in (1..=top).rev() {
             cur = self.greedy(qd, cur, l);
         }
-        self.search_layer(qd, &[cur], ef, 0, admit)
+        self.search_layer_bounded(qd, &[cur], explore.max(keep), keep, 0, admit)
     }
 
     /// Layer-0 link slots (count, ids) of node `id`, for snapshots.

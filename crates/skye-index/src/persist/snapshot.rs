@@ -36,6 +36,7 @@ impl Collection {
         e.len(config.exact_below)?;
         e.f64(config.filtered_exact_fraction)?;
         e.u8(u8::from(config.quantization))?;
+        e.len(config.exact_rows_per_beam)?;
         e.len(inner.fields.names().len())?;
         for name in inner.fields.names() {
             e.str(name)?;
@@ -108,6 +109,7 @@ impl Collection {
             exact_below: d.len(usize::MAX)?,
             filtered_exact_fraction: d.f64()?,
             quantization: d.u8()? != 0,
+            exact_rows_per_beam: d.len(usize::MAX)?,
         };
         if dim == 0 {
             return Err(corrupt("dimension 0".into()));
