@@ -1,3 +1,4 @@
-//! The search side of the engine: request filters today; the similar-candidates service next.
+//! The search side of the engine: request filters and the similar-candidates service.
 
 pub mod filters;
+pub mod similar;

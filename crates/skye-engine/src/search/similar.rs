@@ -1,0 +1,213 @@
+//! `getSimilarCandidates`: resolve the variant, validate, translate filters, search the
+//! variant's read-version collection.
+
+use std::sync::Arc;
+
+use skye_core::domain::Variant;
+use skye_core::error::{ErrorCode, HasErrorCode};
+use skye_core::snapshot::LookupError;
+use skye_core::vector_store::{
+    ScoredPoint, SearchFilter, SearchQuery, VectorRead, VectorStoreError,
+};
+
+use super::filters::{FilterError, FilterSpec, translate_all};
+use crate::registry::Registry;
+
+/// A similar-candidates request, engine-side (transport-neutral).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimilarRequest {
+    pub entity: String,
+    pub model: String,
+    pub variant: String,
+    pub limit: i64,
+    /// Query by vectors (mode A)…
+    pub embeddings: Vec<Vec<f64>>,
+    /// …or by stored items (mode B).
+    pub candidate_ids: Vec<String>,
+    /// One filter group per query, or none.
+    pub filters: Vec<Vec<FilterSpec>>,
+    /// One group for every query (exclusive with `filters`).
+    pub global_filters: Vec<FilterSpec>,
+    /// Payload fields to return.
+    pub attributes: Vec<String>,
+}
+
+/// Why a search failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error("variant {variant} is not enabled for entity {entity}, model {model}")]
+    Disabled {
+        entity: String,
+        model: String,
+        variant: String,
+    },
+    #[error("{0}")]
+    NotAvailable(String),
+    #[error("collection {collection} of the variant's read version: {source}")]
+    Store {
+        collection: String,
+        source: VectorStoreError,
+    },
+}
+
+impl HasErrorCode for SearchError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            SearchError::Invalid(_) | SearchError::Filter(_) => ErrorCode::InvalidArgument,
+            SearchError::Lookup(_) | SearchError::Disabled { .. } => ErrorCode::NotFound,
+            SearchError::NotAvailable(_) => ErrorCode::FailedPrecondition,
+            SearchError::Store { source, .. } => match source {
+                // The variant points at a collection that does not exist (not onboarded yet).
+                VectorStoreError::CollectionNotFound(_) => ErrorCode::FailedPrecondition,
+                other => other.code(),
+            },
+        }
+    }
+}
+
+/// The similar-candidates service.
+#[derive(Debug, Clone)]
+pub struct SimilarService {
+    registry: Arc<Registry>,
+    vectors: Arc<dyn VectorRead>,
+    max_limit: u32,
+}
+
+impl SimilarService {
+    pub fn new(registry: Arc<Registry>, vectors: Arc<dyn VectorRead>, max_limit: u32) -> Self {
+        SimilarService {
+            registry,
+            vectors,
+            max_limit,
+        }
+    }
+
+    /// One result list per query, in request order.
+    pub async fn similar(
+        &self,
+        req: SimilarRequest,
+        now_unix: i64,
+    ) -> Result<Vec<Vec<ScoredPoint>>, SearchError> {
+        // Validation first (the original resolves config first and panics on its way, §9 S1–S2).
+        for (value, name) in [
+            (&req.entity, "Entity"),
+            (&req.model, "modelName"),
+            (&req.variant, "variant"),
+        ] {
+            if value.is_empty() {
+                return Err(SearchError::Invalid(format!("{name} is required")));
+            }
+        }
+        if req.limit <= 0 {
+            return Err(SearchError::Invalid("limit is required".into()));
+        }
+        if req.limit > i64::from(self.max_limit) {
+            return Err(SearchError::Invalid(format!(
+                "limit {} exceeds the maximum of {}",
+                req.limit, self.max_limit
+            )));
+        }
+        let queries = match (req.embeddings.is_empty(), req.candidate_ids.is_empty()) {
+            (true, true) => {
+                return Err(SearchError::Invalid(
+                    "candidateIds or embeddings is required".into(),
+                ));
+            }
+            (false, false) => {
+                return Err(SearchError::Invalid(
+                    "both candidateIds and embeddings are present, only one is required".into(),
+                ));
+            }
+            (false, true) => req.embeddings.len(),
+            (true, false) => req.candidate_ids.len(),
+        };
+        if !req.filters.is_empty() && !req.global_filters.is_empty() {
+            return Err(SearchError::Invalid(
+                "either globalFilter or filters should be used, not both".into(),
+            ));
+        }
+        if !req.filters.is_empty() && req.filters.len() != queries {
+            let what = if req.embeddings.is_empty() {
+                "candidateId"
+            } else {
+                "embedding"
+            };
+            return Err(SearchError::Invalid(format!(
+                "filter should be present for each {what}"
+            )));
+        }
+        let snapshot = self.registry.snapshot();
+        let model = snapshot.model(&req.entity, &req.model)?;
+        let variant: &Variant = snapshot.variant(&req.entity, &req.model, &req.variant)?;
+        if !variant.enabled {
+            return Err(SearchError::Disabled {
+                entity: req.entity,
+                model: req.model,
+                variant: req.variant,
+            });
+        }
+        if !req.candidate_ids.is_empty() {
+            return Err(SearchError::NotAvailable(
+                "candidateIds queries need the embedding store, which this build does not have yet; query by embeddings".into(),
+            ));
+        }
+        let dim = model.model_config.vector_dimension as usize;
+        let schema = &variant.vector_db_config.payload;
+        let global = translate_all(&req.global_filters, schema, now_unix)?;
+        let mut search = Vec::with_capacity(queries);
+        // An empty embedding gets an empty answer (as the original), the others are searched.
+        let mut searched = Vec::with_capacity(queries);
+        for (i, e) in req.embeddings.iter().enumerate() {
+            if e.is_empty() {
+                continue;
+            }
+            searched.push(i);
+            if e.len() != dim {
+                return Err(SearchError::Invalid(format!(
+                    "embeddings[{i}] has {} dimensions, model {} has {dim}",
+                    e.len(),
+                    req.model
+                )));
+            }
+            if !e
+                .iter()
+                .all(|x| x.is_finite() && x.abs() <= f64::from(f32::MAX))
+            {
+                return Err(SearchError::Invalid(format!(
+                    "embeddings[{i}] contains NaN, infinity or a value out of float range"
+                )));
+            }
+            let filter = match req.filters.get(i) {
+                Some(specs) => translate_all(specs, schema, now_unix)?,
+                None => global.clone(),
+            };
+            search.push(SearchQuery {
+                vector: e.iter().map(|x| *x as f32).collect(),
+                limit: req.limit as usize,
+                filter: (filter != SearchFilter::default()).then_some(filter),
+                with_payload: req.attributes.clone(),
+                ..SearchQuery::default()
+            });
+        }
+        let mut answers = vec![Vec::new(); queries];
+        if search.is_empty() {
+            return Ok(answers);
+        }
+        let collection = variant.collection_name(variant.vector_db_read_version);
+        let found = self
+            .vectors
+            .search(&collection, search)
+            .await
+            .map_err(|source| SearchError::Store { collection, source })?;
+        for (i, hits) in searched.into_iter().zip(found) {
+            answers[i] = hits;
+        }
+        Ok(answers)
+    }
+}

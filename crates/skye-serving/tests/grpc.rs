@@ -1,0 +1,352 @@
+//! getSimilarCandidates over real gRPC (tonic client ↔ server on port 0), against the embedded
+//! registry and vector store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use skye_backends::embedded::{EmbeddedConfigStore, EmbeddedVectorStore};
+use skye_core::domain::DistanceFunction;
+use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
+use skye_core::vector_store::{CollectionSpec, PayloadValue, VectorPoint, VectorStore};
+use skye_engine::registry::Registry;
+use skye_engine::search::similar::SimilarService;
+use skye_proto::skye_similar_candidate_service_client::SkyeSimilarCandidateServiceClient;
+use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
+use skye_proto::{Embedding, Filter, Filters, Operator, SkyeRequest};
+use skye_serving::{AuthInterceptor, SimilarCandidates};
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    client: SkyeSimilarCandidateServiceClient<Channel>,
+}
+
+async fn fixture(tokens: Vec<String>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedConfigStore::open(&dir.path().join("config.redb")).unwrap());
+    let registry = Arc::new(Registry::open(store, "skye").await.unwrap());
+    registry
+        .register_store(RegisterStore::from_json(json!({"conf_id": 1})).unwrap())
+        .await
+        .unwrap();
+    registry
+        .register_entity(
+            RegisterEntity::from_json(json!({"entity": "catalog", "store_id": "1"})).unwrap(),
+        )
+        .await
+        .unwrap();
+    registry
+        .register_model(
+            RegisterModel::from_json(json!({"entity": "catalog", "model": "intent",
+            "model_config": {"distance_function": "COSINE", "vector_dimension": 3}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    registry
+        .register_variant(
+            RegisterVariant::from_json(
+                json!({"entity": "catalog", "model": "intent", "variant": "organic",
+            "vector_db_config": {"payload": {
+                "brand": {"field_schema": "keyword"}, "price": {"field_schema": "integer"},
+                "in_stock": {"field_schema": "boolean"}}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let vectors = Arc::new(EmbeddedVectorStore::open(&dir.path().join("collections")).unwrap());
+    vectors
+        .create_collection(CollectionSpec {
+            name: "organic_intent_1".into(),
+            dimension: 3,
+            distance: DistanceFunction::Cosine,
+            m: 16,
+            ef_construct: 64,
+            indexing_threshold: 0,
+            payload_schema: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let points = (0..30)
+        .map(|i| VectorPoint {
+            id: format!("c{i}"),
+            vector: vec![1.0, i as f32 / 10.0, 0.0],
+            payload: BTreeMap::from([
+                (
+                    "brand".to_string(),
+                    PayloadValue::Keyword(if i % 2 == 0 { "acme" } else { "zed" }.into()),
+                ),
+                ("price".to_string(), PayloadValue::Integer(i * 10)),
+                ("in_stock".to_string(), PayloadValue::Bool(i % 3 != 0)),
+            ]),
+        })
+        .collect();
+    vectors.upsert("organic_intent_1", points).await.unwrap();
+    let service = SimilarCandidates::new(SimilarService::new(registry, vectors, 100));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SkyeSimilarCandidateServiceServer::with_interceptor(
+                service,
+                AuthInterceptor::new(tokens),
+            ))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let client = SkyeSimilarCandidateServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    Fixture { _dir: dir, client }
+}
+
+fn request(embedding: Vec<f64>, limit: i32) -> SkyeRequest {
+    SkyeRequest {
+        entity: "catalog".into(),
+        model_name: "intent".into(),
+        variant: "organic".into(),
+        limit,
+        embeddings: vec![Embedding { embedding }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn similar_candidates_rank_filter_and_return_attributes() {
+    let mut f = fixture(vec![]).await;
+    let mut req = request(vec![1.0, 0.5, 0.0], 3);
+    req.embeddings.push(Embedding { embedding: vec![] });
+    req.attribute = vec!["price".into(), "in_stock".into()];
+    let resp = f
+        .client
+        .get_similar_candidates(req)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.responses.len(), 2, "one response per query, in order");
+    let ids: Vec<&str> = resp.responses[0]
+        .candidates
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(ids, ["c5", "c6", "c4"], "by angle to (1, 0.5, 0)");
+    let meta = resp.responses[0].candidates[0].meta.as_ref().unwrap();
+    assert!(
+        (meta.score - 1.0).abs() < 1e-6,
+        "cosine similarity of identical directions"
+    );
+    assert_eq!(
+        meta.attributes_map.get("price").map(String::as_str),
+        Some("50")
+    );
+    assert_eq!(
+        meta.attributes_map.get("in_stock").map(String::as_str),
+        Some("true")
+    );
+    assert!(
+        resp.responses[1].candidates.is_empty(),
+        "an empty embedding gets an empty answer"
+    );
+
+    let mut filtered = request(vec![1.0, 0.5, 0.0], 5);
+    filtered.global_filters = Some(Filters {
+        filter: vec![
+            Filter {
+                field: "brand".into(),
+                op: Operator::In as i32,
+                values: vec!["zed".into()],
+            },
+            Filter {
+                field: "price".into(),
+                op: Operator::Btwe as i32,
+                values: vec!["10".into(), "90".into()],
+            },
+            Filter {
+                field: "in_stock".into(),
+                op: Operator::Nin as i32,
+                values: vec!["false".into()],
+            },
+        ],
+    });
+    let resp = f
+        .client
+        .get_similar_candidates(filtered)
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = resp.responses[0]
+        .candidates
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["c5", "c7", "c1"],
+        "odd (zed), price 10..=90, not every third"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_mistakes_get_the_right_status() {
+    let mut f = fixture(vec![]).await;
+    let cases: Vec<(SkyeRequest, Code, &str)> = vec![
+        (
+            request(vec![1.0, 0.0, 0.0], 0),
+            Code::InvalidArgument,
+            "limit is required",
+        ),
+        (
+            request(vec![1.0, 0.0, 0.0], 101),
+            Code::InvalidArgument,
+            "exceeds the maximum",
+        ),
+        (
+            request(vec![1.0, 0.0], 1),
+            Code::InvalidArgument,
+            "has 2 dimensions",
+        ),
+        (
+            request(vec![f64::NAN, 0.0, 0.0], 1),
+            Code::InvalidArgument,
+            "NaN",
+        ),
+        (
+            SkyeRequest {
+                variant: "nope".into(),
+                ..request(vec![1.0, 0.0, 0.0], 1)
+            },
+            Code::NotFound,
+            "variant 'nope' not found",
+        ),
+        (
+            SkyeRequest {
+                model_name: "nope".into(),
+                ..request(vec![1.0, 0.0, 0.0], 1)
+            },
+            Code::NotFound,
+            "model 'nope' not found",
+        ),
+        (
+            SkyeRequest {
+                entity: "".into(),
+                ..request(vec![1.0, 0.0, 0.0], 1)
+            },
+            Code::InvalidArgument,
+            "Entity is required",
+        ),
+        (
+            SkyeRequest {
+                embeddings: vec![],
+                ..request(vec![], 1)
+            },
+            Code::InvalidArgument,
+            "candidateIds or embeddings is required",
+        ),
+        (
+            SkyeRequest {
+                candidate_ids: vec!["c1".into()],
+                ..request(vec![1.0, 0.0, 0.0], 1)
+            },
+            Code::InvalidArgument,
+            "only one is required",
+        ),
+        (
+            SkyeRequest {
+                filters: vec![Filters::default(), Filters::default()],
+                ..request(vec![1.0, 0.0, 0.0], 1)
+            },
+            Code::InvalidArgument,
+            "filter should be present for each embedding",
+        ),
+        (
+            SkyeRequest {
+                global_filters: Some(Filters {
+                    filter: vec![Filter {
+                        field: "color".into(),
+                        op: 0,
+                        values: vec!["red".into()],
+                    }],
+                }),
+                ..request(vec![1.0, 0.0, 0.0], 1)
+            },
+            Code::InvalidArgument,
+            "payload schema",
+        ),
+        (
+            SkyeRequest {
+                global_filters: Some(Filters {
+                    filter: vec![Filter {
+                        field: "price".into(),
+                        op: 42,
+                        values: vec![],
+                    }],
+                }),
+                ..request(vec![1.0, 0.0, 0.0], 1)
+            },
+            Code::InvalidArgument,
+            "unknown operator 42",
+        ),
+    ];
+    for (req, code, text) in cases {
+        let status = f.client.get_similar_candidates(req).await.unwrap_err();
+        assert_eq!(status.code(), code, "{}", status.message());
+        assert!(
+            status.message().contains(text),
+            "{} does not mention {text}",
+            status.message()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_and_tokens_are_checked_when_tokens_are_configured() {
+    let mut f = fixture(vec!["secret".into()]).await;
+    let with = |caller: Option<&str>, token: Option<&str>| {
+        let mut req = tonic::Request::new(request(vec![1.0, 0.0, 0.0], 1));
+        if let Some(c) = caller {
+            req.metadata_mut()
+                .insert("skye-caller-id", c.parse().unwrap());
+        }
+        if let Some(t) = token {
+            req.metadata_mut()
+                .insert("skye-auth-token", t.parse().unwrap());
+        }
+        req
+    };
+    let e = f
+        .client
+        .get_similar_candidates(with(None, Some("secret")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::InvalidArgument, "skye-caller-id header is missing")
+    );
+    let e = f
+        .client
+        .get_similar_candidates(with(Some("app"), None))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::InvalidArgument, "skye-auth-token header is missing")
+    );
+    let e = f
+        .client
+        .get_similar_candidates(with(Some("app"), Some("wrong")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::Unauthenticated, "Invalid auth token")
+    );
+    let ok = f
+        .client
+        .get_similar_candidates(with(Some("app"), Some("secret")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.responses[0].candidates.len(), 1);
+}
