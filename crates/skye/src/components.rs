@@ -10,6 +10,9 @@ use serde_json::json;
 use skye_admin::{AdminState, AuthTokens};
 use skye_core::settings::{Listen, Settings};
 use skye_engine::registry::Registry;
+use skye_engine::search::similar::SimilarService;
+use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
+use skye_serving::{AuthInterceptor, SimilarCandidates};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -122,13 +125,22 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     }
     if which.serving {
         let listener = bind("serving", &settings.serving.listen).await?;
-        serve(
-            &mut servers,
-            "serving",
-            listener,
-            serving_health(registry.clone()),
-            shutdown.clone(),
+        let vectors = Arc::new(
+            skye_backends::embedded::EmbeddedVectorStore::open(
+                &settings.data_dir.join("collections"),
+            )
+            .context("cannot open the embedded vector store")?,
         );
+        let engine = SimilarService::new(registry.clone(), vectors, settings.serving.max_limit);
+        let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(
+            SimilarCandidates::new(engine),
+            AuthInterceptor::new(settings.auth_tokens.clone()),
+        );
+        // gRPC (HTTP/2) and the health checks (HTTP/1) share the port, as in the original.
+        let router = tonic::service::Routes::new(grpc)
+            .into_axum_router()
+            .merge(serving_health(registry.clone()));
+        serve(&mut servers, "serving", listener, router, shutdown.clone());
     }
     if which.consumers {
         let listener = bind("consumers", &settings.consumers.listen).await?;

@@ -1,4 +1,5 @@
 //! End-to-end tests: the real `skye` binary as a child process, driven over real HTTP.
 
 mod admin;
+mod serving;
 mod support;
