@@ -317,16 +317,7 @@ async fn admin_requires_a_token_when_tokens_are_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_serves_every_health_endpoint_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "standalone",
-        "--admin-port",
-        "0",
-        "--serving-port",
-        "0",
-        "--consumers-port",
-        "0",
-    ];
-    let skye = Skye::start(dir.path(), &args, &[], &["admin", "serving", "consumers"]);
+    let skye = Skye::standalone(dir.path(), &[]);
     let http = Http::new();
     assert_eq!(
         http.get(&skye.url("admin", "/health")).await.body["message"],

@@ -10,21 +10,7 @@ use crate::support::{Http, Skye};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_and_health_share_the_serving_port_and_answer_with_clear_statuses() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "standalone",
-        "--admin-port",
-        "0",
-        "--serving-port",
-        "0",
-        "--consumers-port",
-        "0",
-    ];
-    let skye = Skye::start(
-        dir.path(),
-        &args,
-        &[("AUTH_TOKENS", "tok")],
-        &["admin", "serving", "consumers"],
-    );
+    let skye = Skye::standalone(dir.path(), &[("AUTH_TOKENS", "tok")]);
     let http = Http::new().with_header("skye-auth-token", "tok");
     for (path, body) in [
         ("/api/v1/model/register-store", json!({"conf_id": 1})),

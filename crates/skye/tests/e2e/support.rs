@@ -82,6 +82,20 @@ impl Skye {
         Skye { child, addrs }
     }
 
+    /// `skye standalone` with every component on a free port.
+    pub fn standalone(data_dir: &Path, env: &[(&str, &str)]) -> Skye {
+        let args = [
+            "standalone",
+            "--admin-port",
+            "0",
+            "--serving-port",
+            "0",
+            "--consumers-port",
+            "0",
+        ];
+        Skye::start(data_dir, &args, env, &["admin", "serving", "consumers"])
+    }
+
     pub fn url(&self, component: &str, path: &str) -> String {
         format!("http://{}{path}", self.addrs[component])
     }
