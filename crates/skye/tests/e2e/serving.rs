@@ -1,7 +1,9 @@
 //! The serving port of the real binary: gRPC and HTTP health on one port, wired to the registry.
 
 use serde_json::json;
-use skye_proto::skye_similar_candidate_service_client::SkyeSimilarCandidateServiceClient;
+use std::time::Duration;
+
+use skye_client::{ClientConfig, SkyeClient};
 use skye_proto::{Embedding, SkyeRequest};
 use tonic::Code;
 
@@ -36,43 +38,43 @@ async fn grpc_and_health_share_the_serving_port_and_answer_with_clear_statuses()
         "pong"
     );
 
-    let mut client = SkyeSimilarCandidateServiceClient::connect(skye.url("serving", ""))
-        .await
-        .unwrap();
-    let request = |variant: &str| {
-        let mut req = tonic::Request::new(SkyeRequest {
-            entity: "catalog".into(),
-            model_name: "intent".into(),
-            variant: variant.into(),
-            limit: 5,
-            embeddings: vec![Embedding {
-                embedding: vec![1.0, 0.0],
-            }],
-            ..Default::default()
-        });
-        req.metadata_mut()
-            .insert("skye-caller-id", "e2e".parse().unwrap());
-        req.metadata_mut()
-            .insert("skye-auth-token", "tok".parse().unwrap());
-        req
+    let sdk = |token: Option<&str>| {
+        let mut config =
+            ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5));
+        config.auth_token = token.map(str::to_string);
+        SkyeClient::connect(config)
+    };
+    let client = sdk(Some("tok")).await.unwrap();
+    let request = |variant: &str| SkyeRequest {
+        entity: "catalog".into(),
+        model_name: "intent".into(),
+        variant: variant.into(),
+        limit: 5,
+        embeddings: vec![Embedding {
+            embedding: vec![1.0, 0.0],
+        }],
+        ..Default::default()
     };
     // Registered but never ingested: its read-version collection does not exist yet.
     let e = client
-        .get_similar_candidates(request("organic"))
+        .similar_candidates(request("organic"))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
-    assert!(e.message().contains("organic_intent_1"), "{}", e.message());
+    assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+    assert!(e.to_string().contains("organic_intent_1"), "{e}");
     let e = client
-        .get_similar_candidates(request("other"))
+        .similar_candidates(request("other"))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::NotFound, "{}", e.message());
-    let mut anonymous = request("organic");
-    anonymous.metadata_mut().remove("skye-auth-token");
-    let e = client.get_similar_candidates(anonymous).await.unwrap_err();
-    assert_eq!(
-        (e.code(), e.message()),
-        (Code::InvalidArgument, "skye-auth-token header is missing")
+    assert_eq!(e.code(), Some(Code::NotFound), "{e}");
+    let anonymous = sdk(None).await.unwrap();
+    let e = anonymous
+        .similar_candidates(request("organic"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument));
+    assert!(
+        e.to_string().contains("skye-auth-token header is missing"),
+        "{e}"
     );
 }
