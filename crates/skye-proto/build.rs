@@ -3,7 +3,9 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/skye.proto");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("skye_descriptor.bin"))
         .build_client(true)
         .build_server(true)
         .compile_protos(&["proto/skye.proto"], &["proto"])

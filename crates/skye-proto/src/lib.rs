@@ -12,6 +12,10 @@
 
 include!(concat!(env!("OUT_DIR"), "/_.rs"));
 
+/// The encoded descriptor set of `skye.proto`, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/skye_descriptor.bin"));
+
 /// Full gRPC method paths, as clients of the original call them.
 pub mod paths {
     pub const GET_SIMILAR_CANDIDATES: &str = "/SkyeSimilarCandidateService/getSimilarCandidates";

@@ -136,8 +136,19 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             SimilarCandidates::new(engine),
             AuthInterceptor::new(settings.auth_tokens.clone()),
         );
-        // gRPC (HTTP/2) and the health checks (HTTP/1) share the port, as in the original.
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<SkyeSimilarCandidateServiceServer<SimilarCandidates>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(skye_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("cannot build the gRPC reflection service")?;
+        // gRPC (HTTP/2: the API, grpc.health.v1, reflection) and the HTTP/1 health checks share
+        // the port, as in the original.
         let router = tonic::service::Routes::new(grpc)
+            .add_service(health)
+            .add_service(reflection)
             .into_axum_router()
             .merge(serving_health(registry.clone()));
         serve(&mut servers, "serving", listener, router, shutdown.clone());
