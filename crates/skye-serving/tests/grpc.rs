@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use skye_backends::embedded::{EmbeddedConfigStore, EmbeddedVectorStore};
+use skye_core::config_store::Txn;
 use skye_core::domain::DistanceFunction;
 use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
 use skye_core::vector_store::{CollectionSpec, PayloadValue, VectorPoint, VectorStore};
@@ -21,6 +22,21 @@ use tonic::transport::Channel;
 struct Fixture {
     _dir: tempfile::TempDir,
     client: SkyeSimilarCandidateServiceClient<Channel>,
+    engine: SimilarService,
+    registry: Arc<Registry>,
+    vectors: Arc<EmbeddedVectorStore>,
+}
+
+fn spec(name: &str) -> CollectionSpec {
+    CollectionSpec {
+        name: name.into(),
+        dimension: 3,
+        distance: DistanceFunction::Cosine,
+        m: 16,
+        ef_construct: 64,
+        indexing_threshold: 0,
+        payload_schema: BTreeMap::new(),
+    }
 }
 
 async fn fixture(tokens: Vec<String>) -> Fixture {
@@ -57,20 +73,22 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
         )
         .await
         .unwrap();
-    let vectors = Arc::new(EmbeddedVectorStore::open(&dir.path().join("collections")).unwrap());
-    vectors
-        .create_collection(CollectionSpec {
-            name: "organic_intent_1".into(),
-            dimension: 3,
-            distance: DistanceFunction::Cosine,
-            m: 16,
-            ef_construct: 64,
-            indexing_threshold: 0,
-            payload_schema: BTreeMap::new(),
-        })
+    registry
+        .register_variant(
+            RegisterVariant::from_json(
+                json!({"entity": "catalog", "model": "intent", "variant": "cached",
+            "in_memory_caching_enabled": true, "in_memory_cache_ttl_seconds": 60}),
+            )
+            .unwrap(),
+        )
         .await
         .unwrap();
-    let points = (0..30)
+    let vectors = Arc::new(EmbeddedVectorStore::open(&dir.path().join("collections")).unwrap());
+    vectors
+        .create_collection(spec("organic_intent_1"))
+        .await
+        .unwrap();
+    let points: Vec<VectorPoint> = (0..30)
         .map(|i| VectorPoint {
             id: format!("c{i}"),
             vector: vec![1.0, i as f32 / 10.0, 0.0],
@@ -84,8 +102,17 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
             ]),
         })
         .collect();
-    vectors.upsert("organic_intent_1", points).await.unwrap();
-    let service = SimilarCandidates::new(SimilarService::new(registry, vectors, 100));
+    vectors
+        .upsert("organic_intent_1", points.clone())
+        .await
+        .unwrap();
+    vectors
+        .create_collection(spec("cached_intent_1"))
+        .await
+        .unwrap();
+    vectors.upsert("cached_intent_1", points).await.unwrap();
+    let engine = SimilarService::new(registry.clone(), vectors.clone(), 100, 1 << 20);
+    let service = SimilarCandidates::new(engine.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
@@ -99,7 +126,13 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
     let client = SkyeSimilarCandidateServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    Fixture { _dir: dir, client }
+    Fixture {
+        _dir: dir,
+        client,
+        engine,
+        registry,
+        vectors,
+    }
 }
 
 fn request(embedding: Vec<f64>, limit: i32) -> SkyeRequest {
@@ -349,4 +382,91 @@ async fn metadata_and_tokens_are_checked_when_tokens_are_configured() {
         .unwrap()
         .into_inner();
     assert_eq!(ok.responses[0].candidates.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_hit_the_cache_and_a_version_switch_never_serves_stale_results() {
+    let mut f = fixture(vec![]).await;
+    let ask = |variant: &str| SkyeRequest {
+        variant: variant.into(),
+        ..request(vec![1.0, 0.5, 0.0], 2)
+    };
+    let first = f
+        .client
+        .get_similar_candidates(ask("cached"))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = f
+        .client
+        .get_similar_candidates(ask("cached"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, again);
+    assert_eq!(
+        (f.engine.cache_stats().hits, f.engine.cache_stats().misses),
+        (1, 1)
+    );
+    f.client
+        .get_similar_candidates(ask("organic"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.engine.cache_stats().hits + f.engine.cache_stats().misses,
+        2,
+        "variants without caching bypass it"
+    );
+
+    // Version 2 of the variant holds one different point; switching the read version must
+    // answer from it at once, cache or not.
+    f.vectors
+        .create_collection(spec("cached_intent_2"))
+        .await
+        .unwrap();
+    let point = VectorPoint {
+        id: "fresh".into(),
+        vector: vec![1.0, 0.5, 0.0],
+        payload: BTreeMap::new(),
+    };
+    f.vectors
+        .upsert("cached_intent_2", vec![point])
+        .await
+        .unwrap();
+    let key =
+        f.registry
+            .root()
+            .variant_key("catalog", "intent", "cached", "vector-db-read-version");
+    f.registry
+        .store()
+        .txn(Txn::new().put(key, "2"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while f
+        .registry
+        .snapshot()
+        .variant("catalog", "intent", "cached")
+        .unwrap()
+        .vector_db_read_version
+        != 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the switch did not reach the snapshot"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let switched = f
+        .client
+        .get_similar_candidates(ask("cached"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = switched.responses[0]
+        .candidates
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(ids, ["fresh"]);
 }

@@ -131,7 +131,12 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             )
             .context("cannot open the embedded vector store")?,
         );
-        let engine = SimilarService::new(registry.clone(), vectors, settings.serving.max_limit);
+        let engine = SimilarService::new(
+            registry.clone(),
+            vectors,
+            settings.serving.max_limit,
+            settings.serving.in_memory_cache_size_in_bytes,
+        );
         let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(
             SimilarCandidates::new(engine),
             AuthInterceptor::new(settings.auth_tokens.clone()),

@@ -1,4 +1,6 @@
-//! The search side of the engine: request filters and the similar-candidates service.
+//! The search side of the engine: request filters, the result cache and the similar-candidates
+//! service.
 
+pub mod cache;
 pub mod filters;
 pub mod similar;

@@ -2,6 +2,7 @@
 //! variant's read-version collection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use skye_core::domain::Variant;
 use skye_core::error::{ErrorCode, HasErrorCode};
@@ -10,6 +11,7 @@ use skye_core::vector_store::{
     ScoredPoint, SearchFilter, SearchQuery, VectorRead, VectorStoreError,
 };
 
+use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache};
 use super::filters::{FilterError, FilterSpec, translate_all};
 use crate::registry::Registry;
 
@@ -77,15 +79,28 @@ pub struct SimilarService {
     registry: Arc<Registry>,
     vectors: Arc<dyn VectorRead>,
     max_limit: u32,
+    cache: Arc<ResultCache>,
 }
 
 impl SimilarService {
-    pub fn new(registry: Arc<Registry>, vectors: Arc<dyn VectorRead>, max_limit: u32) -> Self {
+    /// `cache_bytes` bounds the in-process result cache (used by variants that enable it).
+    pub fn new(
+        registry: Arc<Registry>,
+        vectors: Arc<dyn VectorRead>,
+        max_limit: u32,
+        cache_bytes: u64,
+    ) -> Self {
         SimilarService {
             registry,
             vectors,
             max_limit,
+            cache: Arc::new(ResultCache::new(cache_bytes)),
         }
+    }
+
+    /// Hits and misses of the result cache since start.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 
     /// One result list per query, in request order.
@@ -161,13 +176,15 @@ impl SimilarService {
         let schema = &variant.vector_db_config.payload;
         let global = translate_all(&req.global_filters, schema, now_unix)?;
         let mut search = Vec::with_capacity(queries);
-        // An empty embedding gets an empty answer (as the original), the others are searched.
-        let mut searched = Vec::with_capacity(queries);
+        // An empty embedding gets an empty answer (as the original); cached answers are reused;
+        // the rest are searched together. `searched` remembers each one's index and cache key.
+        let mut searched: Vec<(usize, Option<CacheKey>)> = Vec::with_capacity(queries);
+        let mut answers = vec![Vec::new(); queries];
+        let caching = &variant.caching;
         for (i, e) in req.embeddings.iter().enumerate() {
             if e.is_empty() {
                 continue;
             }
-            searched.push(i);
             if e.len() != dim {
                 return Err(SearchError::Invalid(format!(
                     "embeddings[{i}] has {} dimensions, model {} has {dim}",
@@ -183,19 +200,40 @@ impl SimilarService {
                     "embeddings[{i}] contains NaN, infinity or a value out of float range"
                 )));
             }
+            let specs = req
+                .filters
+                .get(i)
+                .map_or(&req.global_filters[..], Vec::as_slice);
             let filter = match req.filters.get(i) {
                 Some(specs) => translate_all(specs, schema, now_unix)?,
                 None => global.clone(),
             };
+            let vector: Vec<f32> = e.iter().map(|x| *x as f32).collect();
+            let key = caching.in_memory_caching_enabled.then(|| {
+                KeyBuilder::default()
+                    .str(&req.entity)
+                    .str(&req.model)
+                    .str(&req.variant)
+                    .num(variant.vector_db_read_version)
+                    .num(req.limit)
+                    .vector(&vector)
+                    .filters(specs)
+                    .strs(&req.attributes)
+                    .build()
+            });
+            if let Some(hit) = key.as_ref().and_then(|k| self.cache.get(k)) {
+                answers[i] = (*hit).clone();
+                continue;
+            }
+            searched.push((i, key));
             search.push(SearchQuery {
-                vector: e.iter().map(|x| *x as f32).collect(),
+                vector,
                 limit: req.limit as usize,
                 filter: (filter != SearchFilter::default()).then_some(filter),
                 with_payload: req.attributes.clone(),
                 ..SearchQuery::default()
             });
         }
-        let mut answers = vec![Vec::new(); queries];
         if search.is_empty() {
             return Ok(answers);
         }
@@ -205,7 +243,11 @@ impl SimilarService {
             .search(&collection, search)
             .await
             .map_err(|source| SearchError::Store { collection, source })?;
-        for (i, hits) in searched.into_iter().zip(found) {
+        let ttl = Duration::from_secs(caching.in_memory_cache_ttl_seconds);
+        for ((i, key), hits) in searched.into_iter().zip(found) {
+            if let Some(key) = key {
+                self.cache.insert(key, hits.clone(), ttl);
+            }
             answers[i] = hits;
         }
         Ok(answers)

@@ -1,0 +1,221 @@
+//! The in-process result cache of similar-candidates queries.
+//!
+//! Keys carry everything that changes an answer — entity, model, variant, the **read version**
+//! (so a version switch never serves the old collection's neighbours, spec serving §9 S23),
+//! `limit`, the exact query vector, the effective filters and the attributes — hashed with
+//! length-prefixed, little-endian fields (no `["ab","c"]` ≡ `["a","bc"]` collisions, S25).
+//! Capacity is in bytes; entries expire after the variant's `in-memory-cache-TTL-seconds`
+//! (0 = [`DEFAULT_TTL`]; the original's "0 = never" lets entries outlive every change, S24).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+use skye_core::vector_store::ScoredPoint;
+
+use super::filters::FilterSpec;
+
+/// TTL used when a variant enables caching with a TTL of 0.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// What identifies one query's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(Box<[u8]>);
+
+/// Builds a [`CacheKey`] from length-prefixed parts.
+#[derive(Debug, Default)]
+pub struct KeyBuilder(Vec<u8>);
+
+impl KeyBuilder {
+    pub fn str(mut self, s: &str) -> Self {
+        self.0.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    pub fn num(mut self, n: i64) -> Self {
+        self.0.extend_from_slice(&n.to_le_bytes());
+        self
+    }
+
+    pub fn vector(mut self, v: &[f32]) -> Self {
+        self = self.num(v.len() as i64);
+        v.iter()
+            .for_each(|x| self.0.extend_from_slice(&x.to_le_bytes()));
+        self
+    }
+
+    pub fn filters(mut self, specs: &[FilterSpec]) -> Self {
+        self = self.num(specs.len() as i64);
+        for f in specs {
+            self = self
+                .str(&f.field)
+                .str(f.op.name())
+                .num(f.values.len() as i64);
+            for v in &f.values {
+                self = self.str(v);
+            }
+        }
+        self
+    }
+
+    pub fn strs(mut self, items: &[String]) -> Self {
+        self = self.num(items.len() as i64);
+        for s in items {
+            self = self.str(s);
+        }
+        self
+    }
+
+    pub fn build(self) -> CacheKey {
+        CacheKey(self.0.into_boxed_slice())
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    hits: Arc<Vec<ScoredPoint>>,
+    expires: Instant,
+    bytes: u64,
+}
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl Weighter<CacheKey, Arc<Entry>> for ByBytes {
+    fn weight(&self, key: &CacheKey, value: &Arc<Entry>) -> u64 {
+        key.0.len() as u64 + value.bytes
+    }
+}
+
+/// Byte-bounded, TTL'd cache of answers, with hit and miss counters.
+pub struct ResultCache {
+    cache: Cache<CacheKey, Arc<Entry>, ByBytes>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for ResultCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Hit and miss counts since start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+fn answer_bytes(hits: &[ScoredPoint]) -> u64 {
+    hits.iter()
+        .map(|h| {
+            48 + h.id.len()
+                + h.payload
+                    .iter()
+                    .map(|(k, v)| 48 + k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum::<usize>() as u64
+        + 64
+}
+
+impl ResultCache {
+    /// A cache holding at most about `capacity_bytes` of keys and answers.
+    pub fn new(capacity_bytes: u64) -> Self {
+        // Items estimate only sizes the internal tables; the weight bound is what limits.
+        let items = (capacity_bytes / 512).clamp(16, 1 << 22) as usize;
+        ResultCache {
+            cache: Cache::with_weighter(items, capacity_bytes, ByBytes),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<Vec<ScoredPoint>>> {
+        let found = self
+            .cache
+            .get(key)
+            .filter(|e| e.expires > Instant::now())
+            .map(|e| e.hits.clone());
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    pub fn insert(&self, key: CacheKey, hits: Vec<ScoredPoint>, ttl: Duration) {
+        let ttl = if ttl.is_zero() { DEFAULT_TTL } else { ttl };
+        let bytes = answer_bytes(&hits);
+        self.cache.insert(
+            key,
+            Arc::new(Entry {
+                hits: Arc::new(hits),
+                expires: Instant::now() + ttl,
+                bytes,
+            }),
+        );
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(id: &str) -> ScoredPoint {
+        ScoredPoint {
+            id: id.into(),
+            score: 1.0,
+            payload: Default::default(),
+        }
+    }
+
+    #[test]
+    fn keys_are_length_prefixed_and_entries_expire_and_are_bounded() {
+        let a = KeyBuilder::default()
+            .strs(&["ab".into(), "c".into()])
+            .build();
+        let b = KeyBuilder::default()
+            .strs(&["a".into(), "bc".into()])
+            .build();
+        assert_ne!(a, b);
+        let cache = ResultCache::new(1 << 20);
+        cache.insert(a.clone(), vec![hit("x")], Duration::from_millis(30));
+        assert_eq!(cache.get(&a).unwrap()[0].id, "x");
+        assert!(cache.get(&b).is_none());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get(&a).is_none(), "expired");
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2 });
+
+        let small = ResultCache::new(4096);
+        for i in 0..200 {
+            small.insert(
+                KeyBuilder::default().num(i).build(),
+                vec![hit("y"); 4],
+                Duration::from_secs(60),
+            );
+        }
+        let kept = (0..200)
+            .filter(|i| small.get(&KeyBuilder::default().num(*i).build()).is_some())
+            .count();
+        assert!(
+            kept > 0 && kept < 50,
+            "byte bound holds: {kept} entries kept"
+        );
+    }
+}
