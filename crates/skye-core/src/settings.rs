@@ -82,6 +82,8 @@ pub struct ServingSettings {
     pub in_memory_cache_size_in_bytes: u64,
     /// Largest `limit` a search may ask for.
     pub max_limit: u32,
+    /// Vector searches running at once; more are refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_searches: usize,
 }
 
 impl Default for ServingSettings {
@@ -90,6 +92,7 @@ impl Default for ServingSettings {
             listen: Listen::on(9090),
             in_memory_cache_size_in_bytes: 256 << 20,
             max_limit: 1000,
+            max_concurrent_searches: 64,
         }
     }
 }
@@ -341,6 +344,9 @@ impl Settings {
         }
         if self.serving.max_limit == 0 {
             errors.push("serving.max_limit", "must be positive");
+        }
+        if self.serving.max_concurrent_searches == 0 {
+            errors.push("serving.max_concurrent_searches", "must be positive");
         }
         let ports = [
             ("admin.port", self.admin.port),

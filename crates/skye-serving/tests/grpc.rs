@@ -11,7 +11,7 @@ use skye_core::domain::DistanceFunction;
 use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
 use skye_core::vector_store::{CollectionSpec, PayloadValue, VectorPoint, VectorStore};
 use skye_engine::registry::Registry;
-use skye_engine::search::similar::SimilarService;
+use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_similar_candidate_service_client::SkyeSimilarCandidateServiceClient;
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
 use skye_proto::{Embedding, Filter, Filters, Operator, SkyeRequest};
@@ -111,7 +111,15 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
         .await
         .unwrap();
     vectors.upsert("cached_intent_1", points).await.unwrap();
-    let engine = SimilarService::new(registry.clone(), vectors.clone(), 100, 1 << 20);
+    let engine = SimilarService::new(
+        registry.clone(),
+        vectors.clone(),
+        Limits {
+            max_limit: 100,
+            cache_bytes: 1 << 20,
+            max_concurrent: 8,
+        },
+    );
     let service = SimilarCandidates::new(engine.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

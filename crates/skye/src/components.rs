@@ -10,7 +10,7 @@ use serde_json::json;
 use skye_admin::{AdminState, AuthTokens};
 use skye_core::settings::{Listen, Settings};
 use skye_engine::registry::Registry;
-use skye_engine::search::similar::SimilarService;
+use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
 use skye_serving::{AuthInterceptor, SimilarCandidates};
 use tokio::net::TcpListener;
@@ -134,8 +134,11 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         let engine = SimilarService::new(
             registry.clone(),
             vectors,
-            settings.serving.max_limit,
-            settings.serving.in_memory_cache_size_in_bytes,
+            Limits {
+                max_limit: settings.serving.max_limit,
+                cache_bytes: settings.serving.in_memory_cache_size_in_bytes,
+                max_concurrent: settings.serving.max_concurrent_searches,
+            },
         );
         let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(
             SimilarCandidates::new(engine),

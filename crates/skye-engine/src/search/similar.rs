@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use skye_core::domain::Variant;
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::snapshot::LookupError;
@@ -51,6 +53,8 @@ pub enum SearchError {
     },
     #[error("{0}")]
     NotAvailable(String),
+    #[error("too many searches in flight; retry with backoff")]
+    Overloaded,
     #[error("collection {collection} of the variant's read version: {source}")]
     Store {
         collection: String,
@@ -64,6 +68,7 @@ impl HasErrorCode for SearchError {
             SearchError::Invalid(_) | SearchError::Filter(_) => ErrorCode::InvalidArgument,
             SearchError::Lookup(_) | SearchError::Disabled { .. } => ErrorCode::NotFound,
             SearchError::NotAvailable(_) => ErrorCode::FailedPrecondition,
+            SearchError::Overloaded => ErrorCode::ResourceExhausted,
             SearchError::Store { source, .. } => match source {
                 // The variant points at a collection that does not exist (not onboarded yet).
                 VectorStoreError::CollectionNotFound(_) => ErrorCode::FailedPrecondition,
@@ -80,21 +85,29 @@ pub struct SimilarService {
     vectors: Arc<dyn VectorRead>,
     max_limit: u32,
     cache: Arc<ResultCache>,
+    searches: Arc<Semaphore>,
+}
+
+/// Bounds of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `limit` a request may ask for.
+    pub max_limit: u32,
+    /// Bytes of the in-process result cache (used by variants that enable it).
+    pub cache_bytes: u64,
+    /// Vector searches running at once; a request beyond that is refused at once with
+    /// RESOURCE_EXHAUSTED instead of queueing (latency stays flat under overload).
+    pub max_concurrent: usize,
 }
 
 impl SimilarService {
-    /// `cache_bytes` bounds the in-process result cache (used by variants that enable it).
-    pub fn new(
-        registry: Arc<Registry>,
-        vectors: Arc<dyn VectorRead>,
-        max_limit: u32,
-        cache_bytes: u64,
-    ) -> Self {
+    pub fn new(registry: Arc<Registry>, vectors: Arc<dyn VectorRead>, limits: Limits) -> Self {
         SimilarService {
             registry,
             vectors,
-            max_limit,
-            cache: Arc::new(ResultCache::new(cache_bytes)),
+            max_limit: limits.max_limit,
+            cache: Arc::new(ResultCache::new(limits.cache_bytes)),
+            searches: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
         }
     }
 
@@ -237,6 +250,11 @@ impl SimilarService {
         if search.is_empty() {
             return Ok(answers);
         }
+        let _permit = self
+            .searches
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SearchError::Overloaded)?;
         let collection = variant.collection_name(variant.vector_db_read_version);
         let found = self
             .vectors

@@ -1,0 +1,4 @@
+//! The engine's services against the embedded backends.
+
+mod overload;
+mod registry;
