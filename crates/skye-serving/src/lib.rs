@@ -4,9 +4,11 @@
 
 mod auth;
 mod conversions;
+pub mod metrics;
 mod similar;
 
 pub use auth::{AuthInterceptor, CALLER_ID_HEADER, TOKEN_HEADER};
+pub use metrics::Metrics;
 pub use similar::SimilarCandidates;
 
 use skye_core::error::HasErrorCode;

@@ -1,25 +1,41 @@
 //! `SkyeSimilarCandidateService.getSimilarCandidates`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_engine::search::similar::SimilarService;
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateService;
 use skye_proto::{SkyeRequest, SkyeResponse};
 use tonic::{Request, Response, Status};
 
 use crate::conversions::{candidates, similar_request};
+use crate::metrics::{Metrics, RequestLabels, VariantLabels};
 use crate::status;
 
 /// The tonic service.
 #[derive(Debug, Clone)]
 pub struct SimilarCandidates {
     engine: SimilarService,
+    metrics: Arc<Metrics>,
 }
 
 impl SimilarCandidates {
-    pub fn new(engine: SimilarService) -> Self {
-        SimilarCandidates { engine }
+    pub fn new(engine: SimilarService, metrics: Arc<Metrics>) -> Self {
+        SimilarCandidates { engine, metrics }
     }
+}
+
+/// Codes that can only arise after the model and variant were resolved, so their names are
+/// registered ones and safe as metric labels.
+fn resolved(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ResourceExhausted
+            | ErrorCode::FailedPrecondition
+            | ErrorCode::Unavailable
+            | ErrorCode::Internal
+    )
 }
 
 #[tonic::async_trait]
@@ -28,14 +44,51 @@ impl SkyeSimilarCandidateService for SimilarCandidates {
         &self,
         request: Request<SkyeRequest>,
     ) -> Result<Response<SkyeResponse>, Status> {
+        let started = Instant::now();
         let req = similar_request(request.into_inner())?;
+        let labels = VariantLabels {
+            model: req.model.clone(),
+            variant: req.variant.clone(),
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let answers = self.engine.similar(req, now).await.map_err(status)?;
+        let outcome = self.engine.similar(req, now).await;
+        let (code, known) = match &outcome {
+            Ok(_) => ("ok", true),
+            Err(e) => (e.code().as_str(), resolved(e.code())),
+        };
+        let (model, variant) = if known {
+            (labels.model.clone(), labels.variant.clone())
+        } else {
+            ("unknown".to_string(), "unknown".to_string())
+        };
+        self.metrics
+            .latency
+            .get_or_create(&RequestLabels {
+                rpc: "getSimilarCandidates",
+                model,
+                variant,
+                code,
+            })
+            .observe(started.elapsed().as_secs_f64());
+        let answer = outcome.map_err(status)?;
+        let returned: usize = answer.answers.iter().map(Vec::len).sum();
+        self.metrics
+            .results
+            .get_or_create(&labels)
+            .inc_by(returned as u64);
+        self.metrics
+            .cache_hits
+            .get_or_create(&labels)
+            .inc_by(answer.cache_hits as u64);
+        self.metrics
+            .cache_misses
+            .get_or_create(&labels)
+            .inc_by(answer.cache_misses as u64);
         Ok(Response::new(SkyeResponse {
-            responses: answers.into_iter().map(candidates).collect(),
+            responses: answer.answers.into_iter().map(candidates).collect(),
         }))
     }
 }

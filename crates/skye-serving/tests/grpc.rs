@@ -15,7 +15,7 @@ use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_similar_candidate_service_client::SkyeSimilarCandidateServiceClient;
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
 use skye_proto::{Embedding, Filter, Filters, Operator, SkyeRequest};
-use skye_serving::{AuthInterceptor, SimilarCandidates};
+use skye_serving::{AuthInterceptor, Metrics, SimilarCandidates};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -25,6 +25,7 @@ struct Fixture {
     engine: SimilarService,
     registry: Arc<Registry>,
     vectors: Arc<EmbeddedVectorStore>,
+    metrics: Arc<Metrics>,
 }
 
 fn spec(name: &str) -> CollectionSpec {
@@ -120,7 +121,8 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
             max_concurrent: 8,
         },
     );
-    let service = SimilarCandidates::new(engine.clone());
+    let metrics = Arc::new(Metrics::default());
+    let service = SimilarCandidates::new(engine.clone(), metrics.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
@@ -140,6 +142,7 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
         engine,
         registry,
         vectors,
+        metrics,
     }
 }
 
@@ -415,6 +418,19 @@ async fn repeats_hit_the_cache_and_a_version_switch_never_serves_stale_results()
     assert_eq!(
         (f.engine.cache_stats().hits, f.engine.cache_stats().misses),
         (1, 1)
+    );
+    let text = f.metrics.render();
+    assert!(
+        text.contains(r#"skye_serving_cache_hits_total{model="intent",variant="cached"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"skye_serving_results_total{model="intent",variant="cached"} 4"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"skye_serving_request_seconds_count{rpc="getSimilarCandidates",model="intent",variant="cached",code="ok"} 2"#),
+        "{text}"
     );
     f.client
         .get_similar_candidates(ask("organic"))

@@ -12,7 +12,7 @@ use skye_core::settings::{Listen, Settings};
 use skye_engine::registry::Registry;
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
-use skye_serving::{AuthInterceptor, SimilarCandidates};
+use skye_serving::{AuthInterceptor, Metrics, SimilarCandidates};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -131,6 +131,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             )
             .context("cannot open the embedded vector store")?,
         );
+        let metrics = Arc::new(Metrics::default());
         let engine = SimilarService::new(
             registry.clone(),
             vectors,
@@ -141,7 +142,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             },
         );
         let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(
-            SimilarCandidates::new(engine),
+            SimilarCandidates::new(engine, metrics.clone()),
             AuthInterceptor::new(settings.auth_tokens.clone()),
         );
         let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -158,7 +159,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             .add_service(health)
             .add_service(reflection)
             .into_axum_router()
-            .merge(serving_health(registry.clone()));
+            .merge(serving_health(registry.clone()))
+            .route("/metrics", get(move || render_metrics(metrics.clone())));
         serve(&mut servers, "serving", listener, router, shutdown.clone());
     }
     if which.consumers {
@@ -190,6 +192,17 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         registry.shutdown().await;
     }
     result
+}
+
+/// Prometheus text exposition of the serving metrics.
+async fn render_metrics(metrics: Arc<Metrics>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
 }
 
 /// Serving's HTTP side (as the original: `/health` → pong, `/health/self` → true).

@@ -88,6 +88,17 @@ pub struct SimilarService {
     searches: Arc<Semaphore>,
 }
 
+/// The answers of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimilarAnswer {
+    /// One result list per query, in request order.
+    pub answers: Vec<Vec<ScoredPoint>>,
+    /// Queries answered from the result cache.
+    pub cache_hits: usize,
+    /// Cacheable queries the cache could not answer.
+    pub cache_misses: usize,
+}
+
 /// Bounds of the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -116,12 +127,12 @@ impl SimilarService {
         self.cache.stats()
     }
 
-    /// One result list per query, in request order.
+    /// One result list per query, in request order, with how the cache served them.
     pub async fn similar(
         &self,
         req: SimilarRequest,
         now_unix: i64,
-    ) -> Result<Vec<Vec<ScoredPoint>>, SearchError> {
+    ) -> Result<SimilarAnswer, SearchError> {
         // Validation first (the original resolves config first and panics on its way, §9 S1–S2).
         for (value, name) in [
             (&req.entity, "Entity"),
@@ -247,8 +258,15 @@ impl SimilarService {
                 ..SearchQuery::default()
             });
         }
+        let cache_hits =
+            queries - searched.len() - req.embeddings.iter().filter(|e| e.is_empty()).count();
+        let cache_misses = searched.iter().filter(|(_, key)| key.is_some()).count();
         if search.is_empty() {
-            return Ok(answers);
+            return Ok(SimilarAnswer {
+                answers,
+                cache_hits,
+                cache_misses,
+            });
         }
         let _permit = self
             .searches
@@ -268,6 +286,10 @@ impl SimilarService {
             }
             answers[i] = hits;
         }
-        Ok(answers)
+        Ok(SimilarAnswer {
+            answers,
+            cache_hits,
+            cache_misses,
+        })
     }
 }

@@ -112,7 +112,7 @@ async fn searches_beyond_the_bound_get_resource_exhausted_at_once() {
         "refused at once, not queued"
     );
     gate.release.notify_one();
-    assert_eq!(busy.await.unwrap().unwrap()[0][0].id, "x");
+    assert_eq!(busy.await.unwrap().unwrap().answers[0][0].id, "x");
     // The permit is back: the next search runs.
     let next = tokio::spawn({
         let service = service.clone();

@@ -67,6 +67,20 @@ async fn grpc_and_health_share_the_serving_port_and_answer_with_clear_statuses()
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(Code::NotFound), "{e}");
+    let metrics = Http::new().get(&skye.url("serving", "/metrics")).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.raw.contains(r#"skye_serving_request_seconds_count{rpc="getSimilarCandidates",model="intent",variant="organic",code="failed_precondition"} 1"#),
+        "{}",
+        metrics.raw
+    );
+    assert!(
+        metrics
+            .raw
+            .contains(r#"model="unknown",variant="unknown",code="not_found"} 1"#),
+        "unregistered names never become labels: {}",
+        metrics.raw
+    );
     let anonymous = sdk(None).await.unwrap();
     let e = anonymous
         .similar_candidates(request("organic"))
