@@ -131,77 +131,80 @@ impl Registry {
 
     /// Registers a store and returns the id assigned to it (max existing numeric id + 1).
     pub async fn register_store(&self, req: RegisterStore) -> Result<String, RegistryError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let current = self.authoritative().await?.snapshot;
-            let next = current
-                .stores
-                .keys()
-                .filter_map(|id| id.parse::<u64>().ok())
-                .max()
-                .unwrap_or(0)
-                + 1;
-            let id = next.to_string();
-            let (key, value) = tree::encode_store(&self.root, &id, &req.store);
-            if self
-                .commit(
-                    Txn::new()
-                        .when(Compare::Absent(key.clone()))
-                        .put(key, value),
-                )
-                .await?
-            {
-                return Ok(id);
-            }
-        }
-        Err(RegistryError::Contended("storage/stores".into()))
+        with_retries("storage/stores", || self.try_register_store(&req)).await
+    }
+
+    async fn try_register_store(
+        &self,
+        req: &RegisterStore,
+    ) -> Result<Option<String>, RegistryError> {
+        let current = self.authoritative().await?.snapshot;
+        let next = current
+            .stores
+            .keys()
+            .filter_map(|id| id.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let id = next.to_string();
+        let (key, value) = tree::encode_store(&self.root, &id, &req.store);
+        let committed = self
+            .commit(
+                Txn::new()
+                    .when(Compare::Absent(key.clone()))
+                    .put(key, value),
+            )
+            .await?;
+        Ok(committed.then_some(id))
     }
 
     /// Adds a job frequency; an exact duplicate is refused.
     pub async fn register_frequency(&self, req: RegisterFrequency) -> Result<(), RegistryError> {
+        with_retries("storage/frequencies", || self.try_register_frequency(&req)).await
+    }
+
+    async fn try_register_frequency(
+        &self,
+        req: &RegisterFrequency,
+    ) -> Result<Option<()>, RegistryError> {
         let key = self.root.frequencies();
-        for _ in 0..CAS_ATTEMPTS {
-            let range = self.store.range(&key).await?;
-            let existing = range.kvs.into_iter().find(|kv| kv.key == key);
-            let mut list: Vec<String> = existing
-                .as_ref()
-                .map(|kv| {
-                    kv.value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default();
-            if list.iter().any(|f| f == &req.frequency) {
-                return Err(RegistryError::AlreadyExists(format!(
-                    "frequency '{}' is already registered",
-                    req.frequency
-                )));
-            }
-            list.push(req.frequency.clone());
-            let guard = match &existing {
-                Some(kv) => Compare::ModRevision(key.clone(), kv.mod_revision),
-                None => Compare::Absent(key.clone()),
-            };
-            if self
-                .commit(Txn::new().when(guard).put(&key, list.join(",")))
-                .await?
-            {
-                return Ok(());
-            }
+        let range = self.store.range(&key).await?;
+        let existing = range.kvs.into_iter().find(|kv| kv.key == key);
+        let mut list: Vec<String> = existing
+            .as_ref()
+            .map(|kv| {
+                kv.value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if list.iter().any(|f| f == &req.frequency) {
+            return Err(RegistryError::AlreadyExists(format!(
+                "frequency '{}' is already registered",
+                req.frequency
+            )));
         }
-        Err(RegistryError::Contended(key))
+        list.push(req.frequency.clone());
+        let guard = match &existing {
+            Some(kv) => Compare::ModRevision(key.clone(), kv.mod_revision),
+            None => Compare::Absent(key.clone()),
+        };
+        let committed = self
+            .commit(Txn::new().when(guard).put(&key, list.join(",")))
+            .await?;
+        Ok(committed.then_some(()))
     }
 
     /// Registers an entity on an existing store.
     pub async fn register_entity(&self, req: RegisterEntity) -> Result<(), RegistryError> {
-        for _ in 0..CAS_ATTEMPTS {
-            if self.try_register_entity(&req).await? {
-                return Ok(());
-            }
-        }
-        Err(RegistryError::Contended(format!("entity '{}'", req.entity)))
+        let what = format!("entity '{}'", req.entity);
+        with_retries(&what, || async {
+            Ok(self.try_register_entity(&req).await?.then_some(()))
+        })
+        .await
     }
 
     async fn try_register_entity(&self, req: &RegisterEntity) -> Result<bool, RegistryError> {
@@ -228,15 +231,11 @@ impl Registry {
 
     /// Registers a model under an existing entity. Model names are unique across entities.
     pub async fn register_model(&self, req: RegisterModel) -> Result<(), RegistryError> {
-        for _ in 0..CAS_ATTEMPTS {
-            if self.try_register_model(&req.model).await? {
-                return Ok(());
-            }
-        }
-        Err(RegistryError::Contended(format!(
-            "model '{}'",
-            req.model.name
-        )))
+        let what = format!("model '{}'", req.model.name);
+        with_retries(&what, || async {
+            Ok(self.try_register_model(&req.model).await?.then_some(()))
+        })
+        .await
     }
 
     async fn try_register_model(&self, model: &Model) -> Result<bool, RegistryError> {
@@ -273,15 +272,14 @@ impl Registry {
     /// Registers a variant of an existing model. Its embedding-store versions start at the
     /// model's current generation.
     pub async fn register_variant(&self, req: RegisterVariant) -> Result<(), RegistryError> {
-        for _ in 0..CAS_ATTEMPTS {
-            if self.try_register_variant(req.variant.clone()).await? {
-                return Ok(());
-            }
-        }
-        Err(RegistryError::Contended(format!(
-            "variant '{}'",
-            req.variant.name
-        )))
+        let what = format!("variant '{}'", req.variant.name);
+        with_retries(&what, || async {
+            Ok(self
+                .try_register_variant(req.variant.clone())
+                .await?
+                .then_some(()))
+        })
+        .await
     }
 
     async fn try_register_variant(&self, mut variant: Variant) -> Result<bool, RegistryError> {
@@ -322,6 +320,21 @@ impl Registry {
             .extend(put_ops(tree::encode_variant(&self.root, &variant)));
         self.commit(txn).await
     }
+}
+
+/// Runs an optimistic write until one attempt's compares hold (`Some`), giving up with
+/// `Contended` after [`CAS_ATTEMPTS`]. Each attempt re-reads what it depends on.
+async fn with_retries<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, RegistryError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, RegistryError>>,
+{
+    for _ in 0..CAS_ATTEMPTS {
+        if let Some(done) = attempt().await? {
+            return Ok(done);
+        }
+    }
+    Err(RegistryError::Contended(what.to_string()))
 }
 
 fn put_ops(kvs: Vec<(String, String)>) -> Vec<skye_core::config_store::Op> {
