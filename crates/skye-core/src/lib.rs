@@ -2,6 +2,7 @@
 //! backends implement. No I/O happens here.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod auth;
 pub mod config_store;
 pub mod domain;
 pub mod error;

@@ -3,36 +3,23 @@
 
 use std::sync::Arc;
 
+use skye_core::auth::AuthTokens;
+pub use skye_core::auth::{CALLER_ID_HEADER, TOKEN_HEADER};
 use tonic::{Request, Status};
 
-pub const CALLER_ID_HEADER: &str = "skye-caller-id";
-pub const TOKEN_HEADER: &str = "skye-auth-token";
-
-/// Checks every request's metadata. Tokens are compared in constant time and never logged.
-#[derive(Clone)]
+/// Checks every request's metadata against the shared [`AuthTokens`].
+#[derive(Debug, Clone)]
 pub struct AuthInterceptor {
-    tokens: Arc<Vec<String>>,
-}
-
-impl std::fmt::Debug for AuthInterceptor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AuthInterceptor({} tokens)", self.tokens.len())
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    tokens: Arc<AuthTokens>,
 }
 
 impl AuthInterceptor {
-    pub fn new(tokens: Vec<String>) -> Self {
-        AuthInterceptor {
-            tokens: Arc::new(tokens),
-        }
+    pub fn new(tokens: Arc<AuthTokens>) -> Self {
+        AuthInterceptor { tokens }
     }
 
     pub fn check(&self, req: Request<()>) -> Result<Request<()>, Status> {
-        if self.tokens.is_empty() {
+        if !self.tokens.enabled() {
             return Ok(req);
         }
         let md = req.metadata();
@@ -46,11 +33,7 @@ impl AuthInterceptor {
                 "{TOKEN_HEADER} header is missing"
             )));
         };
-        let presented = token.as_bytes();
-        let ok = self.tokens.iter().fold(false, |ok, t| {
-            ok | constant_time_eq(t.as_bytes(), presented)
-        });
-        if ok {
+        if self.tokens.accepts(token.as_bytes()) {
             Ok(req)
         } else {
             Err(Status::unauthenticated("Invalid auth token"))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use skye_backends::embedded::{EmbeddedConfigStore, EmbeddedVectorStore};
+use skye_core::auth::AuthTokens;
 use skye_core::config_store::Txn;
 use skye_core::domain::DistanceFunction;
 use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
@@ -129,7 +130,7 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
         tonic::transport::Server::builder()
             .add_service(SkyeSimilarCandidateServiceServer::with_interceptor(
                 service,
-                AuthInterceptor::new(tokens),
+                AuthInterceptor::new(Arc::new(AuthTokens::new(tokens))),
             ))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );

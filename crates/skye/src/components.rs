@@ -143,7 +143,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         );
         let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(
             SimilarCandidates::new(engine, metrics.clone()),
-            AuthInterceptor::new(settings.auth_tokens.clone()),
+            AuthInterceptor::new(auth.clone()),
         );
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
