@@ -205,6 +205,7 @@ impl SimilarService {
         let mut searched: Vec<(usize, Option<CacheKey>)> = Vec::with_capacity(queries);
         let mut answers = vec![Vec::new(); queries];
         let caching = &variant.caching;
+        let (mut cache_hits, mut cache_misses) = (0, 0);
         for (i, e) in req.embeddings.iter().enumerate() {
             if e.is_empty() {
                 continue;
@@ -247,8 +248,10 @@ impl SimilarService {
             });
             if let Some(hit) = key.as_ref().and_then(|k| self.cache.get(k)) {
                 answers[i] = (*hit).clone();
+                cache_hits += 1;
                 continue;
             }
+            cache_misses += usize::from(key.is_some());
             searched.push((i, key));
             search.push(SearchQuery {
                 vector,
@@ -258,9 +261,6 @@ impl SimilarService {
                 ..SearchQuery::default()
             });
         }
-        let cache_hits =
-            queries - searched.len() - req.embeddings.iter().filter(|e| e.is_empty()).count();
-        let cache_misses = searched.iter().filter(|(_, key)| key.is_some()).count();
         if search.is_empty() {
             return Ok(SimilarAnswer {
                 answers,
