@@ -82,14 +82,6 @@ impl ErrorCode {
         }
     }
 
-    /// Whether a client may retry the same request later and expect a different outcome.
-    pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::ResourceExhausted | ErrorCode::Unavailable | ErrorCode::Timeout
-        )
-    }
-
     /// Stable lower-case name, used as a metric label and in JSON error bodies.
     pub fn as_str(self) -> &'static str {
         match self {

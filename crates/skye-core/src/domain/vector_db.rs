@@ -7,19 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::FieldSchema;
 use crate::json_compat::{Nested, Shape, lenient_string_map};
 
-/// Default search deadline when `http2config.deadline` is 0 (the original times out at once,
-/// spec serving §9 S8).
-pub const DEFAULT_READ_DEADLINE_MS: u64 = 200;
-/// Default write deadline when `http2config.write_deadline` is 0.
-pub const DEFAULT_WRITE_DEADLINE_MS: u64 = 5000;
-
 /// gRPC client settings for remote vector DBs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct Http2Config {
-    /// Search timeout in ms (0 = [`DEFAULT_READ_DEADLINE_MS`]).
+    /// Search timeout in ms of remote vector DBs.
     pub deadline: u64,
-    /// Timeout in ms of admin and write calls (0 = [`DEFAULT_WRITE_DEADLINE_MS`]).
+    /// Timeout in ms of admin and write calls to remote vector DBs.
     pub write_deadline: u64,
     pub keep_alive_time: String,
     pub thread_pool_size: String,
@@ -107,34 +101,3 @@ pub static VECTOR_DB_CONFIG_SHAPE: Shape = Shape {
         ("payload", Nested::MapOf(&PAYLOAD_FIELD_SHAPE)),
     ],
 };
-
-impl VectorDbConfig {
-    /// Search deadline with the default applied.
-    pub fn read_deadline_ms(&self) -> u64 {
-        match self.http2config.deadline {
-            0 => DEFAULT_READ_DEADLINE_MS,
-            d => d,
-        }
-    }
-
-    /// Write deadline with the default applied.
-    pub fn write_deadline_ms(&self) -> u64 {
-        match self.http2config.write_deadline {
-            0 => DEFAULT_WRITE_DEADLINE_MS,
-            d => d,
-        }
-    }
-
-    /// A parameter parsed as an unsigned integer; `None` when absent or empty.
-    pub fn param_u64(&self, name: &str) -> Option<u64> {
-        self.params.get(name).and_then(|v| v.trim().parse().ok())
-    }
-
-    /// A parameter parsed as a boolean (Go `ParseBool` spellings); `false` when absent.
-    pub fn param_bool(&self, name: &str) -> bool {
-        self.params
-            .get(name)
-            .and_then(|v| crate::tree::parse_go_bool(v))
-            .unwrap_or(false)
-    }
-}
