@@ -626,25 +626,6 @@ impl Hnsw {
     }
 
     /// The `k` nearest admitted nodes to `q` with beam width `ef` (≥ k), nearest first.
-    /// The `k` nearest admitted nodes to `q` with beam width `ef` (≥ k), nearest first.
-    pub fn search<A: Admit>(
-        &self,
-        space: Space<'_>,
-        q: &[f32],
-        k: usize,
-        ef: usize,
-        admit: &A,
-    ) -> Vec<Scored> {
-        let mut found = self.search_with(&Exact { q, space }, ef.max(k), admit);
-        found.truncate(k);
-        found
-    }
-
-    /// The `ef` nearest admitted nodes under any query distance, nearest first.
-    pub fn search_with<A: Admit, D: QueryDist>(&self, qd: &D, ef: usize, admit: &A) -> Vec<Scored> {
-        self.search_filtered(qd, ef, ef, admit)
-    }
-
     /// The `keep` nearest admitted nodes found by a beam of width `explore` (≥ `keep`).
     pub fn search_filtered<A: Admit, D: QueryDist>(
         &self,
