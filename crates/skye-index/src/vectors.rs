@@ -83,3 +83,13 @@ pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// Prefetches every cache line of the `bytes` bytes at `p`.
+#[inline(always)]
+pub(crate) fn prefetch_lines(p: *const u8, bytes: usize) {
+    let mut off = 0;
+    while off < bytes {
+        prefetch(p.wrapping_add(off));
+        off += 64;
+    }
+}

@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::distance::DistanceFn;
 use crate::quant::{QuantKernels, QuantQuery};
-use crate::vectors::{Vectors, prefetch};
+use crate::vectors::{Vectors, prefetch, prefetch_lines};
 use visited::with_visited;
 
 /// `entry_word` flag: the graph has an entry point.
@@ -168,12 +168,10 @@ impl QueryDist for Quantized<'_> {
 
     #[inline(always)]
     fn prefetch(&self, id: u32) {
-        let p = self.codes.as_ptr().wrapping_add(id as usize * self.stride);
-        let mut off = 0;
-        while off < self.stride {
-            prefetch(p.wrapping_add(off));
-            off += 64;
-        }
+        prefetch_lines(
+            self.codes.as_ptr().wrapping_add(id as usize * self.stride),
+            self.stride,
+        );
     }
 }
 
@@ -203,13 +201,7 @@ impl<F: Fn(u32) -> bool> Admit for F {
 /// Prefetches every cache line of row `id`.
 #[inline(always)]
 fn prefetch_row(vectors: &Vectors, id: u32) {
-    let p = vectors.row_ptr(id as usize).cast::<u8>();
-    let bytes = vectors.dim() * 4;
-    let mut off = 0;
-    while off < bytes {
-        prefetch(p.wrapping_add(off));
-        off += 64;
-    }
+    prefetch_lines(vectors.row_ptr(id as usize).cast::<u8>(), vectors.dim() * 4);
 }
 
 fn splitmix64(mut x: u64) -> u64 {
