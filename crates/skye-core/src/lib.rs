@@ -6,10 +6,12 @@ pub mod auth;
 pub mod config_store;
 pub mod domain;
 pub mod error;
+pub mod event_log;
 pub mod json_compat;
 pub mod registration;
 pub mod settings;
 pub mod snapshot;
+pub mod storage;
 pub mod tree;
 pub mod vector_store;
 

@@ -4,4 +4,6 @@
 //! reachable (`.ci/run` starts them) and print `SKIPPED` loudly otherwise.
 
 mod config_store;
+mod event_log;
+mod storage;
 mod vector_store;

@@ -1,0 +1,170 @@
+//! The [`EventLog`] contract (see `skye_core::event_log`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use skye_backends::embedded::EmbeddedEventLog;
+use skye_core::event_log::{EventLog, Produce, next_offsets};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn rec(topic: &str, key: &str, value: &str) -> Produce {
+    Produce::new(topic, key, value.as_bytes().to_vec())
+}
+
+/// Every case, on topics named under `root`.
+pub async fn run_suite(log: Arc<dyn EventLog>, root: &str) {
+    produce_assigns_offsets_in_order_and_keys_stick(&*log, &format!("{root}.keys")).await;
+    a_group_resumes_after_its_commit(&*log, &format!("{root}.resume")).await;
+    seek_redelivers(&*log, &format!("{root}.seek")).await;
+    poll_waits_for_new_records(log.clone(), &format!("{root}.wait")).await;
+    bad_input_is_refused(&*log, &format!("{root}.bad")).await;
+}
+
+async fn produce_assigns_offsets_in_order_and_keys_stick(log: &dyn EventLog, topic: &str) {
+    assert_eq!(log.ensure_topic(topic, 4).await.unwrap(), 4);
+    assert_eq!(
+        log.ensure_topic(topic, 9).await.unwrap(),
+        4,
+        "existing topic keeps its partitions"
+    );
+    let batch: Vec<_> = (0..40)
+        .map(|i| rec(topic, &format!("k{}", i % 5), &i.to_string()))
+        .collect();
+    let assigned = log.produce(batch).await.unwrap();
+    assert_eq!(assigned.len(), 40);
+    for i in 0..40 {
+        assert_eq!(assigned[i].0, assigned[i % 5].0, "same key, same partition");
+    }
+    let mut sub = log.subscribe("g-keys", &[topic]).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 40 {
+        let got = sub.poll(7, WAIT).await.unwrap();
+        assert!(!got.is_empty(), "records missing: saw {}", seen.len());
+        seen.extend(got);
+    }
+    for p in 0..4 {
+        let offsets: Vec<u64> = seen
+            .iter()
+            .filter(|r| r.partition == p)
+            .map(|r| r.offset)
+            .collect();
+        let expected: Vec<u64> = (0..offsets.len() as u64).collect();
+        assert_eq!(offsets, expected, "partition {p} delivered in offset order");
+    }
+    let values: Vec<u32> = seen
+        .iter()
+        .filter(|r| r.key == "k3")
+        .map(|r| std::str::from_utf8(&r.value).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        [3, 8, 13, 18, 23, 28, 33, 38],
+        "one key's records keep their order"
+    );
+}
+
+async fn a_group_resumes_after_its_commit(log: &dyn EventLog, topic: &str) {
+    log.produce((0..10).map(|i| rec(topic, "", &i.to_string())).collect())
+        .await
+        .unwrap();
+    {
+        let mut sub = log.subscribe("g-resume", &[topic]).await.unwrap();
+        let first = sub.poll(4, WAIT).await.unwrap();
+        assert_eq!(first.len(), 4);
+        sub.commit(&next_offsets(&first)).await.unwrap();
+        // Polled but not committed: must come back after the member leaves.
+        let second = sub.poll(3, WAIT).await.unwrap();
+        assert_eq!(second[0].offset, 4);
+    }
+    assert_eq!(log.committed("g-resume", topic, 0).await.unwrap(), Some(4));
+    let mut again = log.subscribe("g-resume", &[topic]).await.unwrap();
+    let got = again.poll(100, WAIT).await.unwrap();
+    let offsets: Vec<u64> = got.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (4..10).collect::<Vec<_>>());
+    // Another group starts at the oldest retained record: nothing that g-resume has not yet
+    // committed past may be gone.
+    let mut other = log.subscribe("g-resume-other", &[topic]).await.unwrap();
+    assert!(other.poll(1, WAIT).await.unwrap()[0].offset <= 4);
+}
+
+async fn seek_redelivers(log: &dyn EventLog, topic: &str) {
+    log.produce((0..3).map(|i| rec(topic, "", &i.to_string())).collect())
+        .await
+        .unwrap();
+    let mut sub = log.subscribe("g-seek", &[topic]).await.unwrap();
+    let got = sub.poll(10, WAIT).await.unwrap();
+    assert_eq!(got.len(), 3);
+    sub.seek(topic, 0, 1).await.unwrap();
+    let again = sub.poll(10, WAIT).await.unwrap();
+    assert_eq!(again.iter().map(|r| r.offset).collect::<Vec<_>>(), [1, 2]);
+}
+
+async fn poll_waits_for_new_records(log: Arc<dyn EventLog>, topic: &str) {
+    log.ensure_topic(topic, 1).await.unwrap();
+    let mut sub = log.subscribe("g-wait", &[topic]).await.unwrap();
+    let empty = sub.poll(10, Duration::from_millis(50)).await.unwrap();
+    assert!(
+        empty.is_empty(),
+        "poll on an empty topic times out with nothing"
+    );
+    let producer = log.clone();
+    let t = topic.to_string();
+    let handle = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut r = rec(&t, "k", "late");
+        r.headers.push(("h".into(), "v".into()));
+        producer.produce(vec![r]).await.unwrap();
+    });
+    let got = sub.poll(10, WAIT).await.unwrap();
+    handle.await.unwrap();
+    assert_eq!(got.len(), 1, "a waiting poll wakes on produce");
+    assert_eq!(got[0].value, b"late");
+    assert_eq!(got[0].header("h"), Some("v"));
+}
+
+async fn bad_input_is_refused(log: &dyn EventLog, topic: &str) {
+    assert!(log.ensure_topic("bad topic!", 1).await.is_err());
+    assert!(log.ensure_topic(topic, 0).await.is_err());
+    log.ensure_topic(topic, 2).await.unwrap();
+    let mut r = rec(topic, "", "x");
+    r.partition = Some(2);
+    assert!(
+        log.produce(vec![r]).await.is_err(),
+        "partition out of range"
+    );
+    assert_eq!(
+        log.end_offset(topic, 0).await.unwrap(),
+        0,
+        "a refused batch writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn embedded_event_log_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(EmbeddedEventLog::open(&dir.path().join("events.redb")).unwrap());
+    run_suite(log, "conf").await;
+}
+
+#[tokio::test]
+async fn embedded_event_log_keeps_records_and_offsets_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.redb");
+    {
+        let log = EmbeddedEventLog::open(&path).unwrap();
+        log.produce((0..5).map(|i| rec("t", "", &i.to_string())).collect())
+            .await
+            .unwrap();
+        let mut sub = log.subscribe("g", &["t"]).await.unwrap();
+        let got = sub.poll(2, WAIT).await.unwrap();
+        sub.commit(&next_offsets(&got)).await.unwrap();
+    }
+    let log = EmbeddedEventLog::open(&path).unwrap();
+    assert_eq!(log.end_offset("t", 0).await.unwrap(), 5);
+    let mut sub = log.subscribe("g", &["t"]).await.unwrap();
+    let got = sub.poll(10, WAIT).await.unwrap();
+    assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), [2, 3, 4]);
+    let next = log.produce(vec![rec("t", "", "5")]).await.unwrap();
+    assert_eq!(next, [(0, 5)], "offsets continue after a reopen");
+}

@@ -1,0 +1,192 @@
+//! The event bus: partitioned, durable topics read by consumer groups that commit offsets
+//! (Kafka's model, spec AC §4.1).
+//!
+//! The embedded log (standalone mode) and Kafka (scale-out) implement it; the conformance suite
+//! runs against each. Contract:
+//! * `produce` returns once every record is durable, with the partition and offset assigned;
+//!   records of one call land in order, and records with the same key land in the same partition;
+//! * a subscription delivers each partition's records in offset order, starting after the
+//!   group's committed offset (or at the beginning when the group never committed);
+//! * `commit` durably records, per partition, the offset of the *next* record to deliver; after a
+//!   restart the group resumes there, so a record is re-delivered unless its batch was committed;
+//! * a group that never committed starts at the oldest retained record;
+//! * `seek` rewinds (or advances) the subscription's position without committing.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{ErrorCode, HasErrorCode};
+
+/// Well-known topics (spec AC §4.8); the retry and failure topics are separate from their inputs
+/// so that a poison event cannot loop (spec AC §8 B9).
+pub mod topics {
+    pub const EMBEDDING: &str = "skye.embedding";
+    pub const EMBEDDING_SEQUENCE: &str = "skye.embedding-sequence";
+    pub const REALTIME: &str = "skye.realtime";
+    pub const REALTIME_RETRY: &str = "skye.realtime-retry";
+    pub const REALTIME_DELTA: &str = "skye.realtime-delta";
+    pub const MODEL_STATE: &str = "skye.model-state";
+    pub const EMBEDDING_FAILURE: &str = "skye.embedding-failure";
+}
+
+/// Header carrying the reason an event was sent to a failure or retry topic.
+pub const ERROR_HEADER: &str = "skye-error";
+
+/// A record to append.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Produce {
+    pub topic: String,
+    /// Explicit partition; `None` = by key hash (empty key: partition 0).
+    pub partition: Option<u32>,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Produce {
+    pub fn new(topic: impl Into<String>, key: impl Into<String>, value: Vec<u8>) -> Self {
+        Produce {
+            topic: topic.into(),
+            partition: None,
+            key: key.into(),
+            value,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A delivered record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Errors of the event bus.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventLogError {
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+    #[error("event bus failure: {0}")]
+    Internal(String),
+}
+
+impl HasErrorCode for EventLogError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            EventLogError::UnknownTopic(_) => ErrorCode::NotFound,
+            EventLogError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            EventLogError::Unavailable(_) => ErrorCode::Unavailable,
+            EventLogError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Producing and subscribing.
+#[async_trait]
+pub trait EventLog: Send + Sync + std::fmt::Debug {
+    /// Creates `topic` with `partitions` partitions unless it exists; returns its partition count.
+    async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, EventLogError>;
+
+    /// Appends `records` durably; returns `(partition, offset)` of each, in order. A topic that
+    /// does not exist yet is created with one partition.
+    async fn produce(&self, records: Vec<Produce>) -> Result<Vec<(u32, u64)>, EventLogError>;
+
+    /// Joins consumer group `group` reading `topics`.
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn Subscription>, EventLogError>;
+
+    /// The committed offset of `group` on a partition (`None` when never committed).
+    async fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, EventLogError>;
+
+    /// The offset the next record of a partition will get.
+    async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, EventLogError>;
+}
+
+/// One member of a consumer group.
+#[async_trait]
+pub trait Subscription: Send + std::fmt::Debug {
+    /// Up to `max` records, waiting at most `wait` for the first one (an empty vector on timeout).
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, EventLogError>;
+
+    /// Durably commits, per `(topic, partition)`, the offset of the next record to deliver.
+    async fn commit(&mut self, next: &[(String, u32, u64)]) -> Result<(), EventLogError>;
+
+    /// Moves the position of a partition so that `offset` is delivered next.
+    async fn seek(&mut self, topic: &str, partition: u32, offset: u64)
+    -> Result<(), EventLogError>;
+}
+
+/// The commit positions that acknowledge `records`: per partition, the last offset + 1.
+pub fn next_offsets(records: &[Record]) -> Vec<(String, u32, u64)> {
+    let mut out: Vec<(String, u32, u64)> = Vec::new();
+    for r in records {
+        match out
+            .iter_mut()
+            .find(|(t, p, _)| *t == r.topic && *p == r.partition)
+        {
+            Some(entry) => entry.2 = entry.2.max(r.offset + 1),
+            None => out.push((r.topic.clone(), r.partition, r.offset + 1)),
+        }
+    }
+    out
+}
+
+/// The first offset of each partition in `records`: where to seek back to retry the batch
+/// (spec AC §8 B7: the original seeks to an arbitrary record of the batch).
+pub fn first_offsets(records: &[Record]) -> Vec<(String, u32, u64)> {
+    let mut out: Vec<(String, u32, u64)> = Vec::new();
+    for r in records {
+        match out
+            .iter_mut()
+            .find(|(t, p, _)| *t == r.topic && *p == r.partition)
+        {
+            Some(entry) => entry.2 = entry.2.min(r.offset),
+            None => out.push((r.topic.clone(), r.partition, r.offset)),
+        }
+    }
+    out
+}
+
+/// Partition of a keyed record: FNV-1a of the key, so that every implementation agrees.
+pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
+    if key.is_empty() || partitions <= 1 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(partitions)) as u32
+}
+
+/// How long consumers back off after a failed batch before retrying it (the original retries
+/// immediately, spec AC §8 B7).
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(500);
