@@ -1,9 +1,10 @@
-//! The admin HTTP API (axum): registry endpoints of the original (spec AC §1.1) plus read
-//! endpoints. Handlers are thin: decode, call the engine, map the error.
+//! The admin HTTP API (axum): registry (spec AC §1.1) and lifecycle (§1.2) endpoints of the
+//! original plus read endpoints and `reset-variant-state`. Handlers are thin: decode, call the engine, map the error.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod auth;
 mod error;
+mod lifecycle;
 mod registry;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use skye_engine::lifecycle::Lifecycle;
 use skye_engine::registry::Registry;
 
 pub use auth::AuthTokens;
@@ -23,6 +25,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub registry: Arc<Registry>,
+    pub lifecycle: Arc<Lifecycle>,
     pub auth: Arc<AuthTokens>,
 }
 
@@ -56,6 +59,38 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/api/v1/models/{entity}/{model}/variants/{variant}",
             get(registry::get_variant),
+        )
+        .route(
+            "/api/v1/qdrant/create-collection",
+            post(lifecycle::create_collection),
+        )
+        .route(
+            "/api/v1/qdrant/process-models-with-freq",
+            post(lifecycle::process_models_with_freq),
+        )
+        .route(
+            "/api/v1/qdrant/process-model",
+            post(lifecycle::process_model),
+        )
+        .route(
+            "/api/v1/qdrant/process-multi-variant",
+            post(lifecycle::process_multi_variant),
+        )
+        .route(
+            "/api/v1/qdrant/process-multi-variant-force-reset",
+            post(lifecycle::process_multi_variant_force_reset),
+        )
+        .route(
+            "/api/v1/qdrant/promote-variant",
+            post(lifecycle::promote_variant),
+        )
+        .route(
+            "/api/v1/qdrant/trigger-indexing",
+            post(lifecycle::trigger_indexing),
+        )
+        .route(
+            "/api/v1/qdrant/reset-variant-state",
+            post(lifecycle::reset_variant_state),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),

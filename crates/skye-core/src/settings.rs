@@ -106,6 +106,12 @@ pub struct ConsumersSettings {
     pub admin_host: String,
     pub admin_port: u16,
     pub admin_timeout_in_ms: u64,
+    /// Topics the embedding consumer reads (a model's `topic-name` must be one of them).
+    pub embedding_topics: Vec<String>,
+    /// Topics the real-time aggregator consumer reads.
+    pub realtime_topics: Vec<String>,
+    /// Largest batch a consumer handles at once.
+    pub batch_size: usize,
 }
 
 impl Default for ConsumersSettings {
@@ -115,6 +121,12 @@ impl Default for ConsumersSettings {
             admin_host: String::new(),
             admin_port: 80,
             admin_timeout_in_ms: 5000,
+            embedding_topics: vec![
+                crate::event_log::topics::EMBEDDING.to_string(),
+                crate::event_log::topics::EMBEDDING_SEQUENCE.to_string(),
+            ],
+            realtime_topics: vec![crate::event_log::topics::REALTIME.to_string()],
+            batch_size: 500,
         }
     }
 }
@@ -341,6 +353,12 @@ impl Settings {
                 "serving.in_memory_cache_size_in_bytes",
                 "must be at least 1048576 (1 MiB)",
             );
+        }
+        if self.consumers.batch_size == 0 || self.consumers.batch_size > 100_000 {
+            errors.push("consumers.batch_size", "must be between 1 and 100000");
+        }
+        if self.consumers.embedding_topics.is_empty() {
+            errors.push("consumers.embedding_topics", "must name at least one topic");
         }
         if self.serving.max_limit == 0 {
             errors.push("serving.max_limit", "must be positive");

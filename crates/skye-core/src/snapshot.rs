@@ -92,6 +92,11 @@ impl ConfigSnapshot {
             .ok_or_else(|| LookupError::Store(id.to_string()))
     }
 
+    /// The store an entity's embeddings and aggregator rows live in.
+    pub fn store_of(&self, entity: &str) -> Result<&Store, LookupError> {
+        self.store(&self.entity(entity)?.store_id)
+    }
+
     /// The model called `model` under any entity, with a name that normalises the same way
     /// (model names are unique across entities, spec AC §1.1).
     pub fn find_model_like(&self, model: &str) -> Option<&Model> {

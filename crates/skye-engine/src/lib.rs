@@ -3,5 +3,9 @@
 //! * [`registry`]: the config registry (entities, models, variants) with lock-free snapshots.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod ingest;
+pub mod lifecycle;
 pub mod registry;
 pub mod search;
+#[cfg(test)]
+mod test_support;

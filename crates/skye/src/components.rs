@@ -2,13 +2,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use serde_json::json;
 use skye_admin::{AdminState, AuthTokens};
+use skye_backends::embedded::{EmbeddedEventLog, EmbeddedStorage, EmbeddedVectorStore};
+use skye_core::event_log::{EventLog, topics};
 use skye_core::settings::{Listen, Settings};
+use skye_engine::ingest::embedding::EmbeddingIngestor;
+use skye_engine::ingest::runner::{self, ConsumerConfig, ConsumerStats, EmbeddingHandler};
+use skye_engine::lifecycle::{Lifecycle, Reconciler};
 use skye_engine::registry::Registry;
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
@@ -16,6 +23,11 @@ use skye_serving::{AuthInterceptor, Metrics, SimilarCandidates};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use crate::ingest_api::{self, IngestState};
+
+/// How often the lifecycle reconciler looks for work.
+const RECONCILE_TICK: Duration = Duration::from_millis(200);
 
 /// Which components run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +51,11 @@ impl Shutdown {
             let _ = tx.send(true);
         });
         Shutdown(rx)
+    }
+
+    /// The raw signal, for loops that select on it.
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.0.clone()
     }
 
     pub async fn wait(mut self) {
@@ -107,6 +124,13 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         )
     })?;
     let registry = Arc::new(Registry::open(store, &settings.app_name).await?);
+    let backends = Backends::open(&settings)?;
+    let lifecycle = Arc::new(Lifecycle::new(
+        registry.clone(),
+        backends.vectors.clone(),
+        backends.storage.clone(),
+        backends.events.clone(),
+    ));
     let auth = Arc::new(AuthTokens::new(settings.auth_tokens.clone()));
     if auth.enabled() {
         tracing::info!(tokens = settings.auth_tokens.len(), "authentication on");
@@ -119,22 +143,23 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         let listener = bind("admin", &settings.admin).await?;
         let router = skye_admin::router(AdminState {
             registry: registry.clone(),
+            lifecycle: lifecycle.clone(),
             auth: auth.clone(),
         });
         serve(&mut servers, "admin", listener, router, shutdown.clone());
+        let reconciler = Reconciler::new(lifecycle.clone());
+        let stop = shutdown.clone();
+        servers.spawn(async move {
+            reconciler.run(RECONCILE_TICK, stop.wait()).await;
+            Ok(())
+        });
     }
     if which.serving {
         let listener = bind("serving", &settings.serving.listen).await?;
-        let vectors = Arc::new(
-            skye_backends::embedded::EmbeddedVectorStore::open(
-                &settings.data_dir.join("collections"),
-            )
-            .context("cannot open the embedded vector store")?,
-        );
         let metrics = Arc::new(Metrics::default());
         let engine = SimilarService::new(
             registry.clone(),
-            vectors,
+            backends.vectors.clone(),
             Limits {
                 max_limit: settings.serving.max_limit,
                 cache_bytes: settings.serving.in_memory_cache_size_in_bytes,
@@ -165,11 +190,40 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     }
     if which.consumers {
         let listener = bind("consumers", &settings.consumers.listen).await?;
+        let stats = Arc::new(ConsumerStats::default());
+        let ingestor = EmbeddingIngestor::new(
+            backends.vectors.clone(),
+            backends.storage.clone(),
+            backends.storage.clone(),
+            lifecycle.clone(),
+        );
+        let config = ConsumerConfig {
+            name: "embedding",
+            group: format!("{}-embedding-consumer", settings.app_name),
+            topics: settings.consumers.embedding_topics.clone(),
+            failure_topic: topics::EMBEDDING_FAILURE.to_string(),
+            batch_size: settings.consumers.batch_size,
+            poll_wait: Duration::from_secs(1),
+        };
+        let (log, stop, st) = (
+            backends.events.clone() as Arc<dyn EventLog>,
+            shutdown.receiver(),
+            stats.clone(),
+        );
+        servers.spawn(async move {
+            runner::run(log, config, Arc::new(EmbeddingHandler(ingestor)), st, stop).await;
+            Ok(())
+        });
+        let ingest = IngestState {
+            log: backends.events.clone(),
+            embedding_topics: settings.consumers.embedding_topics.clone(),
+            realtime_topics: settings.consumers.realtime_topics.clone(),
+        };
         serve(
             &mut servers,
             "consumers",
             listener,
-            consumers_health(registry.clone()),
+            consumers_router(registry.clone(), stats, ingest),
             shutdown.clone(),
         );
     }
@@ -222,16 +276,61 @@ fn serving_health(registry: Arc<Registry>) -> Router {
         )
 }
 
-fn consumers_health(registry: Arc<Registry>) -> Router {
+fn consumers_router(
+    registry: Arc<Registry>,
+    stats: Arc<ConsumerStats>,
+    ingest: IngestState,
+) -> Router {
+    let api = Router::new()
+        .route("/api/v1/ingest/{topic}", post(ingest_api::ingest))
+        .layer(DefaultBodyLimit::max(ingest_api::MAX_INGEST_BYTES))
+        .with_state(ingest);
     Router::new()
         .route(
             "/health",
-            get(|| async { axum::Json(json!({"message": "Application is up!!!"})) }),
+            get(move || {
+                let stats = stats.clone();
+                async move {
+                    axum::Json(json!({
+                        "message": "Application is up!!!",
+                        "embedding_consumer": stats.view(),
+                    }))
+                }
+            }),
         )
         .route(
             "/health/config",
             get(move || config_status(registry.clone())),
         )
+        .merge(api)
+}
+
+/// The embedded backends, opened once per process under the data directory and shared by
+/// every component.
+struct Backends {
+    vectors: Arc<EmbeddedVectorStore>,
+    storage: Arc<EmbeddedStorage>,
+    events: Arc<EmbeddedEventLog>,
+}
+
+impl Backends {
+    fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let dir = &settings.data_dir;
+        Ok(Backends {
+            vectors: Arc::new(
+                EmbeddedVectorStore::open(&dir.join("collections"))
+                    .context("cannot open the embedded vector store")?,
+            ),
+            storage: Arc::new(
+                EmbeddedStorage::open(&dir.join("storage.redb"))
+                    .context("cannot open the embedded embedding/aggregator store")?,
+            ),
+            events: Arc::new(
+                EmbeddedEventLog::open(&dir.join("events.redb"))
+                    .context("cannot open the embedded event log")?,
+            ),
+        })
+    }
 }
 
 /// The revision of the config this process serves, and keys it could not decode.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod components;
+mod ingest_api;
 mod logging;
 mod settings_loader;
 

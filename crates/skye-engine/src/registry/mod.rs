@@ -94,7 +94,7 @@ impl Registry {
 
     /// The tree as stored right now (not the possibly lagging snapshot): what writes validate
     /// against.
-    async fn authoritative(&self) -> Result<Current, RegistryError> {
+    pub(crate) async fn authoritative(&self) -> Result<Current, RegistryError> {
         let range = self.store.range(&self.root.prefix()).await?;
         let revisions = range
             .kvs
@@ -113,7 +113,7 @@ impl Registry {
     }
 
     /// Applies `txn`; `false` when a compare failed.
-    async fn commit(&self, txn: Txn) -> Result<bool, RegistryError> {
+    pub(crate) async fn commit(&self, txn: Txn) -> Result<bool, RegistryError> {
         let result = self.store.txn(txn).await?;
         if result.succeeded
             && !self
@@ -324,20 +324,21 @@ impl Registry {
 
 /// Runs an optimistic write until one attempt's compares hold (`Some`), giving up with
 /// `Contended` after [`CAS_ATTEMPTS`]. Each attempt re-reads what it depends on.
-async fn with_retries<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, RegistryError>
+pub(crate) async fn with_retries<T, E, F, Fut>(what: &str, mut attempt: F) -> Result<T, E>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, RegistryError>>,
+    Fut: std::future::Future<Output = Result<Option<T>, E>>,
+    E: From<RegistryError>,
 {
     for _ in 0..CAS_ATTEMPTS {
         if let Some(done) = attempt().await? {
             return Ok(done);
         }
     }
-    Err(RegistryError::Contended(what.to_string()))
+    Err(RegistryError::Contended(what.to_string()).into())
 }
 
-fn put_ops(kvs: Vec<(String, String)>) -> Vec<skye_core::config_store::Op> {
+pub(crate) fn put_ops(kvs: Vec<(String, String)>) -> Vec<skye_core::config_store::Op> {
     kvs.into_iter()
         .map(|(k, v)| skye_core::config_store::Op::Put(k, v))
         .collect()
@@ -352,13 +353,13 @@ fn same_or_alias(existing: &str, requested: &str) -> String {
 }
 
 /// The tree read for a write, with each key's mod revision for compare-and-set guards.
-struct Current {
-    snapshot: ConfigSnapshot,
-    revisions: HashMap<String, u64>,
+pub(crate) struct Current {
+    pub(crate) snapshot: ConfigSnapshot,
+    pub(crate) revisions: HashMap<String, u64>,
 }
 
 /// A compare that holds while `key` is as it was read (or still absent).
-fn unchanged(revisions: &HashMap<String, u64>, key: String) -> Compare {
+pub(crate) fn unchanged(revisions: &HashMap<String, u64>, key: String) -> Compare {
     match revisions.get(&key) {
         Some(rev) => Compare::ModRevision(key, *rev),
         None => Compare::Absent(key),

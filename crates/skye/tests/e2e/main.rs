@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `skye` binary as a child process, driven over real HTTP.
 
 mod admin;
+mod lifecycle;
 mod serving;
 mod support;

@@ -139,6 +139,7 @@ pub struct Reply {
 }
 
 /// Minimal JSON-over-HTTP client.
+#[derive(Clone)]
 pub struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     pub headers: Vec<(String, String)>,

@@ -1,0 +1,255 @@
+//! The consumer loop shared by every consumer: poll a batch, hand it to a [`BatchHandler`],
+//! send rejected records to the failure topic, commit; on a backend failure rewind to the
+//! batch's first offsets and retry after an exponential back-off (the original retries at once
+//! from an arbitrary offset, spec AC §8 B7). A handler panic is caught, logged and treated as a
+//! failed batch: the loop never dies (spec AC §8 B7, B8).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use skye_core::event_log::{ERROR_HEADER, EventLog, Produce, Record, first_offsets, next_offsets};
+use tokio::sync::watch;
+
+use super::embedding::Transient;
+
+/// What a handler decided about a batch.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// `(index in the batch, reason)` of records that can never be applied.
+    pub rejected: Vec<(usize, String)>,
+    /// Partitions to stop at: `(topic, partition, offset)` = commit up to (excluding) `offset`
+    /// and deliver it again next (a paused variant's stream).
+    pub hold: Vec<(String, u32, u64)>,
+}
+
+/// Processes batches of one consumer family.
+#[async_trait]
+pub trait BatchHandler: Send + Sync + std::fmt::Debug {
+    async fn handle(&self, records: &[Record]) -> Result<Outcome, Transient>;
+}
+
+/// Where and how a consumer reads.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub name: &'static str,
+    pub group: String,
+    pub topics: Vec<String>,
+    /// Where records that can never be applied go, with the reason in the `skye-error` header.
+    pub failure_topic: String,
+    pub batch_size: usize,
+    pub poll_wait: Duration,
+}
+
+/// Counters of a running consumer (exposed on the consumers' health endpoint).
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    pub batches: AtomicU64,
+    pub records: AtomicU64,
+    pub rejected: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// A copy of [`ConsumerStats`] for JSON.
+#[derive(Debug, Serialize)]
+pub struct StatsView {
+    pub batches: u64,
+    pub records: u64,
+    pub rejected: u64,
+    pub retries: u64,
+}
+
+impl ConsumerStats {
+    pub fn view(&self) -> StatsView {
+        StatsView {
+            batches: self.batches.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Runs a consumer until `stop` turns true.
+pub async fn run(
+    log: Arc<dyn EventLog>,
+    config: ConsumerConfig,
+    handler: Arc<dyn BatchHandler>,
+    stats: Arc<ConsumerStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    let mut backoff = FIRST_BACKOFF;
+    let mut sub = loop {
+        match log.subscribe(&config.group, &topics).await {
+            Ok(sub) => break sub,
+            Err(e) => {
+                tracing::error!(consumer = config.name, error = %e, "cannot subscribe; retrying");
+                if wait_or_stop(&mut stop, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    };
+    tracing::info!(consumer = config.name, group = %config.group, topics = ?config.topics, "consumer started");
+    backoff = FIRST_BACKOFF;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let polled = tokio::select! {
+            r = sub.poll(config.batch_size, config.poll_wait) => r,
+            _ = stop.changed() => break,
+        };
+        let records = match polled {
+            Ok(r) if r.is_empty() => continue,
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(consumer = config.name, error = %e, "poll failed");
+                if wait_or_stop(&mut stop, backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let outcome = {
+            let handler = handler.clone();
+            let batch = records.clone();
+            // A panic in the handler must not kill the loop.
+            match tokio::spawn(async move { handler.handle(&batch).await }).await {
+                Ok(r) => r,
+                Err(join) => Err(Transient(format!("handler panicked: {join}"))),
+            }
+        };
+        let settled = match outcome {
+            Ok(outcome) => settle(&*log, &mut *sub, &config, &records, outcome, &stats).await,
+            Err(e) => Err(e.0),
+        };
+        match settled {
+            Ok(()) => backoff = FIRST_BACKOFF,
+            Err(reason) => {
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(consumer = config.name, error = %reason, records = records.len(),
+                    retry_in_ms = backoff.as_millis() as u64, "batch failed; it will be retried");
+                for (topic, partition, offset) in first_offsets(&records) {
+                    if let Err(e) = sub.seek(&topic, partition, offset).await {
+                        tracing::error!(consumer = config.name, error = %e, "seek failed");
+                    }
+                }
+                if wait_or_stop(&mut stop, backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    tracing::info!(consumer = config.name, "consumer stopped");
+}
+
+/// Sends rejected records to the failure topic, then commits (honouring holds).
+async fn settle(
+    log: &dyn EventLog,
+    sub: &mut dyn skye_core::event_log::Subscription,
+    config: &ConsumerConfig,
+    records: &[Record],
+    outcome: Outcome,
+    stats: &ConsumerStats,
+) -> Result<(), String> {
+    let held = |r: &Record| {
+        outcome
+            .hold
+            .iter()
+            .any(|(t, p, o)| *t == r.topic && *p == r.partition && r.offset >= *o)
+    };
+    let failures: Vec<Produce> = outcome
+        .rejected
+        .iter()
+        .filter_map(|(i, reason)| records.get(*i).map(|r| (r, reason)))
+        .filter(|(r, _)| !held(r))
+        .map(|(r, reason)| {
+            tracing::warn!(consumer = config.name, topic = %r.topic, partition = r.partition,
+                offset = r.offset, reason = %reason, "event rejected");
+            let mut headers = r.headers.clone();
+            headers.retain(|(k, _)| k != ERROR_HEADER);
+            headers.push((ERROR_HEADER.to_string(), reason.clone()));
+            headers.push((
+                "skye-source".to_string(),
+                format!("{}/{}@{}", r.topic, r.partition, r.offset),
+            ));
+            Produce {
+                topic: config.failure_topic.clone(),
+                partition: None,
+                key: r.key.clone(),
+                value: r.value.clone(),
+                headers,
+            }
+        })
+        .collect();
+    let rejected = failures.len() as u64;
+    if !failures.is_empty() {
+        log.produce(failures)
+            .await
+            .map_err(|e| format!("cannot write the failure topic: {e}"))?;
+    }
+    let done: Vec<Record> = records.iter().filter(|r| !held(r)).cloned().collect();
+    let mut commits = next_offsets(&done);
+    for (topic, partition, offset) in &outcome.hold {
+        if let Some(c) = commits
+            .iter_mut()
+            .find(|(t, p, _)| t == topic && p == partition)
+        {
+            c.2 = c.2.min(*offset);
+        } else {
+            commits.push((topic.clone(), *partition, *offset));
+        }
+        sub.seek(topic, *partition, *offset)
+            .await
+            .map_err(|e| format!("seek failed: {e}"))?;
+    }
+    sub.commit(&commits)
+        .await
+        .map_err(|e| format!("commit failed: {e}"))?;
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats
+        .records
+        .fetch_add(done.len() as u64, Ordering::Relaxed);
+    stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Sleeps `d` unless stopped first; true when stopped.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// The embedding consumer's handler: decode, then [`super::embedding::EmbeddingIngestor`].
+#[derive(Debug)]
+pub struct EmbeddingHandler(pub super::embedding::EmbeddingIngestor);
+
+#[async_trait]
+impl BatchHandler for EmbeddingHandler {
+    async fn handle(&self, records: &[Record]) -> Result<Outcome, Transient> {
+        let events: Vec<_> = records
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<super::events::EmbeddingEvent>(&r.value)
+                    .map_err(|e| format!("not an embedding event: {e}"))
+            })
+            .collect();
+        let report = self.0.process(&events).await?;
+        Ok(Outcome {
+            rejected: report.rejected,
+            hold: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,228 @@
+//! The state machine (spec AC §3.4) as a reconciler over the config tree.
+//!
+//! | state | action (idempotent) | next |
+//! |---|---|---|
+//! | `DATA_INGESTION_COMPLETED` | indexing on for the write collection (`params.indexing_threshold`) | `INDEXING_STARTED` |
+//! | `INDEXING_STARTED` | re-checked until the write collection is ≥ 95 % indexed (or its un-indexed tail is below the threshold) | `INDEXING_IN_PROGRESS` |
+//! | `INDEXING_IN_PROGRESS` | `params.default_indexing_threshold` applied when set | `INDEXING_COMPLETED_WITH_RESET` when the job wrote a new collection (RESET *or* force-reset, spec AC §8 B2), else `INDEXING_COMPLETED` |
+//! | `INDEXING_COMPLETED_WITH_RESET` | read versions := write versions, in the same transaction as the state | `MODEL_VERSION_UPDATED` |
+//! | `MODEL_VERSION_UPDATED` | older collections of the variant dropped; the previous embedding generation dropped when no variant of the model uses it | `INDEXING_COMPLETED` |
+//! | `INDEXING_COMPLETED` | — | `COMPLETED` |
+//!
+//! `DATA_INGESTION_STARTED` is left by the EOF barrier, `COMPLETED` by a new job. A failing
+//! step is retried with exponential back-off (to 30 s) and logged; it never blocks other variants.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skye_core::config_store::{Compare, Txn};
+use skye_core::domain::{Model, Variant, VariantState};
+use skye_core::storage::Generation;
+use skye_core::tree::variant_keys;
+use tokio::time::Instant;
+
+use super::{DEFAULT_INDEXING_THRESHOLD, Lifecycle, LifecycleError, param_usize};
+
+/// How often indexing progress is re-checked.
+const INDEX_POLL: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Drives every variant of the tree through the state machine.
+#[derive(Debug)]
+pub struct Reconciler {
+    lifecycle: Arc<Lifecycle>,
+    /// Per variant: earliest next attempt and current back-off.
+    later: HashMap<String, (Instant, Duration)>,
+}
+
+impl Reconciler {
+    pub fn new(lifecycle: Arc<Lifecycle>) -> Self {
+        Reconciler {
+            lifecycle,
+            later: HashMap::new(),
+        }
+    }
+
+    /// Runs until `stop` resolves, waking every `tick` and on every config change.
+    pub async fn run(mut self, tick: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            self.pass().await;
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+
+    /// One pass over every variant; returns how many moved.
+    pub async fn pass(&mut self) -> usize {
+        let snapshot = self.lifecycle.registry.snapshot();
+        let mut moved = 0;
+        let now = Instant::now();
+        for entity in snapshot.entities.values() {
+            for model in entity.models.values() {
+                for v in model.variants.values() {
+                    if !in_flight(v.variant_state) {
+                        continue;
+                    }
+                    let id = format!("{}/{}/{}", v.entity, v.model, v.name);
+                    if self.later.get(&id).is_some_and(|(at, _)| *at > now) {
+                        continue;
+                    }
+                    match self.lifecycle.advance(model, v).await {
+                        Ok(Step::Moved(next)) => {
+                            moved += 1;
+                            self.later.remove(&id);
+                            tracing::info!(variant = %id, from = %v.variant_state, to = %next,
+                                "variant state advanced");
+                        }
+                        Ok(Step::Wait) => {
+                            self.later.insert(id, (now + INDEX_POLL, INDEX_POLL));
+                        }
+                        Err(e) => {
+                            let backoff = self
+                                .later
+                                .get(&id)
+                                .map(|(_, b)| (*b * 2).min(MAX_BACKOFF))
+                                .unwrap_or(Duration::from_secs(1));
+                            tracing::warn!(variant = %id, state = %v.variant_state, error = %e,
+                                retry_in_ms = backoff.as_millis() as u64, "lifecycle step failed");
+                            self.later.insert(id, (now + backoff, backoff));
+                        }
+                    }
+                }
+            }
+        }
+        moved
+    }
+}
+
+fn in_flight(state: VariantState) -> bool {
+    !matches!(
+        state,
+        VariantState::Completed | VariantState::DataIngestionStarted
+    )
+}
+
+/// Outcome of one attempt.
+#[derive(Debug)]
+pub(crate) enum Step {
+    Moved(VariantState),
+    Wait,
+}
+
+impl Lifecycle {
+    /// Does `v`'s current step and moves it on (guarded by its current state).
+    pub(crate) async fn advance(&self, m: &Model, v: &Variant) -> Result<Step, LifecycleError> {
+        let write = v.collection_name(v.vector_db_write_version);
+        let threshold = param_usize(v, "indexing_threshold")
+            .unwrap_or(DEFAULT_INDEXING_THRESHOLD)
+            .max(1);
+        let root = self.registry.root();
+        let key = |field: &str| root.variant_key(&v.entity, &v.model, &v.name, field);
+        let mut txn = Txn::new().when(Compare::Value(
+            key(variant_keys::VARIANT_STATE),
+            v.variant_state.as_str().to_string(),
+        ));
+        let next = match v.variant_state {
+            VariantState::DataIngestionCompleted => {
+                self.vectors
+                    .set_indexing_threshold(&write, threshold)
+                    .await?;
+                VariantState::IndexingStarted
+            }
+            VariantState::IndexingStarted => {
+                let info = self.vectors.collection_info(&write).await?;
+                let pending = info.points_count.saturating_sub(info.indexed_vectors_count);
+                let indexed = pending == 0
+                    || (pending as f64) <= 0.05 * info.points_count as f64
+                    || pending < threshold as u64;
+                if !indexed {
+                    return Ok(Step::Wait);
+                }
+                VariantState::IndexingInProgress
+            }
+            VariantState::IndexingInProgress => {
+                if let Some(t) = param_usize(v, "default_indexing_threshold") {
+                    self.vectors
+                        .set_indexing_threshold(&write, t.max(1))
+                        .await?;
+                }
+                if v.vector_db_write_version != v.vector_db_read_version
+                    || v.embedding_store_write_version != v.embedding_store_read_version
+                {
+                    VariantState::IndexingCompletedWithReset
+                } else {
+                    VariantState::IndexingCompleted
+                }
+            }
+            VariantState::IndexingCompletedWithReset => {
+                txn = txn
+                    .put(
+                        key(variant_keys::VECTOR_DB_READ_VERSION),
+                        v.vector_db_write_version.to_string(),
+                    )
+                    .put(
+                        key(variant_keys::EMBEDDING_STORE_READ_VERSION),
+                        v.embedding_store_write_version.to_string(),
+                    );
+                VariantState::ModelVersionUpdated
+            }
+            VariantState::ModelVersionUpdated => {
+                self.drop_superseded(m, v).await?;
+                VariantState::IndexingCompleted
+            }
+            VariantState::IndexingCompleted => VariantState::Completed,
+            VariantState::Completed | VariantState::DataIngestionStarted => return Ok(Step::Wait),
+        };
+        txn = txn.put(key(variant_keys::VARIANT_STATE), next.as_str());
+        if !self.registry.commit(txn).await? {
+            // Someone else moved it (another reconciler, an admin reset): re-read next pass.
+            return Ok(Step::Wait);
+        }
+        self.announce(v, next).await;
+        Ok(Step::Moved(next))
+    }
+
+    /// Drops the variant's collections older than the one now served, and the embedding
+    /// generation just replaced when no variant of the model still reads or writes it.
+    async fn drop_superseded(&self, m: &Model, v: &Variant) -> Result<(), LifecycleError> {
+        let prefix = format!("{}_{}_", v.name, v.model);
+        for name in self.vectors.list_collections().await? {
+            let Some(version) = name
+                .strip_prefix(&prefix)
+                .and_then(|s| s.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if version < v.vector_db_read_version {
+                self.vectors.delete_collection(&name).await?;
+                tracing::info!(collection = %name, "superseded collection dropped");
+            }
+        }
+        let old = v.embedding_store_read_version - 1;
+        let in_use = m.variants.values().any(|o| {
+            o.embedding_store_read_version <= old || o.embedding_store_write_version == old
+        });
+        if old >= 0 && !in_use {
+            let snapshot = self.registry.snapshot();
+            if let Some(table) = snapshot
+                .entities
+                .get(&m.entity)
+                .and_then(|e| snapshot.stores.get(&e.store_id))
+                .map(|s| s.embeddings_table.clone())
+            {
+                self.embeddings
+                    .drop_generation(Generation {
+                        table: &table,
+                        model: &m.name,
+                        version: old,
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,391 @@
+//! The model lifecycle end to end through the public APIs of the real binary: register, start a
+//! job, ingest over HTTP with EOFs, wait for COMPLETED, search over gRPC; then a second RESET job
+//! while the first version keeps serving, and the switch.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use skye_client::{ClientConfig, SkyeClient};
+use skye_proto::{Embedding, SkyeRequest};
+
+use crate::support::{Http, Skye};
+
+const DIM: usize = 4;
+
+/// A deterministic vector for candidate `i` of generation `g`.
+fn vector(i: usize, g: usize) -> Vec<f32> {
+    (0..DIM)
+        .map(|d| (((i * 7 + d * 13 + g * 29) % 17) as f32 - 8.0) / 8.0 + 0.01 * d as f32)
+        .collect()
+}
+
+pub async fn register(skye: &Skye, http: &Http) {
+    for (path, body) in [
+        (
+            "register-store",
+            json!({"conf_id": 1, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"}),
+        ),
+        (
+            "register-entity",
+            json!({"entity": "catalog", "store_id": "1"}),
+        ),
+        (
+            "register-model",
+            json!({"entity": "catalog", "model": "intent",
+            "embedding_store_enabled": true, "number_of_partitions": 2, "model_type": "RESET",
+            "model_config": {"distance_function": "COSINE", "vector_dimension": DIM}}),
+        ),
+        (
+            "register-variant",
+            json!({"entity": "catalog", "model": "intent", "variant": "all",
+            "vector_db_config": {"payload": {"brand": {"field_schema": "keyword"}}}}),
+        ),
+        (
+            "register-variant",
+            json!({"entity": "catalog", "model": "intent", "variant": "instock",
+            "filter": [{"column_name": "out_of_stock", "filter_value": "false", "default_value": "false"}],
+            "vector_db_config": {"payload": {"brand": {"field_schema": "keyword"}}}}),
+        ),
+    ] {
+        let r = http
+            .post(&skye.url("admin", &format!("/api/v1/model/{path}")), &body)
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.raw);
+    }
+}
+
+/// The events of one job: `ids` over two partitions, then one EOF per partition.
+pub fn job_events(
+    ticket: &Value,
+    ids: &[usize],
+    generation: usize,
+    skip_instock: &[usize],
+) -> Vec<Value> {
+    let versions = ticket["variants"].clone();
+    let es = ticket["embedding_store_version"].clone();
+    let mut events: Vec<Value> = ids
+        .iter()
+        .map(|&i| {
+            json!({
+                "entity": "catalog", "model_name": "intent", "candidate_id": format!("c{i}"),
+                "embedding_store_version": es, "partition": (i % 2).to_string(),
+                "index_space": {
+                    "embedding": vector(i, generation),
+                    "variants_version_map": versions,
+                    "variants_index_map": {"all": true, "instock": !skip_instock.contains(&i)},
+                    "operation": "ADD",
+                    "payload": {"brand": format!("b{}", i % 3)}
+                }
+            })
+        })
+        .collect();
+    for p in 0..2 {
+        events.push(json!({
+            "entity": "catalog", "model_name": "intent", "candidate_id": "EOF",
+            "embedding_store_version": es, "partition": p.to_string(),
+            "index_space": {"variants_version_map": versions}
+        }));
+    }
+    events
+}
+
+pub async fn wait_completed(skye: &Skye, http: &Http, variant: &str) -> Value {
+    let url = skye.url(
+        "admin",
+        &format!("/api/v1/models/catalog/intent/variants/{variant}"),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = http.get(&url).await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+        if r.body["variant_state"] == "COMPLETED" {
+            return r.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "variant {variant} stuck in {}",
+            r.body["variant_state"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+/// Ids of the `k` best candidates by exact cosine.
+fn exact(query: &[f32], ids: &[usize], generation: usize, k: usize) -> Vec<String> {
+    let mut scored: Vec<(f32, usize)> = ids
+        .iter()
+        .map(|&i| (cosine(query, &vector(i, generation)), i))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored
+        .into_iter()
+        .take(k)
+        .map(|(_, i)| format!("c{i}"))
+        .collect()
+}
+
+async fn search(client: &SkyeClient, variant: &str, query: &[f32], k: i32) -> Vec<(String, f64)> {
+    let r = client
+        .similar_candidates(SkyeRequest {
+            entity: "catalog".into(),
+            model_name: "intent".into(),
+            variant: variant.into(),
+            limit: k,
+            embeddings: vec![Embedding {
+                embedding: query.iter().map(|x| f64::from(*x)).collect(),
+            }],
+            attribute: vec!["brand".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    r.responses[0]
+        .candidates
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                c.meta.as_ref().map(|m| m.score).unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
+fn ids_of(hits: &[(String, f64)]) -> Vec<String> {
+    hits.iter().map(|h| h.0.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_jobs_ingest_index_and_switch_versions_while_the_old_one_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(dir.path(), &[]);
+    let http = Http::new();
+    register(&skye, &http).await;
+
+    // Job 1: first onboarding writes version 1.
+    let process = |variants: Value| {
+        let http = http.clone();
+        let url = skye.url("admin", "/api/v1/qdrant/process-multi-variant");
+        async move {
+            http.post(
+                &url,
+                &json!({"entity": "catalog", "model": "intent", "variants": variants}),
+            )
+            .await
+        }
+    };
+    let r = process(json!(["all", "instock"])).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let ticket = r.body.clone();
+    assert_eq!(
+        ticket["variants"],
+        json!({"all": 1, "instock": 1}),
+        "{ticket}"
+    );
+    assert_eq!(ticket["number_of_partitions"], 2);
+    // A second job while this one runs is refused.
+    let busy = process(json!(["all"])).await;
+    assert_eq!(busy.status, 409, "{}", busy.raw);
+    assert!(
+        busy.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not completed"),
+        "{}",
+        busy.raw
+    );
+
+    let ids: Vec<usize> = (0..60).collect();
+    let skip = [3usize, 4, 5];
+    let events = job_events(&ticket, &ids, 0, &skip);
+    let url = skye.url("consumers", "/api/v1/ingest/skye.embedding");
+    // Data first, without the EOFs: nothing completes.
+    let (data, eofs) = events.split_at(ids.len());
+    let r = http.post(&url, &Value::Array(data.to_vec())).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["accepted"], 60);
+    let r = http.post(&url, &Value::Array(eofs[..1].to_vec())).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let state = http
+        .get(&skye.url("admin", "/api/v1/models/catalog/intent/variants/all"))
+        .await;
+    assert_eq!(
+        state.body["variant_state"], "DATA_INGESTION_STARTED",
+        "one EOF of two: {}",
+        state.raw
+    );
+    let r = http.post(&url, &Value::Array(eofs[1..].to_vec())).await;
+    assert_eq!(r.status, 200);
+    let v = wait_completed(&skye, &http, "all").await;
+    assert_eq!(v["vector_db_read_version"], 1);
+    wait_completed(&skye, &http, "instock").await;
+
+    let client = SkyeClient::connect(
+        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    let query = vector(11, 0);
+    let hits = search(&client, "all", &query, 10).await;
+    assert_eq!(ids_of(&hits), exact(&query, &ids, 0, 10), "{hits:?}");
+    let instock_ids: Vec<usize> = ids.iter().copied().filter(|i| !skip.contains(i)).collect();
+    let q2 = vector(4, 0);
+    let hits = search(&client, "instock", &q2, 10).await;
+    assert_eq!(
+        ids_of(&hits),
+        exact(&q2, &instock_ids, 0, 10),
+        "to_be_indexed=false stays out"
+    );
+
+    // Job 2 (RESET): writes version 2 while version 1 keeps serving.
+    let r = process(json!(["all"])).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let ticket2 = r.body.clone();
+    assert_eq!(ticket2["variants"], json!({"all": 2}));
+    assert_eq!(
+        ticket2["embedding_store_version"].as_i64(),
+        ticket["embedding_store_version"].as_i64().map(|v| v + 1)
+    );
+    let ids2: Vec<usize> = (100..140).collect();
+    let events2 = job_events(&ticket2, &ids2, 1, &[]);
+    let (data2, eofs2) = events2.split_at(ids2.len());
+    assert_eq!(
+        http.post(&url, &Value::Array(data2.to_vec())).await.status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = search(&client, "all", &query, 10).await;
+    assert_eq!(
+        ids_of(&during),
+        exact(&query, &ids, 0, 10),
+        "old version served during the job"
+    );
+    assert_eq!(
+        http.post(&url, &Value::Array(eofs2.to_vec())).await.status,
+        200
+    );
+    let v = wait_completed(&skye, &http, "all").await;
+    assert_eq!(v["vector_db_read_version"], 2, "{v}");
+    let q3 = vector(120, 1);
+    let after = search(&client, "all", &q3, 10).await;
+    assert_eq!(
+        ids_of(&after),
+        exact(&q3, &ids2, 1, 10),
+        "new version served after the switch"
+    );
+    assert_eq!(after.len(), 10);
+    // The other variant was not part of job 2 and still serves version 1.
+    let hits = search(&client, "instock", &q2, 10).await;
+    assert_eq!(ids_of(&hits), exact(&q2, &instock_ids, 0, 10));
+    // The superseded collection is gone from disk.
+    let collections: Vec<String> = std::fs::read_dir(dir.path().join("collections"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !collections.iter().any(|c| c == "all_intent_1"),
+        "{collections:?}"
+    );
+    assert!(
+        collections.iter().any(|c| c == "all_intent_2"),
+        "{collections:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_events_go_to_the_failure_topic_and_bad_requests_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(dir.path(), &[]);
+    let http = Http::new();
+    register(&skye, &http).await;
+    let url = skye.url("consumers", "/api/v1/ingest/skye.embedding");
+    for (body, status, needle) in [
+        (json!({"not": "an array"}), 400, "JSON array"),
+        (json!([]), 400, "empty"),
+        (json!([{"candidate_id": {"x": 1}}]), 400, "event 0"),
+    ] {
+        let r = http.post(&url, &body).await;
+        assert_eq!(r.status, status, "{}", r.raw);
+        assert!(
+            r.body["error"].as_str().unwrap().contains(needle),
+            "{}",
+            r.raw
+        );
+    }
+    let r = http
+        .post(&skye.url("consumers", "/api/v1/ingest/nope"), &json!([{}]))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.raw);
+    for (path, body, status) in [
+        ("process-model", json!({"entity": "catalog"}), 400),
+        (
+            "process-model",
+            json!({"entity": "catalog", "model": "nope"}),
+            404,
+        ),
+        (
+            "process-multi-variant",
+            json!({"entity": "catalog", "model": "intent", "variants": ["zz"]}),
+            404,
+        ),
+        (
+            "process-multi-variant-force-reset",
+            json!({"entity": "catalog", "model": "intent", "variants": ["all"]}),
+            400,
+        ),
+        (
+            "trigger-indexing",
+            json!({"entity": "catalog", "model": "intent", "partition": "x"}),
+            400,
+        ),
+        (
+            "trigger-indexing",
+            json!({"entity": "catalog", "model": "intent", "partition": "7"}),
+            400,
+        ),
+        (
+            "promote-variant",
+            json!({"entity": "catalog", "model": "intent", "variant": "all", "host": "h"}),
+            409,
+        ),
+    ] {
+        let r = http
+            .post(&skye.url("admin", &format!("/api/v1/qdrant/{path}")), &body)
+            .await;
+        assert_eq!(r.status, status, "{path} {body}: {}", r.raw);
+        assert!(r.body["error"].is_string(), "{}", r.raw);
+    }
+
+    // A job where one event has the wrong dimension and one targets an unknown variant: the
+    // good events land, the job completes, the bad ones are reported.
+    let r = http
+        .post(
+            &skye.url("admin", "/api/v1/qdrant/process-multi-variant"),
+            &json!({"entity": "catalog", "model": "intent", "variants": ["all"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let ticket = r.body;
+    let mut events = job_events(&ticket, &[1, 2, 3], 0, &[]);
+    events[1]["index_space"]["embedding"] = json!([1.0, 2.0]);
+    events[2]["index_space"]["variants_version_map"] = json!({"ghost": 1});
+    assert_eq!(http.post(&url, &Value::Array(events)).await.status, 200);
+    wait_completed(&skye, &http, "all").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = http.get(&skye.url("consumers", "/health")).await;
+        if h.body["embedding_consumer"]["rejected"] == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", h.raw);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
