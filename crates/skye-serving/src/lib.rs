@@ -1,13 +1,15 @@
-//! The gRPC serving API: `SkyeSimilarCandidateService` over the engine, plus the metadata/auth
+//! The gRPC serving API: `SkyeSimilarCandidateService` and `SkyeEmbeddingService` over the engine, plus the metadata/auth
 //! interceptor. Handlers only convert, call the engine and map errors.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod auth;
 mod conversions;
+mod embedding;
 pub mod metrics;
 mod similar;
 
 pub use auth::{AuthInterceptor, CALLER_ID_HEADER, TOKEN_HEADER};
+pub use embedding::Embeddings;
 pub use metrics::Metrics;
 pub use similar::SimilarCandidates;
 

@@ -17,9 +17,11 @@ use skye_engine::ingest::embedding::EmbeddingIngestor;
 use skye_engine::ingest::runner::{self, ConsumerConfig, ConsumerStats, EmbeddingHandler};
 use skye_engine::lifecycle::{Lifecycle, Reconciler};
 use skye_engine::registry::Registry;
+use skye_engine::search::embeddings::EmbeddingService;
 use skye_engine::search::similar::{Limits, SimilarService};
+use skye_proto::skye_embedding_service_server::SkyeEmbeddingServiceServer;
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
-use skye_serving::{AuthInterceptor, Metrics, SimilarCandidates};
+use skye_serving::{AuthInterceptor, Embeddings, Metrics, SimilarCandidates};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -165,6 +167,14 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
                 cache_bytes: settings.serving.in_memory_cache_size_in_bytes,
                 max_concurrent: settings.serving.max_concurrent_searches,
             },
+        )
+        .with_embeddings(backends.storage.clone());
+        let embeddings = SkyeEmbeddingServiceServer::with_interceptor(
+            Embeddings::new(
+                EmbeddingService::new(registry.clone(), backends.storage.clone()),
+                metrics.clone(),
+            ),
+            AuthInterceptor::new(auth.clone()),
         );
         let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(
             SimilarCandidates::new(engine, metrics.clone()),
@@ -174,6 +184,9 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         health_reporter
             .set_serving::<SkyeSimilarCandidateServiceServer<SimilarCandidates>>()
             .await;
+        health_reporter
+            .set_serving::<SkyeEmbeddingServiceServer<Embeddings>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(skye_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
@@ -181,6 +194,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         // gRPC (HTTP/2: the API, grpc.health.v1, reflection) and the HTTP/1 health checks share
         // the port, as in the original.
         let router = tonic::service::Routes::new(grpc)
+            .add_service(embeddings)
             .add_service(health)
             .add_service(reflection)
             .into_axum_router()

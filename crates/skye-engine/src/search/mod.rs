@@ -2,5 +2,6 @@
 //! service.
 
 pub mod cache;
+pub mod embeddings;
 pub mod filters;
 pub mod similar;

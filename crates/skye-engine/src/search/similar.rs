@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 use skye_core::domain::Variant;
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::snapshot::LookupError;
+use skye_core::storage::{EmbeddingStore, Generation, StorageError};
 use skye_core::vector_store::{
     ScoredPoint, SearchFilter, SearchQuery, VectorRead, VectorStoreError,
 };
@@ -55,6 +56,8 @@ pub enum SearchError {
     NotAvailable(String),
     #[error("too many searches in flight; retry with backoff")]
     Overloaded,
+    #[error("embedding store: {0}")]
+    Embeddings(#[from] StorageError),
     #[error("collection {collection} of the variant's read version: {source}")]
     Store {
         collection: String,
@@ -69,6 +72,7 @@ impl HasErrorCode for SearchError {
             SearchError::Lookup(_) | SearchError::Disabled { .. } => ErrorCode::NotFound,
             SearchError::NotAvailable(_) => ErrorCode::FailedPrecondition,
             SearchError::Overloaded => ErrorCode::ResourceExhausted,
+            SearchError::Embeddings(e) => e.code(),
             SearchError::Store { source, .. } => match source {
                 // The variant points at a collection that does not exist (not onboarded yet).
                 VectorStoreError::CollectionNotFound(_) => ErrorCode::FailedPrecondition,
@@ -83,6 +87,7 @@ impl HasErrorCode for SearchError {
 pub struct SimilarService {
     registry: Arc<Registry>,
     vectors: Arc<dyn VectorRead>,
+    embeddings: Option<Arc<dyn EmbeddingStore>>,
     max_limit: u32,
     cache: Arc<ResultCache>,
     searches: Arc<Semaphore>,
@@ -116,10 +121,17 @@ impl SimilarService {
         SimilarService {
             registry,
             vectors,
+            embeddings: None,
             max_limit: limits.max_limit,
             cache: Arc::new(ResultCache::new(limits.cache_bytes)),
             searches: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
         }
+    }
+
+    /// Enables `candidateIds` queries: their vectors come from this store.
+    pub fn with_embeddings(mut self, store: Arc<dyn EmbeddingStore>) -> Self {
+        self.embeddings = Some(store);
+        self
     }
 
     /// Hits and misses of the result cache since start.
@@ -191,12 +203,63 @@ impl SimilarService {
                 variant: req.variant,
             });
         }
-        if !req.candidate_ids.is_empty() {
-            return Err(SearchError::NotAvailable(
-                "candidateIds queries need the embedding store, which this build does not have yet; query by embeddings".into(),
-            ));
-        }
         let dim = model.model_config.vector_dimension as usize;
+        // Each query's vector, and the id it must not return (mode B); `None` = empty answer.
+        let sources: Vec<Option<(Vec<f32>, Option<&str>)>> = if req.candidate_ids.is_empty() {
+            let mut out = Vec::with_capacity(queries);
+            for (i, e) in req.embeddings.iter().enumerate() {
+                if e.is_empty() {
+                    out.push(None);
+                    continue;
+                }
+                if e.len() != dim {
+                    return Err(SearchError::Invalid(format!(
+                        "embeddings[{i}] has {} dimensions, model {} has {dim}",
+                        e.len(),
+                        req.model
+                    )));
+                }
+                if !e
+                    .iter()
+                    .all(|x| x.is_finite() && x.abs() <= f64::from(f32::MAX))
+                {
+                    return Err(SearchError::Invalid(format!(
+                        "embeddings[{i}] contains NaN, infinity or a value out of float range"
+                    )));
+                }
+                out.push(Some((e.iter().map(|x| *x as f32).collect(), None)));
+            }
+            out
+        } else {
+            let store = self.embeddings.as_ref().ok_or_else(|| {
+                SearchError::NotAvailable(
+                    "candidateIds queries need an embedding store; query by embeddings".into(),
+                )
+            })?;
+            if let Some(i) = req.candidate_ids.iter().position(|id| id.is_empty()) {
+                return Err(SearchError::Invalid(format!("candidateIds[{i}] is empty")));
+            }
+            let table = &snapshot.store_of(&req.entity)?.embeddings_table;
+            let rows = store
+                .get(
+                    Generation {
+                        table,
+                        model: &req.model,
+                        version: variant.embedding_store_read_version,
+                    },
+                    &req.candidate_ids,
+                )
+                .await?;
+            rows.into_iter()
+                .zip(&req.candidate_ids)
+                .map(|(row, id)| {
+                    // Unknown id, or a stored vector that does not fit: an empty answer.
+                    row.map(|r| r.search_embedding)
+                        .filter(|v| v.len() == dim)
+                        .map(|v| (v, Some(id.as_str())))
+                })
+                .collect()
+        };
         let schema = &variant.vector_db_config.payload;
         let global = translate_all(&req.global_filters, schema, now_unix)?;
         let mut search = Vec::with_capacity(queries);
@@ -206,25 +269,10 @@ impl SimilarService {
         let mut answers = vec![Vec::new(); queries];
         let caching = &variant.caching;
         let (mut cache_hits, mut cache_misses) = (0, 0);
-        for (i, e) in req.embeddings.iter().enumerate() {
-            if e.is_empty() {
+        for (i, source) in sources.into_iter().enumerate() {
+            let Some((vector, exclude)) = source else {
                 continue;
-            }
-            if e.len() != dim {
-                return Err(SearchError::Invalid(format!(
-                    "embeddings[{i}] has {} dimensions, model {} has {dim}",
-                    e.len(),
-                    req.model
-                )));
-            }
-            if !e
-                .iter()
-                .all(|x| x.is_finite() && x.abs() <= f64::from(f32::MAX))
-            {
-                return Err(SearchError::Invalid(format!(
-                    "embeddings[{i}] contains NaN, infinity or a value out of float range"
-                )));
-            }
+            };
             let specs = req
                 .filters
                 .get(i)
@@ -233,18 +281,23 @@ impl SimilarService {
                 Some(specs) => translate_all(specs, schema, now_unix)?,
                 None => global.clone(),
             };
-            let vector: Vec<f32> = e.iter().map(|x| *x as f32).collect();
             let key = caching.in_memory_caching_enabled.then(|| {
-                KeyBuilder::default()
+                let k = KeyBuilder::default()
                     .str(&req.entity)
                     .str(&req.model)
                     .str(&req.variant)
                     .num(variant.vector_db_read_version)
-                    .num(req.limit)
-                    .vector(&vector)
-                    .filters(specs)
-                    .strs(&req.attributes)
-                    .build()
+                    .num(req.limit);
+                match exclude {
+                    Some(id) => k
+                        .str("id")
+                        .str(id)
+                        .num(variant.embedding_store_read_version),
+                    None => k.str("vector").vector(&vector),
+                }
+                .filters(specs)
+                .strs(&req.attributes)
+                .build()
             });
             if let Some(hit) = key.as_ref().and_then(|k| self.cache.get(k)) {
                 answers[i] = (*hit).clone();
@@ -258,6 +311,9 @@ impl SimilarService {
                 limit: req.limit as usize,
                 filter: (filter != SearchFilter::default()).then_some(filter),
                 with_payload: req.attributes.clone(),
+                // Mode B: the item itself is excluded inside the engine, so the answer still has
+                // `limit` items (the original drops it afterwards and returns limit − 1).
+                exclude: exclude.map(|id| vec![id.to_string()]).unwrap_or_default(),
                 ..SearchQuery::default()
             });
         }

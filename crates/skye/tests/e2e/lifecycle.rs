@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use skye_client::{ClientConfig, SkyeClient};
-use skye_proto::{Embedding, SkyeRequest};
+use skye_proto::{Embedding, EmbeddingDotProductRequest, SkyeBulkEmbeddingRequest, SkyeRequest};
+use tonic::Code;
 
 use crate::support::{Http, Skye};
 
@@ -245,6 +246,8 @@ async fn reset_jobs_ingest_index_and_switch_versions_while_the_old_one_serves() 
         "to_be_indexed=false stays out"
     );
 
+    check_candidate_queries_and_embedding_rpcs(&client, &ids).await;
+
     // Job 2 (RESET): writes version 2 while version 1 keeps serving.
     let r = process(json!(["all"])).await;
     assert_eq!(r.status, 200, "{}", r.raw);
@@ -388,4 +391,106 @@ async fn bad_events_go_to_the_failure_topic_and_bad_requests_get_clear_errors() 
         assert!(tokio::time::Instant::now() < deadline, "{}", h.raw);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Mode B (by stored ids) and the two embedding RPCs, on job 1's data.
+async fn check_candidate_queries_and_embedding_rpcs(client: &SkyeClient, ids: &[usize]) {
+    let by_ids = |candidates: Vec<&str>| SkyeRequest {
+        entity: "catalog".into(),
+        model_name: "intent".into(),
+        variant: "all".into(),
+        limit: 10,
+        candidate_ids: candidates.into_iter().map(String::from).collect(),
+        ..Default::default()
+    };
+    let r = client
+        .similar_candidates(by_ids(vec!["c11", "unknown", "c20"]))
+        .await
+        .unwrap();
+    assert_eq!(r.responses.len(), 3);
+    for (n, i) in [(0usize, 11usize), (2, 20)] {
+        let got: Vec<String> = r.responses[n]
+            .candidates
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        let others: Vec<usize> = ids.iter().copied().filter(|x| *x != i).collect();
+        assert_eq!(
+            got,
+            exact(&vector(i, 0), &others, 0, 10),
+            "query item excluded, still 10"
+        );
+    }
+    assert!(
+        r.responses[1].candidates.is_empty(),
+        "unknown id: empty answer, not an error"
+    );
+
+    let e = client
+        .embeddings(SkyeBulkEmbeddingRequest {
+            entity: "catalog".into(),
+            candidate_ids: vec!["c1".into(), "nope".into(), "c1".into()],
+            model_name: "intent".into(),
+            variant: "all".into(),
+        })
+        .await
+        .unwrap();
+    let got = &e.candidates_embedding;
+    assert_eq!(got.len(), 3);
+    let c1: Vec<f64> = vector(1, 0).iter().map(|x| f64::from(*x)).collect();
+    assert_eq!(got[0].embedding, c1);
+    assert_eq!(got[0].search_embedding, c1);
+    assert!(got[1].embedding.is_empty() && got[1].search_embedding.is_empty());
+    assert_eq!(got[2], got[0], "duplicate ids are answered each time");
+
+    let q = [0.5f64, -1.0, 0.25, 2.0];
+    let scores = client
+        .dot_product_scores(EmbeddingDotProductRequest {
+            entity: "catalog".into(),
+            candidate_ids: vec!["c2".into(), "nope".into()],
+            embedding: q.to_vec(),
+            model_name: "intent".into(),
+            variant: "all".into(),
+        })
+        .await
+        .unwrap()
+        .candidate_embedding_scores;
+    let expected: f32 = vector(2, 0).iter().zip(q).map(|(a, b)| a * b as f32).sum();
+    assert_eq!(scores[0].candidate_id, "c2");
+    assert!(
+        (scores[0].score - f64::from(expected)).abs() < 1e-5,
+        "{scores:?}"
+    );
+    assert_eq!(scores[1].score, 0.0, "missing id scores 0");
+    let err = client
+        .dot_product_scores(EmbeddingDotProductRequest {
+            entity: "catalog".into(),
+            candidate_ids: vec!["c2".into()],
+            embedding: vec![1.0],
+            model_name: "intent".into(),
+            variant: "all".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
+    let err = client
+        .embeddings(SkyeBulkEmbeddingRequest {
+            entity: "catalog".into(),
+            candidate_ids: vec![],
+            model_name: "intent".into(),
+            variant: "all".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
+    let err = client
+        .embeddings(SkyeBulkEmbeddingRequest {
+            entity: "catalog".into(),
+            candidate_ids: vec!["c1".into()],
+            model_name: "intent".into(),
+            variant: "ghost".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
 }
