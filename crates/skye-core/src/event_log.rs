@@ -28,6 +28,7 @@ pub mod topics {
     pub const REALTIME_DELTA: &str = "skye.realtime-delta";
     pub const MODEL_STATE: &str = "skye.model-state";
     pub const EMBEDDING_FAILURE: &str = "skye.embedding-failure";
+    pub const REALTIME_DELTA_FAILURE: &str = "skye.realtime-delta-failure";
 }
 
 /// Header carrying the reason an event was sent to a failure or retry topic.

@@ -14,7 +14,10 @@ use skye_backends::embedded::{EmbeddedEventLog, EmbeddedStorage, EmbeddedVectorS
 use skye_core::event_log::{EventLog, topics};
 use skye_core::settings::{Listen, Settings};
 use skye_engine::ingest::embedding::EmbeddingIngestor;
-use skye_engine::ingest::runner::{self, ConsumerConfig, ConsumerStats, EmbeddingHandler};
+use skye_engine::ingest::realtime::{DeltaHandler, RealtimeHandler};
+use skye_engine::ingest::runner::{
+    self, BatchHandler, ConsumerConfig, ConsumerStats, EmbeddingHandler,
+};
 use skye_engine::lifecycle::{Lifecycle, Reconciler};
 use skye_engine::registry::Registry;
 use skye_engine::search::embeddings::EmbeddingService;
@@ -204,30 +207,67 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     }
     if which.consumers {
         let listener = bind("consumers", &settings.consumers.listen).await?;
-        let stats = Arc::new(ConsumerStats::default());
-        let ingestor = EmbeddingIngestor::new(
-            backends.vectors.clone(),
-            backends.storage.clone(),
-            backends.storage.clone(),
-            lifecycle.clone(),
-        );
-        let config = ConsumerConfig {
-            name: "embedding",
-            group: format!("{}-embedding-consumer", settings.app_name),
-            topics: settings.consumers.embedding_topics.clone(),
-            failure_topic: topics::EMBEDDING_FAILURE.to_string(),
-            batch_size: settings.consumers.batch_size,
-            poll_wait: Duration::from_secs(1),
-        };
-        let (log, stop, st) = (
-            backends.events.clone() as Arc<dyn EventLog>,
-            shutdown.receiver(),
-            stats.clone(),
-        );
-        servers.spawn(async move {
-            runner::run(log, config, Arc::new(EmbeddingHandler(ingestor)), st, stop).await;
-            Ok(())
-        });
+        let mut stats = Vec::new();
+        let consumers: [(ConsumerConfig, Arc<dyn BatchHandler>); 3] = [
+            (
+                ConsumerConfig {
+                    name: "embedding",
+                    group: format!("{}-embedding-consumer", settings.app_name),
+                    topics: settings.consumers.embedding_topics.clone(),
+                    failure_topic: topics::EMBEDDING_FAILURE.to_string(),
+                    batch_size: settings.consumers.batch_size,
+                    poll_wait: Duration::from_secs(1),
+                },
+                Arc::new(EmbeddingHandler(EmbeddingIngestor::new(
+                    backends.vectors.clone(),
+                    backends.storage.clone(),
+                    backends.storage.clone(),
+                    lifecycle.clone(),
+                ))),
+            ),
+            (
+                ConsumerConfig {
+                    name: "realtime",
+                    group: format!("{}-realtime-consumer", settings.app_name),
+                    topics: settings.consumers.realtime_topics.clone(),
+                    failure_topic: topics::REALTIME_RETRY.to_string(),
+                    batch_size: settings.consumers.batch_size,
+                    poll_wait: Duration::from_secs(1),
+                },
+                Arc::new(RealtimeHandler::new(
+                    registry.clone(),
+                    backends.storage.clone(),
+                    backends.storage.clone(),
+                    backends.events.clone(),
+                )),
+            ),
+            (
+                ConsumerConfig {
+                    name: "realtime-delta",
+                    group: format!("{}-realtime-delta-consumer", settings.app_name),
+                    topics: vec![topics::REALTIME_DELTA.to_string()],
+                    failure_topic: topics::REALTIME_DELTA_FAILURE.to_string(),
+                    batch_size: settings.consumers.batch_size,
+                    poll_wait: Duration::from_secs(1),
+                },
+                Arc::new(DeltaHandler::new(
+                    registry.clone(),
+                    backends.vectors.clone(),
+                )),
+            ),
+        ];
+        for (config, handler) in consumers {
+            let st = Arc::new(ConsumerStats::default());
+            stats.push((config.name, st.clone()));
+            let (log, stop) = (
+                backends.events.clone() as Arc<dyn EventLog>,
+                shutdown.receiver(),
+            );
+            servers.spawn(async move {
+                runner::run(log, config, handler, st, stop).await;
+                Ok(())
+            });
+        }
         let ingest = IngestState {
             log: backends.events.clone(),
             embedding_topics: settings.consumers.embedding_topics.clone(),
@@ -292,22 +332,27 @@ fn serving_health(registry: Arc<Registry>) -> Router {
 
 fn consumers_router(
     registry: Arc<Registry>,
-    stats: Arc<ConsumerStats>,
+    stats: Vec<(&'static str, Arc<ConsumerStats>)>,
     ingest: IngestState,
 ) -> Router {
     let api = Router::new()
         .route("/api/v1/ingest/{topic}", post(ingest_api::ingest))
         .layer(DefaultBodyLimit::max(ingest_api::MAX_INGEST_BYTES))
         .with_state(ingest);
+    let stats = Arc::new(stats);
     Router::new()
         .route(
             "/health",
             get(move || {
                 let stats = stats.clone();
                 async move {
+                    let consumers: serde_json::Map<String, serde_json::Value> = stats
+                        .iter()
+                        .map(|(name, s)| (name.to_string(), json!(s.view())))
+                        .collect();
                     axum::Json(json!({
                         "message": "Application is up!!!",
-                        "embedding_consumer": stats.view(),
+                        "consumers": consumers,
                     }))
                 }
             }),

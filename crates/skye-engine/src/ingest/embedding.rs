@@ -24,10 +24,11 @@ use skye_core::snapshot::ConfigSnapshot;
 use skye_core::storage::{
     AggregatorRow, AggregatorStore, EmbeddingRow, EmbeddingStore, Generation,
 };
-use skye_core::vector_store::{PayloadValue, VectorPoint, VectorStore};
+use skye_core::vector_store::{VectorPoint, VectorStore};
 
 use super::events::{EmbeddingEvent, Operation};
 use super::payload::{admits, build_payload};
+use super::points::{PointOp, apply};
 use crate::lifecycle::{EofReport, Lifecycle, LifecycleError};
 use skye_core::error::{ErrorCode, HasErrorCode};
 
@@ -54,22 +55,6 @@ pub struct EmbeddingIngestor {
     embeddings: Arc<dyn EmbeddingStore>,
     aggregator: Arc<dyn AggregatorStore>,
     lifecycle: Arc<Lifecycle>,
-}
-
-enum PointOp {
-    Upsert(VectorPoint),
-    Delete(String),
-    Payload(String, BTreeMap<String, PayloadValue>),
-}
-
-impl PointOp {
-    fn kind(&self) -> u8 {
-        match self {
-            PointOp::Upsert(_) => 0,
-            PointOp::Delete(_) => 1,
-            PointOp::Payload(..) => 2,
-        }
-    }
 }
 
 /// (embeddings table, model, embedding-store version, TTL seconds).
@@ -256,7 +241,7 @@ impl EmbeddingIngestor {
         }
         for (collection, ops) in per_collection {
             report.point_writes += ops.len();
-            self.apply(&collection, ops)
+            apply(&*self.vectors, &collection, ops)
                 .await
                 .map_err(|e| Transient(format!("collection '{collection}': {e}")))?;
         }
@@ -280,55 +265,6 @@ impl EmbeddingIngestor {
             }
         }
         Ok(report)
-    }
-
-    /// Runs consecutive operations of one kind as one call, keeping the order between kinds.
-    async fn apply(
-        &self,
-        collection: &str,
-        ops: Vec<PointOp>,
-    ) -> Result<(), skye_core::vector_store::VectorStoreError> {
-        let mut ops = ops.into_iter().peekable();
-        while let Some(first) = ops.next() {
-            let kind = first.kind();
-            let mut run = vec![first];
-            while ops.peek().is_some_and(|o| o.kind() == kind) {
-                run.extend(ops.next());
-            }
-            match kind {
-                0 => {
-                    let points = run
-                        .into_iter()
-                        .filter_map(|o| match o {
-                            PointOp::Upsert(p) => Some(p),
-                            _ => None,
-                        })
-                        .collect();
-                    self.vectors.upsert(collection, points).await?;
-                }
-                1 => {
-                    let ids = run
-                        .into_iter()
-                        .filter_map(|o| match o {
-                            PointOp::Delete(id) => Some(id),
-                            _ => None,
-                        })
-                        .collect();
-                    self.vectors.delete_points(collection, ids).await?;
-                }
-                _ => {
-                    let updates = run
-                        .into_iter()
-                        .filter_map(|o| match o {
-                            PointOp::Payload(id, p) => Some((id, p)),
-                            _ => None,
-                        })
-                        .collect();
-                    self.vectors.set_payload(collection, updates).await?;
-                }
-            }
-        }
-        Ok(())
     }
 }
 

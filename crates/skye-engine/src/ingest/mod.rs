@@ -8,4 +8,6 @@
 pub mod embedding;
 pub mod events;
 pub mod payload;
+pub mod points;
+pub mod realtime;
 pub mod runner;

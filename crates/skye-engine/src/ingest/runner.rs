@@ -74,6 +74,7 @@ impl ConsumerStats {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const HOLD_RECHECK: Duration = Duration::from_secs(1);
 
 /// Runs a consumer until `stop` turns true.
 pub async fn run(
@@ -129,11 +130,22 @@ pub async fn run(
             }
         };
         let settled = match outcome {
-            Ok(outcome) => settle(&*log, &mut *sub, &config, &records, outcome, &stats).await,
+            Ok(outcome) => {
+                let holding = !outcome.hold.is_empty();
+                settle(&*log, &mut *sub, &config, &records, outcome, &stats)
+                    .await
+                    .map(|()| holding)
+            }
             Err(e) => Err(e.0),
         };
         match settled {
-            Ok(()) => backoff = FIRST_BACKOFF,
+            Ok(holding) => {
+                backoff = FIRST_BACKOFF;
+                // A held (paused) partition is re-checked once a second, not in a busy loop.
+                if holding && wait_or_stop(&mut stop, HOLD_RECHECK).await {
+                    break;
+                }
+            }
             Err(reason) => {
                 stats.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(consumer = config.name, error = %reason, records = records.len(),

@@ -385,7 +385,7 @@ async fn bad_events_go_to_the_failure_topic_and_bad_requests_get_clear_errors() 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let h = http.get(&skye.url("consumers", "/health")).await;
-        if h.body["embedding_consumer"]["rejected"] == 2 {
+        if h.body["consumers"]["embedding"]["rejected"] == 2 {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{}", h.raw);
@@ -493,4 +493,125 @@ async fn check_candidate_queries_and_embedding_rpcs(client: &SkyeClient, ids: &[
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+}
+
+/// Ids returned by `variant` for the query `vector(q)` (limit 60 = everything).
+async fn all_hits(client: &SkyeClient, variant: &str, q: usize) -> Vec<(String, String)> {
+    let r = client
+        .similar_candidates(SkyeRequest {
+            entity: "catalog".into(),
+            model_name: "intent".into(),
+            variant: variant.into(),
+            limit: 100,
+            embeddings: vec![Embedding {
+                embedding: vector(q, 0).iter().map(|x| f64::from(*x)).collect(),
+            }],
+            attribute: vec!["brand".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    r.responses[0]
+        .candidates
+        .iter()
+        .map(|c| {
+            let brand = c
+                .meta
+                .as_ref()
+                .and_then(|m| m.attributes_map.get("brand").cloned())
+                .unwrap_or_default();
+            (c.id.clone(), brand)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_flags_remove_and_restore_items_and_update_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(dir.path(), &[]);
+    let http = Http::new();
+    register(&skye, &http).await;
+    let r = http
+        .post(
+            &skye.url("admin", "/api/v1/qdrant/process-multi-variant"),
+            &json!({"entity": "catalog", "model": "intent", "variants": ["all", "instock"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let ids: Vec<usize> = (0..20).collect();
+    let events = job_events(&r.body, &ids, 0, &[]);
+    let ingest = skye.url("consumers", "/api/v1/ingest/skye.embedding");
+    assert_eq!(http.post(&ingest, &Value::Array(events)).await.status, 200);
+    wait_completed(&skye, &http, "all").await;
+    wait_completed(&skye, &http, "instock").await;
+    let client = SkyeClient::connect(
+        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all_hits(&client, "instock", 0).await.len(), 20);
+
+    let realtime = skye.url("consumers", "/api/v1/ingest/skye.realtime");
+    let flag = |id: &str, label: &str, value: &str| {
+        json!([{"timestamp": 1719308350, "type": "catalog_status", "entity": "catalog",
+            "data": [{"id": id, "data": [{"label": label, "value": value}]}]}])
+    };
+    let eventually = |variant: &'static str, check: Box<dyn Fn(&[(String, String)]) -> bool>| {
+        let client = client.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                let hits = all_hits(&client, variant, 0).await;
+                if check(&hits) {
+                    return hits;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{variant}: {hits:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Out of stock: gone from the filtered variant only.
+    assert_eq!(
+        http.post(&realtime, &flag("c7", "out_of_stock", "true"))
+            .await
+            .status,
+        200
+    );
+    let hits = eventually("instock", Box::new(|h| !h.iter().any(|(id, _)| id == "c7"))).await;
+    assert_eq!(hits.len(), 19);
+    assert_eq!(
+        all_hits(&client, "all", 0).await.len(),
+        20,
+        "the unfiltered variant keeps it"
+    );
+    // Back in stock: re-added from the embedding store.
+    assert_eq!(
+        http.post(&realtime, &flag("c7", "out_of_stock", "false"))
+            .await
+            .status,
+        200
+    );
+    eventually("instock", Box::new(|h| h.len() == 20)).await;
+    // A payload field changes in place.
+    assert_eq!(
+        http.post(&realtime, &flag("c8", "brand", "acme"))
+            .await
+            .status,
+        200
+    );
+    eventually(
+        "all",
+        Box::new(|h| h.iter().any(|(id, brand)| id == "c8" && brand == "acme")),
+    )
+    .await;
+    let h = http.get(&skye.url("consumers", "/health")).await;
+    assert_eq!(h.body["consumers"]["realtime"]["rejected"], 0, "{}", h.raw);
+    assert_eq!(
+        h.body["consumers"]["realtime-delta"]["rejected"], 0,
+        "{}",
+        h.raw
+    );
 }

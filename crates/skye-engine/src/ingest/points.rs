@@ -1,0 +1,60 @@
+//! Point operations on a collection, applied in order with consecutive operations of one kind
+//! batched into one call.
+
+use std::collections::BTreeMap;
+
+use skye_core::vector_store::{PayloadValue, VectorPoint, VectorStore, VectorStoreError};
+
+/// One change to a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointOp {
+    Upsert(VectorPoint),
+    Delete(String),
+    Payload(String, BTreeMap<String, PayloadValue>),
+}
+
+impl PointOp {
+    fn kind(&self) -> u8 {
+        match self {
+            PointOp::Upsert(_) => 0,
+            PointOp::Delete(_) => 1,
+            PointOp::Payload(..) => 2,
+        }
+    }
+}
+
+/// Applies `ops` to `collection` in order; runs of one kind go in one call.
+pub async fn apply(
+    vectors: &dyn VectorStore,
+    collection: &str,
+    ops: Vec<PointOp>,
+) -> Result<(), VectorStoreError> {
+    let mut ops = ops.into_iter().peekable();
+    while let Some(first) = ops.next() {
+        let kind = first.kind();
+        let mut run = vec![first];
+        while ops.peek().is_some_and(|o| o.kind() == kind) {
+            run.extend(ops.next());
+        }
+        let mut points = Vec::new();
+        let mut ids = Vec::new();
+        let mut updates = Vec::new();
+        for op in run {
+            match op {
+                PointOp::Upsert(p) => points.push(p),
+                PointOp::Delete(id) => ids.push(id),
+                PointOp::Payload(id, p) => updates.push((id, p)),
+            }
+        }
+        if !points.is_empty() {
+            vectors.upsert(collection, points).await?;
+        }
+        if !ids.is_empty() {
+            vectors.delete_points(collection, ids).await?;
+        }
+        if !updates.is_empty() {
+            vectors.set_payload(collection, updates).await?;
+        }
+    }
+    Ok(())
+}
