@@ -495,6 +495,9 @@ async fn check_candidate_queries_and_embedding_rpcs(client: &SkyeClient, ids: &[
     assert_eq!(err.code(), Some(Code::NotFound), "{err}");
 }
 
+/// A condition on `(id, brand)` hits.
+type HitsCheck = dyn Fn(&[(String, String)]) -> bool;
+
 /// Ids returned by `variant` for the query `vector(q)` (limit 60 = everything).
 async fn all_hits(client: &SkyeClient, variant: &str, q: usize) -> Vec<(String, String)> {
     let r = client
@@ -556,7 +559,7 @@ async fn realtime_flags_remove_and_restore_items_and_update_payloads() {
         json!([{"timestamp": 1719308350, "type": "catalog_status", "entity": "catalog",
             "data": [{"id": id, "data": [{"label": label, "value": value}]}]}])
     };
-    let eventually = |variant: &'static str, check: Box<dyn Fn(&[(String, String)]) -> bool>| {
+    let eventually = |variant: &'static str, check: Box<HitsCheck>| {
         let client = client.clone();
         async move {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
