@@ -21,6 +21,10 @@ fn vector(i: usize, g: usize) -> Vec<f32> {
 }
 
 pub async fn register(skye: &Skye, http: &Http) {
+    register_with(skye, http, "RESET").await;
+}
+
+pub async fn register_with(skye: &Skye, http: &Http, model_type: &str) {
     for (path, body) in [
         (
             "register-store",
@@ -33,7 +37,7 @@ pub async fn register(skye: &Skye, http: &Http) {
         (
             "register-model",
             json!({"entity": "catalog", "model": "intent",
-            "embedding_store_enabled": true, "number_of_partitions": 2, "model_type": "RESET",
+            "embedding_store_enabled": true, "number_of_partitions": 2, "model_type": model_type,
             "model_config": {"distance_function": "COSINE", "vector_dimension": DIM}}),
         ),
         (
@@ -617,4 +621,84 @@ async fn realtime_flags_remove_and_restore_items_and_update_payloads() {
         "{}",
         h.raw
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_jobs_update_in_place_and_force_reset_switches_to_a_new_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(dir.path(), &[]);
+    let http = Http::new();
+    register_with(&skye, &http, "DELTA").await;
+    let process = |path: &'static str| {
+        let (http, url) = (
+            http.clone(),
+            skye.url("admin", &format!("/api/v1/qdrant/{path}")),
+        );
+        async move {
+            let r = http
+                .post(
+                    &url,
+                    &json!({"entity": "catalog", "model": "intent", "variants": ["all"]}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{path}: {}", r.raw);
+            r.body
+        }
+    };
+    let ingest = skye.url("consumers", "/api/v1/ingest/skye.embedding");
+    let client = SkyeClient::connect(
+        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+
+    // Onboarding.
+    let t1 = process("process-multi-variant").await;
+    assert_eq!(t1["variants"], json!({"all": 1}));
+    let ids: Vec<usize> = (0..30).collect();
+    assert_eq!(
+        http.post(&ingest, &Value::Array(job_events(&t1, &ids, 0, &[])))
+            .await
+            .status,
+        200
+    );
+    wait_completed(&skye, &http, "all").await;
+
+    // A DELTA job writes into the served collection: new items, and deletions.
+    let t2 = process("process-multi-variant").await;
+    assert_eq!(t2["variants"], json!({"all": 1}), "DELTA keeps the version");
+    assert_eq!(t2["embedding_store_version"], t1["embedding_store_version"]);
+    let added: Vec<usize> = (30..40).collect();
+    let mut events = job_events(&t2, &added, 0, &[]);
+    for gone in [0usize, 1] {
+        let mut e = events[0].clone();
+        e["candidate_id"] = json!(format!("c{gone}"));
+        e["index_space"]["operation"] = json!("DELETE");
+        events.insert(0, e);
+    }
+    assert_eq!(http.post(&ingest, &Value::Array(events)).await.status, 200);
+    let v = wait_completed(&skye, &http, "all").await;
+    assert_eq!(v["vector_db_read_version"], 1);
+    let mut expected: Vec<usize> = (2..40).collect();
+    let hits = search(&client, "all", &vector(5, 0), 100).await;
+    assert_eq!(
+        ids_of(&hits),
+        exact(&vector(5, 0), &expected, 0, 100),
+        "union minus deletions"
+    );
+
+    // Force reset: a fresh collection at read+1, switched to once indexed (spec AC §8 B2).
+    let t3 = process("process-multi-variant-force-reset").await;
+    assert_eq!(t3["variants"], json!({"all": 2}));
+    expected = (100..110).collect();
+    assert_eq!(
+        http.post(&ingest, &Value::Array(job_events(&t3, &expected, 1, &[])))
+            .await
+            .status,
+        200
+    );
+    let v = wait_completed(&skye, &http, "all").await;
+    assert_eq!(v["vector_db_read_version"], 2, "{v}");
+    let hits = search(&client, "all", &vector(104, 1), 100).await;
+    assert_eq!(ids_of(&hits), exact(&vector(104, 1), &expected, 1, 100));
 }
