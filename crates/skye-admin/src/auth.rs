@@ -23,7 +23,7 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-pub(crate) async fn require_token(
+pub async fn require_token(
     State(tokens): State<Arc<AuthTokens>>,
     req: Request,
     next: Next,

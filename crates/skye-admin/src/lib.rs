@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use skye_engine::lifecycle::Lifecycle;
 use skye_engine::registry::Registry;
 
-pub use auth::AuthTokens;
+pub use auth::{AuthTokens, require_token};
 pub use error::ApiError;
 
 /// Largest accepted request body.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod filter;
 pub mod flat;
 pub mod hnsw;
+pub mod npy;
 pub mod payload;
 pub mod persist;
 pub mod vectors;

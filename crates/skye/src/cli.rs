@@ -53,9 +53,50 @@ pub enum Command {
     Serving(PortArgs),
     /// The ingestion consumers alone.
     Consumers(PortArgs),
+    /// Ingest a file into a model through a running Skye (job, events, EOFs, wait).
+    Ingest(Box<IngestArgs>),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Entity of the model.
+    #[arg(long)]
+    pub entity: String,
+    /// Model to ingest into.
+    #[arg(long)]
+    pub model: String,
+    /// Variants to (re)build (repeatable); default: every enabled variant of the model.
+    #[arg(long = "variant")]
+    pub variants: Vec<String>,
+    /// Candidate ids of a `.npy` input, one per line (default: row numbers).
+    #[arg(long, value_name = "FILE")]
+    pub ids: Option<PathBuf>,
+    /// Admin base URL (default: http://127.0.0.1:<admin port>).
+    #[arg(long, value_name = "URL")]
+    pub admin_url: Option<String>,
+    /// Consumers base URL (default: http://127.0.0.1:<consumers port>).
+    #[arg(long, value_name = "URL")]
+    pub consumers_url: Option<String>,
+    /// Topic to post to (default: the model's topic-name, else skye.embedding).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Return once the events are accepted instead of waiting for COMPLETED.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for COMPLETED.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Auth token (default: the first configured auth token).
+    #[arg(long, env = "SKYE_AUTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// JSON lines (.jsonl) or float32 NumPy (.npy) file.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +110,9 @@ pub struct StandaloneArgs {
     /// Consumers HTTP port (0 = any free port).
     #[arg(long)]
     pub consumers_port: Option<u16>,
+    /// Load a small demo catalog through the real pipeline and print a first search.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Args)]

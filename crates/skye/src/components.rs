@@ -40,6 +40,8 @@ pub struct Components {
     pub admin: bool,
     pub serving: bool,
     pub consumers: bool,
+    /// Load the demo catalog and print a first search once up (standalone only).
+    pub demo: bool,
 }
 
 /// A fired-once shutdown signal every server waits on.
@@ -144,6 +146,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     }
     let shutdown = Shutdown::on_signals();
     let mut servers = JoinSet::new();
+    let mut serving_port = None;
     if which.admin {
         let listener = bind("admin", &settings.admin).await?;
         let router = skye_admin::router(AdminState {
@@ -161,6 +164,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     }
     if which.serving {
         let listener = bind("serving", &settings.serving.listen).await?;
+        serving_port = listener.local_addr().ok().map(|a| a.port());
         let metrics = Arc::new(Metrics::default());
         let engine = SimilarService::new(
             registry.clone(),
@@ -277,7 +281,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             &mut servers,
             "consumers",
             listener,
-            consumers_router(registry.clone(), stats, ingest),
+            consumers_router(registry.clone(), stats, ingest, auth.clone()),
             shutdown.clone(),
         );
     }
@@ -286,6 +290,30 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         config_revision = registry.snapshot().revision,
         "skye is up"
     );
+    if which.demo {
+        let demo = crate::demo::Demo {
+            registry: registry.clone(),
+            lifecycle: lifecycle.clone(),
+            events: backends.events.clone(),
+            search: SimilarService::new(
+                registry.clone(),
+                backends.vectors.clone(),
+                Limits {
+                    max_limit: settings.serving.max_limit,
+                    cache_bytes: 1 << 20,
+                    max_concurrent: 4,
+                },
+            )
+            .with_embeddings(backends.storage.clone()),
+            serving_port: serving_port.unwrap_or(settings.serving.listen.port),
+        };
+        servers.spawn(async move {
+            if let Err(e) = demo.run().await {
+                tracing::error!(error = %format!("{e:#}"), "demo failed");
+            }
+            Ok(())
+        });
+    }
     let mut result = Ok(());
     while let Some(joined) = servers.join_next().await {
         let outcome = joined.context("server task panicked").and_then(|r| r);
@@ -334,9 +362,14 @@ fn consumers_router(
     registry: Arc<Registry>,
     stats: Vec<(&'static str, Arc<ConsumerStats>)>,
     ingest: IngestState,
+    auth: Arc<AuthTokens>,
 ) -> Router {
     let api = Router::new()
         .route("/api/v1/ingest/{topic}", post(ingest_api::ingest))
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            skye_admin::require_token,
+        ))
         .layer(DefaultBodyLimit::max(ingest_api::MAX_INGEST_BYTES))
         .with_state(ingest);
     let stats = Arc::new(stats);

@@ -2,7 +2,10 @@
 
 mod cli;
 mod components;
+mod demo;
+mod http_client;
 mod ingest_api;
+mod ingest_cli;
 mod logging;
 mod settings_loader;
 
@@ -24,25 +27,30 @@ fn main() -> ExitCode {
     };
     let which = match &cli.command {
         Command::Config(ConfigCommand::Print) => return print_config(&settings),
-        Command::Standalone(_) => Components {
+        Command::Ingest(args) => return ingest(&settings, args),
+        Command::Standalone(args) => Components {
             admin: true,
             serving: true,
             consumers: true,
+            demo: args.demo,
         },
         Command::Admin(_) => Components {
             admin: true,
             serving: false,
             consumers: false,
+            demo: false,
         },
         Command::Serving(_) => Components {
             admin: false,
             serving: true,
             consumers: false,
+            demo: false,
         },
         Command::Consumers(_) => Components {
             admin: false,
             serving: false,
             consumers: true,
+            demo: false,
         },
     };
     if let Err(e) = logging::init(&settings.log) {
@@ -80,6 +88,58 @@ fn print_config(settings: &skye_core::settings::Settings) -> ExitCode {
         }
         Err(e) => {
             eprintln!("skye: cannot render the configuration: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `skye ingest`: runs a job against a running Skye.
+fn ingest(settings: &skye_core::settings::Settings, args: &cli::IngestArgs) -> ExitCode {
+    use std::io::Write;
+    if args.batch == 0 {
+        eprintln!("skye: --batch must be positive");
+        return ExitCode::from(2);
+    }
+    let job = ingest_cli::IngestJob {
+        entity: args.entity.clone(),
+        model: args.model.clone(),
+        variants: args.variants.clone(),
+        file: args.file.clone(),
+        ids: args.ids.clone(),
+        admin: args
+            .admin_url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", settings.admin.port)),
+        consumers: args
+            .consumers_url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", settings.consumers.listen.port)),
+        topic: args.topic.clone(),
+        batch: args.batch,
+        wait: !args.no_wait,
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    let token = args
+        .token
+        .clone()
+        .or_else(|| settings.auth_tokens.first().cloned());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("skye: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ingest_cli::run(job, http_client::HttpClient::new(token))) {
+        Ok(summary) => {
+            let _ = writeln!(std::io::stdout().lock(), "{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("skye ingest: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `skye` binary as a child process, driven over real HTTP.
 
 mod admin;
+mod cli;
 mod crash;
 mod lifecycle;
 mod serving;

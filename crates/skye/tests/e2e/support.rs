@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +22,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Skye {
     child: Child,
     pub addrs: HashMap<String, SocketAddr>,
+    /// Stdout lines that are not JSON log records (what a user reads, e.g. the demo).
+    pub output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Skye {
@@ -47,9 +49,12 @@ impl Skye {
         let mut child = cmd.spawn().expect("spawn skye");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let text = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    text.lock().unwrap().push(line);
                     continue;
                 };
                 if v["fields"]["message"] == "listening" {
@@ -79,7 +84,11 @@ impl Skye {
                 }
             }
         }
-        Skye { child, addrs }
+        Skye {
+            child,
+            addrs,
+            output,
+        }
     }
 
     /// `skye standalone` with every component on a free port.

@@ -1,0 +1,328 @@
+//! `skye ingest`: a whole job from a file, without Databricks or Kafka.
+//!
+//! 1. starts the job on admin (`process-multi-variant` for the named variants, else
+//!    `process-model`) and gets the job ticket;
+//! 2. reads the file (JSON lines, or a float32 `.npy` matrix with an optional ids file) and
+//!    posts the embedding events to the consumers' `/api/v1/ingest/{topic}` in batches, spread
+//!    over the model's partitions, with a progress bar;
+//! 3. posts one EOF per partition and waits until every variant of the ticket is COMPLETED.
+//!
+//! JSON lines format, one candidate per line:
+//! `{"id": "42", "embedding": [..], "search_embedding": [..]?, "payload": {"brand": "acme"}?,
+//!   "operation": "ADD"?, "index": {"variant": false}?}`
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http_client::HttpClient;
+
+/// What to ingest and where.
+#[derive(Debug, Clone)]
+pub struct IngestJob {
+    pub entity: String,
+    pub model: String,
+    pub variants: Vec<String>,
+    pub file: PathBuf,
+    pub ids: Option<PathBuf>,
+    pub admin: String,
+    pub consumers: String,
+    pub topic: Option<String>,
+    pub batch: usize,
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+/// One line of a JSON lines file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    #[serde(deserialize_with = "skye_core::json_compat::string_or_number")]
+    id: String,
+    #[serde(default)]
+    embedding: Vec<f32>,
+    #[serde(default)]
+    search_embedding: Option<Vec<f32>>,
+    #[serde(default)]
+    payload: BTreeMap<String, Value>,
+    #[serde(default)]
+    operation: Option<String>,
+    /// Per-variant "to be indexed" flags (default: every variant of the ticket).
+    #[serde(default)]
+    index: BTreeMap<String, bool>,
+}
+
+/// The rows of the input, read lazily for JSON lines and at once for `.npy`.
+enum Source {
+    Lines(std::io::Lines<BufReader<std::fs::File>>, usize),
+    Matrix {
+        values: Vec<f32>,
+        dim: usize,
+        ids: Vec<String>,
+        next: usize,
+    },
+}
+
+impl Source {
+    fn open(file: &Path, ids: Option<&Path>) -> anyhow::Result<(Source, Option<u64>)> {
+        let name = file.display().to_string();
+        if file.extension().is_some_and(|e| e == "npy") {
+            let (values, rows, dim) =
+                skye_index::npy::read_f32(&name).map_err(anyhow::Error::msg)?;
+            let ids = match ids {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let ids: Vec<String> = text
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from)
+                        .collect();
+                    if ids.len() != rows {
+                        bail!(
+                            "{} has {} ids but {name} has {rows} rows",
+                            path.display(),
+                            ids.len()
+                        );
+                    }
+                    ids
+                }
+                None => (0..rows).map(|i| i.to_string()).collect(),
+            };
+            return Ok((
+                Source::Matrix {
+                    values,
+                    dim,
+                    ids,
+                    next: 0,
+                },
+                Some(rows as u64),
+            ));
+        }
+        if ids.is_some() {
+            bail!("--ids only applies to .npy input");
+        }
+        let f = std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?;
+        let total = count_lines(file).ok();
+        Ok((Source::Lines(BufReader::new(f).lines(), 0), total))
+    }
+
+    fn next_row(&mut self) -> anyhow::Result<Option<Row>> {
+        match self {
+            Source::Lines(lines, n) => loop {
+                let Some(line) = lines.next() else {
+                    return Ok(None);
+                };
+                *n += 1;
+                let line = line.context("read error")?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                return serde_json::from_str(&line)
+                    .map(Some)
+                    .with_context(|| format!("line {n}: not a candidate row"));
+            },
+            Source::Matrix {
+                values,
+                dim,
+                ids,
+                next,
+            } => {
+                let i = *next;
+                if i >= ids.len() {
+                    return Ok(None);
+                }
+                *next += 1;
+                Ok(Some(Row {
+                    id: ids[i].clone(),
+                    embedding: values[i * *dim..(i + 1) * *dim].to_vec(),
+                    search_embedding: None,
+                    payload: BTreeMap::new(),
+                    operation: None,
+                    index: BTreeMap::new(),
+                }))
+            }
+        }
+    }
+}
+
+fn count_lines(path: &Path) -> std::io::Result<u64> {
+    let f = std::fs::File::open(path)?;
+    let mut n = 0;
+    for line in BufReader::new(f).lines() {
+        if !line?.trim().is_empty() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Runs the job; returns a one-line summary.
+pub async fn run(job: IngestJob, client: HttpClient) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let (path, body) = if job.variants.is_empty() {
+        (
+            "process-model",
+            json!({"entity": job.entity, "model": job.model}),
+        )
+    } else {
+        (
+            "process-multi-variant",
+            json!({"entity": job.entity, "model": job.model, "variants": job.variants}),
+        )
+    };
+    let ticket = client
+        .post(&format!("{}/api/v1/qdrant/{path}", job.admin), &body)
+        .await
+        .context("cannot start the job")?;
+    if ticket.is_null() {
+        bail!(
+            "no enabled variant to ingest into for model '{}'",
+            job.model
+        );
+    }
+    let versions = ticket["variants"].clone();
+    let es_version = ticket["embedding_store_version"].clone();
+    let partitions = ticket["number_of_partitions"].as_u64().unwrap_or(1).max(1);
+    let topic = job
+        .topic
+        .clone()
+        .or_else(|| {
+            ticket["topic_name"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+        })
+        .unwrap_or_else(|| skye_core::event_log::topics::EMBEDDING.to_string());
+    let url = format!("{}/api/v1/ingest/{topic}", job.consumers);
+    let default_index: BTreeMap<String, bool> = versions
+        .as_object()
+        .map(|m| m.keys().map(|k| (k.clone(), true)).collect())
+        .unwrap_or_default();
+
+    let (mut source, total) = Source::open(&job.file, job.ids.as_deref())?;
+    let bar = match total {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} ingesting [{bar:40}] {pos}/{len} rows ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut batch = Vec::with_capacity(job.batch);
+    let mut sent = 0u64;
+    let mut row_no = 0u64;
+    while let Some(row) = source.next_row()? {
+        let partition = row_no % partitions;
+        row_no += 1;
+        let mut index = default_index.clone();
+        index.extend(row.index);
+        let payload: BTreeMap<String, Value> = row.payload;
+        let mut event = json!({
+            "entity": job.entity, "model_name": job.model, "candidate_id": row.id,
+            "environment": "skye-ingest", "embedding_store_version": es_version,
+            "partition": partition.to_string(),
+            "index_space": {
+                "embedding": row.embedding, "variants_version_map": versions,
+                "variants_index_map": index,
+                "operation": row.operation.unwrap_or_else(|| "ADD".to_string()),
+                "payload": payload,
+            }
+        });
+        if let Some(search) = row.search_embedding {
+            event["search_space"] = json!({ "embedding": search });
+        }
+        batch.push(event);
+        if batch.len() >= job.batch {
+            sent += post_batch(&client, &url, &mut batch).await?;
+            bar.set_position(sent);
+        }
+    }
+    sent += post_batch(&client, &url, &mut batch).await?;
+    bar.finish_and_clear();
+    let eofs: Vec<Value> = (0..partitions)
+        .map(|p| {
+            json!({"entity": job.entity, "model_name": job.model, "candidate_id": "EOF",
+                "embedding_store_version": es_version, "partition": p.to_string(),
+                "index_space": {"variants_version_map": versions}})
+        })
+        .collect();
+    client
+        .post(&url, &Value::Array(eofs))
+        .await
+        .context("cannot send the EOF events")?;
+    let ingested = started.elapsed();
+    let mut summary = format!(
+        "{sent} rows sent to {topic} in {:.1} s ({:.0} rows/s); job ticket {}",
+        ingested.as_secs_f64(),
+        sent as f64 / ingested.as_secs_f64().max(1e-9),
+        ticket
+    );
+    if job.wait {
+        let variants: Vec<String> = versions
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        wait_completed(&client, &job, &variants).await?;
+        summary.push_str(&format!(
+            "; COMPLETED after {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(summary)
+}
+
+async fn post_batch(client: &HttpClient, url: &str, batch: &mut Vec<Value>) -> anyhow::Result<u64> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let n = batch.len() as u64;
+    let body = Value::Array(std::mem::take(batch));
+    client.post(url, &body).await.context("ingest failed")?;
+    Ok(n)
+}
+
+async fn wait_completed(
+    client: &HttpClient,
+    job: &IngestJob,
+    variants: &[String],
+) -> anyhow::Result<()> {
+    let spinner = ProgressBar::new_spinner();
+    let deadline = Instant::now() + job.timeout;
+    for v in variants {
+        let url = format!(
+            "{}/api/v1/models/{}/{}/variants/{v}",
+            job.admin, job.entity, job.model
+        );
+        loop {
+            let state = client.get(&url).await?;
+            let s = state["variant_state"].as_str().unwrap_or("?").to_string();
+            spinner.set_message(format!("variant {v}: {s}"));
+            spinner.tick();
+            if s == "COMPLETED" {
+                break;
+            }
+            if Instant::now() > deadline {
+                spinner.finish_and_clear();
+                bail!(
+                    "variant {v} is still {s} after {:?}; inspect it with GET {url} or reset it \
+                     with POST /api/v1/qdrant/reset-variant-state",
+                    job.timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    spinner.finish_and_clear();
+    Ok(())
+}
