@@ -55,9 +55,70 @@ pub enum Command {
     Consumers(PortArgs),
     /// Ingest a file into a model through a running Skye (job, events, EOFs, wait).
     Ingest(Box<IngestArgs>),
+    /// Measurements (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The embedded ingestion path in-process: log append, consume, index build.
+    Ingest(BenchIngestArgs),
+    /// Closed-loop search load against a running Skye (or the engine, `--in-process`).
+    Grpc(Box<BenchGrpcArgs>),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchIngestArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub vectors: usize,
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Events per log append and per consumer batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Stop after the consume phase.
+    #[arg(long)]
+    pub skip_index: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchGrpcArgs {
+    /// Serving URL.
+    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    pub url: String,
+    /// Query the engine on `--data-dir` directly instead (Skye must not be running on it).
+    #[arg(long)]
+    pub in_process: bool,
+    #[arg(long, default_value = "skye")]
+    pub app_name: String,
+    #[arg(long)]
+    pub entity: String,
+    #[arg(long)]
+    pub model: String,
+    #[arg(long)]
+    pub variant: String,
+    /// Dimension of the random query vectors.
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Query by candidate ids drawn from `0..N` instead of by vectors.
+    #[arg(long, value_name = "N")]
+    pub ids: Option<u64>,
+    /// Distinct queries cycled through (1 = every request after the first hits the cache).
+    #[arg(long, default_value_t = 10_000)]
+    pub distinct: usize,
+    #[arg(long, default_value_t = 10)]
+    pub limit: u32,
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    #[arg(long, env = "SKYE_AUTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `skye`: one binary for every Skye component.
 
 mod cli;
+mod bench_cmd;
 mod components;
 mod demo;
 mod http_client;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     let which = match &cli.command {
         Command::Config(ConfigCommand::Print) => return print_config(&settings),
         Command::Ingest(args) => return ingest(&settings, args),
+        Command::Bench(cmd) => return bench(&cli, &settings, cmd),
         Command::Standalone(args) => Components {
             admin: true,
             serving: true,
@@ -140,6 +142,35 @@ fn ingest(settings: &skye_core::settings::Settings, args: &cli::IngestArgs) -> E
         }
         Err(e) => {
             eprintln!("skye ingest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `skye bench ...`.
+fn bench(cli: &Cli, settings: &skye_core::settings::Settings, cmd: &cli::BenchCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("skye: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cmd {
+            cli::BenchCommand::Ingest(args) => {
+                bench_cmd::ingest(args, cli.global.data_dir.as_deref()).await
+            }
+            cli::BenchCommand::Grpc(args) => bench_cmd::grpc(args, &settings.data_dir).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skye bench: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -93,7 +93,7 @@ fn apply_flags(cli: &Cli, s: &mut Settings) {
                 s.consumers.listen.port = p;
             }
         }
-        Command::Config(_) | Command::Ingest(_) => {}
+        Command::Config(_) | Command::Ingest(_) | Command::Bench(_) => {}
     }
 }
 
