@@ -50,7 +50,10 @@ impl Rng {
 }
 
 /// `skye bench ingest`.
-pub async fn ingest(args: &BenchIngestArgs, data_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+pub async fn ingest(
+    args: &BenchIngestArgs,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let dir = tempfile_dir(data_dir)?;
     let config = Arc::new(EmbeddedConfigStore::open(&dir.join("config.redb"))?);
     let registry = Arc::new(Registry::open(config, "bench").await?);
@@ -72,12 +75,15 @@ pub async fn ingest(args: &BenchIngestArgs, data_dir: Option<&std::path::Path>) 
         json!({"entity": "bench", "store_id": store}),
     )?)
     .await?;
-    r.register_model(RegisterModel::from_json(json!({"entity": "bench", "model": "m",
-        "embedding_store_enabled": std::env::var("BENCH_NO_ES").is_err(), "number_of_partitions": 1, "model_type": "RESET",
-        "model_config": {"distance_function": "COSINE", "vector_dimension": args.dim}}))?)
+    r.register_model(RegisterModel::from_json(
+        json!({"entity": "bench", "model": "m",
+        "embedding_store_enabled": true, "number_of_partitions": 1, "model_type": "RESET",
+        "model_config": {"distance_function": "COSINE", "vector_dimension": args.dim}}),
+    )?)
     .await?;
     r.register_variant(RegisterVariant::from_json(
-        json!({"entity": "bench", "model": "m", "variant": "v"}),
+        json!({"entity": "bench", "model": "m", "variant": "v",
+            "in_memory_caching_enabled": true, "in_memory_cache_ttl_seconds": 300}),
     )?)
     .await?;
     let ticket = lifecycle
@@ -107,12 +113,20 @@ pub async fn ingest(args: &BenchIngestArgs, data_dir: Option<&std::path::Path>) 
             "embedding_store_version": ticket.embedding_store_version, "partition": "0",
             "index_space": {"embedding": v, "variants_version_map": ticket.variants,
                 "variants_index_map": {"v": true}, "operation": "ADD"}});
-        records.push(Produce::new(topics::EMBEDDING, "p0", serde_json::to_vec(&event)?));
+        records.push(Produce::new(
+            topics::EMBEDDING,
+            "p0",
+            serde_json::to_vec(&event)?,
+        ));
     }
     let eof = json!({"entity": "bench", "model_name": "m", "candidate_id": "EOF",
         "embedding_store_version": ticket.embedding_store_version, "partition": "0",
         "index_space": {"variants_version_map": ticket.variants}});
-    records.push(Produce::new(topics::EMBEDDING, "p0", serde_json::to_vec(&eof)?));
+    records.push(Produce::new(
+        topics::EMBEDDING,
+        "p0",
+        serde_json::to_vec(&eof)?,
+    ));
     let bytes: usize = records.iter().map(|r| r.value.len()).sum();
     say(&format!(
         "  encode JSON events      {:>8.2} s  ({:.0} MB)",
@@ -278,10 +292,18 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
     let target = Arc::new(target);
     say(&format!(
         "skye bench grpc: {} {} workers for {} s (+1 s warm-up), {} distinct {} queries, limit {}",
-        if args.in_process { "in-process" } else { "gRPC" },
+        if args.in_process {
+            "in-process"
+        } else {
+            "gRPC"
+        },
         args.concurrency,
         args.duration,
-        pool.len(),
+        if args.distinct == 0 {
+            "unbounded".to_string()
+        } else {
+            pool.len().to_string()
+        },
         if args.ids.is_some() { "id" } else { "vector" },
         args.limit
     ));
@@ -294,8 +316,17 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
                 let mut errors = 0u64;
                 let end = Instant::now() + Duration::from_secs_f64(seconds);
                 let mut i = w;
+                let mut fresh = Rng(0x9E37_79B9 ^ (w as u64 + 1) * 0x1000_0001);
                 while Instant::now() < end {
-                    let q = pool[i % pool.len()].clone();
+                    // `--distinct 0`: a new query every time (never a cache hit).
+                    let q = if args.distinct == 0 {
+                        match args.ids {
+                            Some(n) => Query::Id((fresh.next() % n.max(1)).to_string()),
+                            None => Query::Vector((0..args.dim).map(|_| fresh.unit()).collect()),
+                        }
+                    } else {
+                        pool[i % pool.len()].clone()
+                    };
                     i += args.concurrency.max(1);
                     let t = Instant::now();
                     if target.ask(&args, q).await.is_err() {
@@ -379,7 +410,9 @@ impl Target {
                     ..Default::default()
                 };
                 match q {
-                    Query::Vector(v) => req.embeddings = vec![v.into_iter().map(f64::from).collect()],
+                    Query::Vector(v) => {
+                        req.embeddings = vec![v.into_iter().map(f64::from).collect()]
+                    }
                     Query::Id(id) => req.candidate_ids = vec![id],
                 }
                 s.similar(req, 0).await?;

@@ -107,7 +107,8 @@ pub struct BenchGrpcArgs {
     /// Query by candidate ids drawn from `0..N` instead of by vectors.
     #[arg(long, value_name = "N")]
     pub ids: Option<u64>,
-    /// Distinct queries cycled through (1 = every request after the first hits the cache).
+    /// Distinct queries cycled through (1 = every request after the first hits the cache; 0 =
+    /// a fresh random query every time, never a cache hit).
     #[arg(long, default_value_t = 10_000)]
     pub distinct: usize,
     #[arg(long, default_value_t = 10)]

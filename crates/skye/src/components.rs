@@ -8,6 +8,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use serde_json::json;
 use skye_admin::{AdminState, AuthTokens};
 use skye_backends::embedded::{EmbeddedEventLog, EmbeddedStorage, EmbeddedVectorStore};
@@ -112,6 +113,12 @@ fn serve(
     shutdown: Shutdown,
 ) {
     set.spawn(async move {
+        // No Nagle: small gRPC responses must not wait for the peer's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.wait())
             .await

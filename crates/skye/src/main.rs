@@ -1,7 +1,7 @@
 //! `skye`: one binary for every Skye component.
 
-mod cli;
 mod bench_cmd;
+mod cli;
 mod components;
 mod demo;
 mod http_client;

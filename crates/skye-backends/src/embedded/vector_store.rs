@@ -113,6 +113,13 @@ impl EmbeddedVectorStore {
         let handle = handle.clone();
         tokio::task::spawn_blocking(move || {
             let linked = handle.durable.collection().index_pending();
+            // Persist the graph with the points: a restart then loads it instead of replaying
+            // the WAL and rebuilding the index.
+            if linked > 0
+                && let Err(e) = handle.durable.checkpoint()
+            {
+                tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write");
+            }
             handle.indexing.store(false, Ordering::Release);
             tracing::debug!(linked, "indexed pending points");
         });

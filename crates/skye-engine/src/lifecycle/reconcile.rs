@@ -2,9 +2,9 @@
 //!
 //! | state | action (idempotent) | next |
 //! |---|---|---|
-//! | `DATA_INGESTION_COMPLETED` | indexing on for the write collection (`params.indexing_threshold`) | `INDEXING_STARTED` |
-//! | `INDEXING_STARTED` | re-checked until the write collection is ≥ 95 % indexed (or its un-indexed tail is below the threshold) | `INDEXING_IN_PROGRESS` |
-//! | `INDEXING_IN_PROGRESS` | `params.default_indexing_threshold` applied when set | `INDEXING_COMPLETED_WITH_RESET` when the job wrote a new collection (RESET *or* force-reset, spec AC §8 B2), else `INDEXING_COMPLETED` |
+//! | `DATA_INGESTION_COMPLETED` | the write collection links everything loaded (threshold 1) | `INDEXING_STARTED` |
+//! | `INDEXING_STARTED` | re-checked until the write collection is ≥ 95 % indexed (the rest is scanned exactly meanwhile) | `INDEXING_IN_PROGRESS` |
+//! | `INDEXING_IN_PROGRESS` | threshold for incremental updates: `params.default_indexing_threshold`, else `params.indexing_threshold`, else 20,000 | `INDEXING_COMPLETED_WITH_RESET` when the job wrote a new collection (RESET *or* force-reset, spec AC §8 B2), else `INDEXING_COMPLETED` |
 //! | `INDEXING_COMPLETED_WITH_RESET` | read versions := write versions, in the same transaction as the state | `MODEL_VERSION_UPDATED` |
 //! | `MODEL_VERSION_UPDATED` | older collections of the variant dropped; the previous embedding generation dropped when no variant of the model uses it | `INDEXING_COMPLETED` |
 //! | `INDEXING_COMPLETED` | — | `COMPLETED` |
@@ -128,28 +128,24 @@ impl Lifecycle {
         ));
         let next = match v.variant_state {
             VariantState::DataIngestionCompleted => {
-                self.vectors
-                    .set_indexing_threshold(&write, threshold)
-                    .await?;
+                // Link everything the job loaded now; the variant's own threshold applies to
+                // the incremental updates that follow (INDEXING_IN_PROGRESS).
+                self.vectors.set_indexing_threshold(&write, 1).await?;
                 VariantState::IndexingStarted
             }
             VariantState::IndexingStarted => {
                 let info = self.vectors.collection_info(&write).await?;
                 let pending = info.points_count.saturating_sub(info.indexed_vectors_count);
-                let indexed = pending == 0
-                    || (pending as f64) <= 0.05 * info.points_count as f64
-                    || pending < threshold as u64;
-                if !indexed {
+                if (pending as f64) > 0.05 * info.points_count as f64 {
                     return Ok(Step::Wait);
                 }
                 VariantState::IndexingInProgress
             }
             VariantState::IndexingInProgress => {
-                if let Some(t) = param_usize(v, "default_indexing_threshold") {
-                    self.vectors
-                        .set_indexing_threshold(&write, t.max(1))
-                        .await?;
-                }
+                let t = param_usize(v, "default_indexing_threshold").unwrap_or(threshold);
+                self.vectors
+                    .set_indexing_threshold(&write, t.max(1))
+                    .await?;
                 if v.vector_db_write_version != v.vector_db_read_version
                     || v.embedding_store_write_version != v.embedding_store_read_version
                 {
