@@ -287,7 +287,7 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
             .timeout(Duration::from_secs(5))
             .retries(0, Duration::ZERO);
         config.auth_token = args.token.clone();
-        Target::Grpc(skye_client::SkyeClient::connect(config).await?)
+        Target::Grpc(Box::new(skye_client::SkyeClient::connect(config).await?))
     };
     let target = Arc::new(target);
     say(&format!(
@@ -316,7 +316,7 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
                 let mut errors = 0u64;
                 let end = Instant::now() + Duration::from_secs_f64(seconds);
                 let mut i = w;
-                let mut fresh = Rng(0x9E37_79B9 ^ (w as u64 + 1) * 0x1000_0001);
+                let mut fresh = Rng(0x9E37_79B9 ^ ((w as u64 + 1) * 0x1000_0001));
                 while Instant::now() < end {
                     // `--distinct 0`: a new query every time (never a cache hit).
                     let q = if args.distinct == 0 {
@@ -376,7 +376,7 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
 
 #[derive(Debug)]
 enum Target {
-    Grpc(skye_client::SkyeClient),
+    Grpc(Box<skye_client::SkyeClient>),
     Engine(SimilarService),
 }
 
