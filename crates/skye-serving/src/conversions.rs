@@ -34,6 +34,7 @@ pub(crate) fn similar_request(r: SkyeRequest) -> Result<SimilarRequest, Status> 
             model: r.model_name,
             variant: r.variant,
             limit: i64::from(r.limit),
+            offset: i64::from(r.offset),
             embeddings: r.embeddings.into_iter().map(|e| e.embedding).collect(),
             candidate_ids: r.candidate_ids,
             filters: r.filters.iter().map(specs).collect::<Result<_, _>>()?,

@@ -25,6 +25,8 @@ pub struct SimilarRequest {
     pub model: String,
     pub variant: String,
     pub limit: i64,
+    /// Best hits skipped before `limit` are returned (pagination; 0 = none).
+    pub offset: i64,
     /// Query by vectors (mode A)…
     pub embeddings: Vec<Vec<f64>>,
     /// …or by stored items (mode B).
@@ -164,6 +166,13 @@ impl SimilarService {
                 req.limit, self.max_limit
             )));
         }
+        if req.offset < 0 || req.offset + req.limit > 10 * i64::from(self.max_limit) {
+            return Err(SearchError::Invalid(format!(
+                "offset must be between 0 and {} - limit, got {}",
+                10 * i64::from(self.max_limit),
+                req.offset
+            )));
+        }
         let queries = match (req.embeddings.is_empty(), req.candidate_ids.is_empty()) {
             (true, true) => {
                 return Err(SearchError::Invalid(
@@ -287,7 +296,8 @@ impl SimilarService {
                     .str(&req.model)
                     .str(&req.variant)
                     .num(variant.vector_db_read_version)
-                    .num(req.limit);
+                    .num(req.limit)
+                    .num(req.offset);
                 match exclude {
                     Some(id) => k
                         .str("id")
@@ -309,6 +319,7 @@ impl SimilarService {
             search.push(SearchQuery {
                 vector,
                 limit: req.limit as usize,
+                offset: req.offset as usize,
                 filter: (filter != SearchFilter::default()).then_some(filter),
                 with_payload: req.attributes.clone(),
                 // Mode B: the item itself is excluded inside the engine, so the answer still has

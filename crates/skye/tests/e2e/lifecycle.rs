@@ -250,6 +250,27 @@ async fn reset_jobs_ingest_index_and_switch_versions_while_the_old_one_serves() 
         "to_be_indexed=false stays out"
     );
 
+    // Pagination (extension field 10): the second page of 5 is hits 5..10 of the exact order.
+    let page = client
+        .similar_candidates(SkyeRequest {
+            entity: "catalog".into(),
+            model_name: "intent".into(),
+            variant: "all".into(),
+            limit: 5,
+            offset: 5,
+            embeddings: vec![Embedding {
+                embedding: query.iter().map(|x| f64::from(*x)).collect(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<String> = page.responses[0]
+        .candidates
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    assert_eq!(got, exact(&query, &ids, 0, 10)[5..].to_vec());
     check_candidate_queries_and_embedding_rpcs(&client, &ids).await;
 
     // Job 2 (RESET): writes version 2 while version 1 keeps serving.
