@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod cache;
 pub mod config_store;
 pub mod domain;
 pub mod error;

@@ -74,6 +74,73 @@ impl KeyBuilder {
     }
 }
 
+impl CacheKey {
+    /// The key in the distributed cache: a readable prefix (for operators: `SCAN sc:catalog:*`)
+    /// and a 128-bit hash of every part. Not the original's key format (spec serving §4.2): that
+    /// one omits the read version and `limit` and serves stale or short answers (§9 S23).
+    pub fn distributed(&self, prefix: &str) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut a = std::hash::DefaultHasher::new();
+        self.0.hash(&mut a);
+        let mut b = std::hash::DefaultHasher::new();
+        0xA5u8.hash(&mut b);
+        self.0.hash(&mut b);
+        format!("{prefix}:{:016x}{:016x}:V3", a.finish(), b.finish())
+    }
+}
+
+/// Encodes an answer for the distributed cache.
+pub fn encode_hits(hits: &[ScoredPoint]) -> Vec<u8> {
+    fn put(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut out = Vec::with_capacity(16 + hits.len() * 32);
+    out.extend_from_slice(&(hits.len() as u32).to_le_bytes());
+    for h in hits {
+        put(&mut out, &h.id);
+        out.extend_from_slice(&h.score.to_le_bytes());
+        out.extend_from_slice(&(h.payload.len() as u32).to_le_bytes());
+        for (k, v) in &h.payload {
+            put(&mut out, k);
+            put(&mut out, v);
+        }
+    }
+    out
+}
+
+/// Decodes [`encode_hits`]; `None` for anything malformed (treated as a miss).
+pub fn decode_hits(mut b: &[u8]) -> Option<Vec<ScoredPoint>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (head, tail) = b.split_at(n);
+        *b = tail;
+        Some(head)
+    }
+    fn u32_of(b: &mut &[u8]) -> Option<u32> {
+        take(b, 4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+    }
+    fn string(b: &mut &[u8]) -> Option<String> {
+        let n = u32_of(b)? as usize;
+        String::from_utf8(take(b, n)?.to_vec()).ok()
+    }
+    let n = u32_of(&mut b)?;
+    let mut hits = Vec::with_capacity(n.min(10_000) as usize);
+    for _ in 0..n {
+        let id = string(&mut b)?;
+        let score = f32::from_le_bytes(take(&mut b, 4)?.try_into().ok()?);
+        let fields = u32_of(&mut b)?;
+        let mut payload = std::collections::BTreeMap::new();
+        for _ in 0..fields {
+            payload.insert(string(&mut b)?, string(&mut b)?);
+        }
+        hits.push(ScoredPoint { id, score, payload });
+    }
+    b.is_empty().then_some(hits)
+}
+
 #[derive(Debug)]
 struct Entry {
     hits: Arc<Vec<ScoredPoint>>,
@@ -183,6 +250,23 @@ mod tests {
             score: 1.0,
             payload: Default::default(),
         }
+    }
+
+    #[test]
+    fn answers_round_trip_and_garbage_is_a_miss() {
+        let mut h = hit("a1");
+        h.payload.insert("brand".into(), "acme".into());
+        let hits = vec![h, hit("b")];
+        let bytes = encode_hits(&hits);
+        assert_eq!(decode_hits(&bytes).unwrap(), hits);
+        assert!(decode_hits(&bytes[..bytes.len() - 1]).is_none());
+        assert!(decode_hits(b"junk").is_none());
+        let k = KeyBuilder::default().str("x").build();
+        assert_eq!(k.distributed("sc:e"), k.clone().distributed("sc:e"));
+        assert_ne!(
+            k.distributed("sc:e"),
+            KeyBuilder::default().str("y").build().distributed("sc:e")
+        );
     }
 
     #[test]

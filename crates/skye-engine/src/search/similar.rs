@@ -14,9 +14,10 @@ use skye_core::vector_store::{
     ScoredPoint, SearchFilter, SearchQuery, VectorRead, VectorStoreError,
 };
 
-use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache};
+use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache, decode_hits, encode_hits};
 use super::filters::{FilterError, FilterSpec, translate_all};
 use crate::registry::Registry;
+use skye_core::cache::DistributedCache;
 
 /// A similar-candidates request, engine-side (transport-neutral).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,6 +91,7 @@ pub struct SimilarService {
     registry: Arc<Registry>,
     vectors: Arc<dyn VectorRead>,
     embeddings: Option<Arc<dyn EmbeddingStore>>,
+    distributed: Option<Arc<dyn DistributedCache>>,
     max_limit: u32,
     cache: Arc<ResultCache>,
     searches: Arc<Semaphore>,
@@ -124,6 +126,7 @@ impl SimilarService {
             registry,
             vectors,
             embeddings: None,
+            distributed: None,
             max_limit: limits.max_limit,
             cache: Arc::new(ResultCache::new(limits.cache_bytes)),
             searches: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
@@ -133,6 +136,13 @@ impl SimilarService {
     /// Enables `candidateIds` queries: their vectors come from this store.
     pub fn with_embeddings(mut self, store: Arc<dyn EmbeddingStore>) -> Self {
         self.embeddings = Some(store);
+        self
+    }
+
+    /// Adds the distributed cache (Redis) behind the in-process one, for variants that enable
+    /// `distributed-caching-enabled`.
+    pub fn with_distributed_cache(mut self, cache: Arc<dyn DistributedCache>) -> Self {
+        self.distributed = Some(cache);
         self
     }
 
@@ -290,7 +300,8 @@ impl SimilarService {
                 Some(specs) => translate_all(specs, schema, now_unix)?,
                 None => global.clone(),
             };
-            let key = caching.in_memory_caching_enabled.then(|| {
+            let distributed = caching.distributed_caching_enabled && self.distributed.is_some();
+            let key = (caching.in_memory_caching_enabled || distributed).then(|| {
                 let k = KeyBuilder::default()
                     .str(&req.entity)
                     .str(&req.model)
@@ -309,12 +320,15 @@ impl SimilarService {
                 .strs(&req.attributes)
                 .build()
             });
-            if let Some(hit) = key.as_ref().and_then(|k| self.cache.get(k)) {
+            if let Some(hit) = key
+                .as_ref()
+                .filter(|_| caching.in_memory_caching_enabled)
+                .and_then(|k| self.cache.get(k))
+            {
                 answers[i] = (*hit).clone();
                 cache_hits += 1;
                 continue;
             }
-            cache_misses += usize::from(key.is_some());
             searched.push((i, key));
             search.push(SearchQuery {
                 vector,
@@ -328,6 +342,60 @@ impl SimilarService {
                 ..SearchQuery::default()
             });
         }
+        // Second layer: one round trip for every in-memory miss. Errors are misses.
+        let remote = self
+            .distributed
+            .clone()
+            .filter(|_| caching.distributed_caching_enabled);
+        let prefix = format!("sc:{}:{}:{}", req.entity, req.model, req.variant);
+        if let Some(remote) = &remote {
+            let asked: Vec<usize> = (0..searched.len())
+                .filter(|n| searched[*n].1.is_some())
+                .collect();
+            let keys: Vec<String> = asked
+                .iter()
+                .filter_map(|n| searched[*n].1.as_ref().map(|k| k.distributed(&prefix)))
+                .collect();
+            if !keys.is_empty() {
+                match remote.get_many(&keys).await {
+                    Ok(values) => {
+                        let mut found = vec![false; searched.len()];
+                        for (n, value) in asked.iter().zip(values) {
+                            let Some(hits) = value.as_deref().and_then(decode_hits) else {
+                                continue;
+                            };
+                            let (i, key) = &searched[*n];
+                            if caching.in_memory_caching_enabled
+                                && let Some(key) = key
+                            {
+                                self.cache.insert(
+                                    key.clone(),
+                                    hits.clone(),
+                                    Duration::from_secs(caching.in_memory_cache_ttl_seconds),
+                                );
+                            }
+                            answers[*i] = hits;
+                            found[*n] = true;
+                            cache_hits += 1;
+                        }
+                        let mut n = 0;
+                        searched.retain(|_| {
+                            n += 1;
+                            !found[n - 1]
+                        });
+                        let mut n = 0;
+                        search.retain(|_| {
+                            n += 1;
+                            !found[n - 1]
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "distributed cache read failed; treated as a miss");
+                    }
+                }
+            }
+        }
+        cache_misses += searched.iter().filter(|(_, k)| k.is_some()).count();
         if search.is_empty() {
             return Ok(SimilarAnswer {
                 answers,
@@ -347,11 +415,31 @@ impl SimilarService {
             .await
             .map_err(|source| SearchError::Store { collection, source })?;
         let ttl = Duration::from_secs(caching.in_memory_cache_ttl_seconds);
+        let mut write_back = Vec::new();
         for ((i, key), hits) in searched.into_iter().zip(found) {
             if let Some(key) = key {
-                self.cache.insert(key, hits.clone(), ttl);
+                if remote.is_some() {
+                    write_back.push((key.distributed(&prefix), encode_hits(&hits)));
+                }
+                if caching.in_memory_caching_enabled {
+                    self.cache.insert(key, hits.clone(), ttl);
+                }
             }
             answers[i] = hits;
+        }
+        if let Some(remote) = remote
+            && !write_back.is_empty()
+        {
+            // Off the response path; a failure only costs a later miss.
+            let ttl = match caching.distributed_cache_ttl_seconds {
+                0 => super::cache::DEFAULT_TTL,
+                s => Duration::from_secs(s),
+            };
+            tokio::spawn(async move {
+                if let Err(e) = remote.set_many(write_back, ttl).await {
+                    tracing::warn!(error = %e, "distributed cache write failed");
+                }
+            });
         }
         Ok(SimilarAnswer {
             answers,

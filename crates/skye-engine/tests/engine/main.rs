@@ -1,4 +1,5 @@
 //! The engine's services against the embedded backends.
 
+mod caching;
 mod overload;
 mod registry;

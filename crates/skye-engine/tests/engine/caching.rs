@@ -1,0 +1,167 @@
+//! The distributed cache layer: shared between service instances, never a reason to fail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use skye_backends::embedded::EmbeddedConfigStore;
+use skye_core::cache::{CacheError, DistributedCache};
+use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
+use skye_core::vector_store::{
+    CollectionInfo, ScoredPoint, SearchQuery, VectorRead, VectorStoreError,
+};
+use skye_engine::registry::Registry;
+use skye_engine::search::similar::{Limits, SimilarRequest, SimilarService};
+
+/// Answers each query with one hit named after its first coordinate; counts searches.
+#[derive(Debug, Default)]
+struct Counting {
+    searches: AtomicUsize,
+}
+
+#[async_trait]
+impl VectorRead for Counting {
+    async fn search(
+        &self,
+        _: &str,
+        queries: Vec<SearchQuery>,
+    ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
+        self.searches.fetch_add(queries.len(), Ordering::SeqCst);
+        Ok(queries
+            .iter()
+            .map(|q| {
+                vec![ScoredPoint {
+                    id: format!("hit-{}", q.vector[0]),
+                    score: 0.5,
+                    payload: [("brand".to_string(), "acme".to_string())].into(),
+                }]
+            })
+            .collect())
+    }
+    async fn collection_info(&self, _: &str) -> Result<CollectionInfo, VectorStoreError> {
+        Ok(CollectionInfo::default())
+    }
+    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A map standing in for Redis behind the trait, which can be told to fail.
+#[derive(Debug, Default)]
+struct MapCache {
+    map: Mutex<HashMap<String, Vec<u8>>>,
+    failing: AtomicBool,
+}
+
+#[async_trait]
+impl DistributedCache for MapCache {
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(CacheError("connection refused".into()));
+        }
+        let map = self.map.lock().unwrap();
+        Ok(keys.iter().map(|k| map.get(k).cloned()).collect())
+    }
+    async fn set_many(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+        _: Duration,
+    ) -> Result<(), CacheError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(CacheError("connection refused".into()));
+        }
+        self.map.lock().unwrap().extend(entries);
+        Ok(())
+    }
+}
+
+async fn registry(dir: &std::path::Path) -> Arc<Registry> {
+    let store = Arc::new(EmbeddedConfigStore::open(&dir.join("c.redb")).unwrap());
+    let r = Arc::new(Registry::open(store, "skye").await.unwrap());
+    r.register_store(RegisterStore::from_json(json!({})).unwrap())
+        .await
+        .unwrap();
+    r.register_entity(RegisterEntity::from_json(json!({"entity": "e", "store_id": "1"})).unwrap())
+        .await
+        .unwrap();
+    r.register_model(
+        RegisterModel::from_json(json!({"entity": "e", "model": "m",
+            "model_config": {"distance_function": "DOT", "vector_dimension": 2}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    r.register_variant(
+        RegisterVariant::from_json(json!({"entity": "e", "model": "m", "variant": "v",
+            "distributed_caching_enabled": true, "distributed_cache_ttl_seconds": 60}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_is_served_from_the_distributed_cache_and_failures_are_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry(dir.path()).await;
+    let vectors = Arc::new(Counting::default());
+    let cache = Arc::new(MapCache::default());
+    let service = || {
+        SimilarService::new(
+            registry.clone(),
+            vectors.clone(),
+            Limits {
+                max_limit: 10,
+                cache_bytes: 1 << 20,
+                max_concurrent: 4,
+            },
+        )
+        .with_distributed_cache(cache.clone())
+    };
+    let request = |x: f64| SimilarRequest {
+        entity: "e".into(),
+        model: "m".into(),
+        variant: "v".into(),
+        limit: 1,
+        embeddings: vec![vec![x, 0.0], vec![]],
+        ..Default::default()
+    };
+    let first = service().similar(request(1.0), 0).await.unwrap();
+    assert_eq!(first.cache_misses, 1);
+    assert_eq!(vectors.searches.load(Ordering::SeqCst), 1);
+    // The write-back is asynchronous.
+    for _ in 0..100 {
+        if !cache.map.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let keys: Vec<String> = cache.map.lock().unwrap().keys().cloned().collect();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].starts_with("sc:e:m:v:"), "{keys:?}");
+
+    let second = service().similar(request(1.0), 0).await.unwrap();
+    assert_eq!(
+        second.answers, first.answers,
+        "same answer, payload included"
+    );
+    assert_eq!(second.cache_hits, 1);
+    assert_eq!(
+        vectors.searches.load(Ordering::SeqCst),
+        1,
+        "no search: a remote hit"
+    );
+
+    cache.failing.store(true, Ordering::SeqCst);
+    let third = service().similar(request(1.0), 0).await.unwrap();
+    assert_eq!(
+        third.answers, first.answers,
+        "a broken cache only costs a search"
+    );
+    assert_eq!(vectors.searches.load(Ordering::SeqCst), 2);
+}
