@@ -84,6 +84,12 @@ pub struct ServingSettings {
     pub max_limit: u32,
     /// Vector searches running at once; more are refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_searches: usize,
+    /// Deadline of a request whose client sent none (`grpc-timeout`), in ms.
+    pub default_deadline_ms: u64,
+    /// Consecutive vector-DB failures that open a variant's circuit breaker (0 = no breaker).
+    pub breaker_failure_threshold: u32,
+    /// How long an open breaker refuses calls before one probe, in ms.
+    pub breaker_open_ms: u64,
 }
 
 impl Default for ServingSettings {
@@ -93,6 +99,9 @@ impl Default for ServingSettings {
             in_memory_cache_size_in_bytes: 256 << 20,
             max_limit: 1000,
             max_concurrent_searches: 64,
+            default_deadline_ms: 5_000,
+            breaker_failure_threshold: 5,
+            breaker_open_ms: 5_000,
         }
     }
 }
@@ -353,6 +362,9 @@ impl Settings {
                 "serving.in_memory_cache_size_in_bytes",
                 "must be at least 1048576 (1 MiB)",
             );
+        }
+        if self.serving.default_deadline_ms == 0 {
+            errors.push("serving.default_deadline_ms", "must be positive");
         }
         if self.consumers.batch_size == 0 || self.consumers.batch_size > 100_000 {
             errors.push("consumers.batch_size", "must be between 1 and 100000");

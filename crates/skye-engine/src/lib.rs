@@ -3,6 +3,7 @@
 //! * [`registry`]: the config registry (entities, models, variants) with lock-free snapshots.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod breaker;
 pub mod ingest;
 pub mod lifecycle;
 pub mod registry;

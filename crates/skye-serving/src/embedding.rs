@@ -1,10 +1,10 @@
 //! `SkyeEmbeddingService`: `getEmbeddingsForCandidates` and `getCandidateEmbeddingScores`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use skye_core::error::{ErrorCode, HasErrorCode};
-use skye_engine::search::embeddings::EmbeddingService;
+use skye_engine::search::embeddings::{EmbeddingError, EmbeddingService};
 use skye_proto::skye_embedding_service_server::SkyeEmbeddingService;
 use skye_proto::{
     CandidateEmbedding, CandidateEmbeddingScore, EmbeddingDotProductRequest,
@@ -20,11 +20,22 @@ use crate::status;
 pub struct Embeddings {
     engine: EmbeddingService,
     metrics: Arc<Metrics>,
+    default_deadline: Duration,
 }
 
 impl Embeddings {
     pub fn new(engine: EmbeddingService, metrics: Arc<Metrics>) -> Self {
-        Embeddings { engine, metrics }
+        Embeddings {
+            engine,
+            metrics,
+            default_deadline: crate::similar::DEFAULT_DEADLINE,
+        }
+    }
+
+    /// The deadline of requests that carry no `grpc-timeout`.
+    pub fn with_default_deadline(mut self, d: Duration) -> Self {
+        self.default_deadline = d;
+        self
     }
 
     /// Records the latency; names become labels only once they resolved (unknown names would
@@ -72,11 +83,15 @@ impl SkyeEmbeddingService for Embeddings {
         request: Request<SkyeBulkEmbeddingRequest>,
     ) -> Result<Response<SkyeBulkEmbeddingResponse>, Status> {
         let started = Instant::now();
+        let deadline = crate::deadline(request.metadata(), self.default_deadline);
         let r = request.into_inner();
-        let outcome = self
-            .engine
-            .embeddings(&r.entity, &r.model_name, &r.variant, &r.candidate_ids)
-            .await;
+        let outcome = tokio::time::timeout(
+            deadline,
+            self.engine
+                .embeddings(&r.entity, &r.model_name, &r.variant, &r.candidate_ids),
+        )
+        .await
+        .unwrap_or(Err(EmbeddingError::DeadlineExceeded(deadline)));
         let code = outcome.as_ref().map(|_| ()).map_err(|e| e.code());
         self.observe(
             "getEmbeddingsForCandidates",
@@ -103,17 +118,20 @@ impl SkyeEmbeddingService for Embeddings {
         request: Request<EmbeddingDotProductRequest>,
     ) -> Result<Response<EmbeddingDotProductResponse>, Status> {
         let started = Instant::now();
+        let deadline = crate::deadline(request.metadata(), self.default_deadline);
         let r = request.into_inner();
-        let outcome = self
-            .engine
-            .dot_products(
+        let outcome = tokio::time::timeout(
+            deadline,
+            self.engine.dot_products(
                 &r.entity,
                 &r.model_name,
                 &r.variant,
                 &r.candidate_ids,
                 &r.embedding,
-            )
-            .await;
+            ),
+        )
+        .await
+        .unwrap_or(Err(EmbeddingError::DeadlineExceeded(deadline)));
         let code = outcome.as_ref().map(|_| ()).map_err(|e| e.code());
         self.observe(
             "getCandidateEmbeddingScores",

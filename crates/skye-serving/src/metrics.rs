@@ -26,6 +26,13 @@ pub struct VariantLabels {
     pub variant: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: &'static str,
+    pub op: &'static str,
+    pub outcome: &'static str,
+}
+
 /// The serving metrics and their registry.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -33,6 +40,7 @@ pub struct Metrics {
     pub results: Family<VariantLabels, Counter>,
     pub cache_hits: Family<VariantLabels, Counter>,
     pub cache_misses: Family<VariantLabels, Counter>,
+    pub backend: Family<BackendLabels, Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -50,7 +58,15 @@ impl Default for Metrics {
         let results = Family::<VariantLabels, Counter>::default();
         let cache_hits = Family::<VariantLabels, Counter>::default();
         let cache_misses = Family::<VariantLabels, Counter>::default();
+        let backend = Family::<BackendLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 15))
+        });
         let mut registry = Registry::default();
+        registry.register(
+            "skye_backend_request_seconds",
+            "Latency of backend calls (outcome: ok, error, rejected, circuit_open)",
+            backend.clone(),
+        );
         registry.register(
             "skye_serving_request_seconds",
             "Latency of serving RPCs",
@@ -77,7 +93,26 @@ impl Default for Metrics {
             results,
             cache_hits,
             cache_misses,
+            backend,
         }
+    }
+}
+
+impl skye_engine::breaker::BackendObserver for Metrics {
+    fn observe(
+        &self,
+        backend: &'static str,
+        op: &'static str,
+        outcome: &'static str,
+        seconds: f64,
+    ) {
+        self.backend
+            .get_or_create(&BackendLabels {
+                backend,
+                op,
+                outcome,
+            })
+            .observe(seconds);
     }
 }
 

@@ -1,10 +1,10 @@
 //! `SkyeSimilarCandidateService.getSimilarCandidates`.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use skye_core::error::{ErrorCode, HasErrorCode};
-use skye_engine::search::similar::SimilarService;
+use skye_engine::search::similar::{SearchError, SimilarService};
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateService;
 use skye_proto::{SkyeRequest, SkyeResponse};
 use tonic::{Request, Response, Status};
@@ -18,13 +18,27 @@ use crate::status;
 pub struct SimilarCandidates {
     engine: SimilarService,
     metrics: Arc<Metrics>,
+    default_deadline: Duration,
 }
 
 impl SimilarCandidates {
     pub fn new(engine: SimilarService, metrics: Arc<Metrics>) -> Self {
-        SimilarCandidates { engine, metrics }
+        SimilarCandidates {
+            engine,
+            metrics,
+            default_deadline: DEFAULT_DEADLINE,
+        }
+    }
+
+    /// The deadline of requests that carry no `grpc-timeout`.
+    pub fn with_default_deadline(mut self, d: Duration) -> Self {
+        self.default_deadline = d;
+        self
     }
 }
+
+/// Deadline used when neither the client nor the configuration gives one.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Codes that can only arise after the model and variant were resolved, so their names are
 /// registered ones and safe as metric labels.
@@ -45,6 +59,7 @@ impl SkyeSimilarCandidateService for SimilarCandidates {
         request: Request<SkyeRequest>,
     ) -> Result<Response<SkyeResponse>, Status> {
         let started = Instant::now();
+        let deadline = crate::deadline(request.metadata(), self.default_deadline);
         let req = similar_request(request.into_inner())?;
         let labels = VariantLabels {
             model: req.model.clone(),
@@ -54,7 +69,10 @@ impl SkyeSimilarCandidateService for SimilarCandidates {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let outcome = self.engine.similar(req, now).await;
+        // Past the deadline the search is abandoned (its future dropped) and the caller told so.
+        let outcome = tokio::time::timeout(deadline, self.engine.similar(req, now))
+            .await
+            .unwrap_or(Err(SearchError::DeadlineExceeded(deadline)));
         let (code, known) = match &outcome {
             Ok(_) => ("ok", true),
             Err(e) => (e.code().as_str(), resolved(e.code())),

@@ -14,6 +14,7 @@ use skye_admin::{AdminState, AuthTokens};
 use skye_backends::embedded::{EmbeddedEventLog, EmbeddedStorage, EmbeddedVectorStore};
 use skye_core::event_log::{EventLog, topics};
 use skye_core::settings::{Listen, Settings};
+use skye_engine::breaker::{BackendObserver, BreakerConfig, GuardedVectorRead};
 use skye_engine::ingest::embedding::EmbeddingIngestor;
 use skye_engine::ingest::realtime::{DeltaHandler, RealtimeHandler};
 use skye_engine::ingest::runner::{
@@ -173,9 +174,18 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         let listener = bind("serving", &settings.serving.listen).await?;
         serving_port = listener.local_addr().ok().map(|a| a.port());
         let metrics = Arc::new(Metrics::default());
+        let guarded = Arc::new(GuardedVectorRead::new(
+            backends.vectors.clone(),
+            BreakerConfig {
+                failure_threshold: settings.serving.breaker_failure_threshold,
+                open_for: Duration::from_millis(settings.serving.breaker_open_ms),
+            },
+            Some(metrics.clone() as Arc<dyn BackendObserver>),
+        ));
+        let deadline = Duration::from_millis(settings.serving.default_deadline_ms);
         let engine = SimilarService::new(
             registry.clone(),
-            backends.vectors.clone(),
+            guarded,
             Limits {
                 max_limit: settings.serving.max_limit,
                 cache_bytes: settings.serving.in_memory_cache_size_in_bytes,
@@ -187,11 +197,12 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             Embeddings::new(
                 EmbeddingService::new(registry.clone(), backends.storage.clone()),
                 metrics.clone(),
-            ),
+            )
+            .with_default_deadline(deadline),
             AuthInterceptor::new(auth.clone()),
         );
         let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(
-            SimilarCandidates::new(engine, metrics.clone()),
+            SimilarCandidates::new(engine, metrics.clone()).with_default_deadline(deadline),
             AuthInterceptor::new(auth.clone()),
         );
         let (health_reporter, health) = tonic_health::server::health_reporter();

@@ -30,6 +30,8 @@ pub enum EmbeddingError {
     Disabled(String),
     #[error("embedding store: {0}")]
     Store(#[from] StorageError),
+    #[error("deadline of {0:?} exceeded")]
+    DeadlineExceeded(std::time::Duration),
 }
 
 impl HasErrorCode for EmbeddingError {
@@ -38,6 +40,7 @@ impl HasErrorCode for EmbeddingError {
             EmbeddingError::Invalid(_) => ErrorCode::InvalidArgument,
             EmbeddingError::Lookup(_) | EmbeddingError::Disabled(_) => ErrorCode::NotFound,
             EmbeddingError::Store(e) => e.code(),
+            EmbeddingError::DeadlineExceeded(_) => ErrorCode::Timeout,
         }
     }
 }

@@ -59,6 +59,8 @@ pub enum SearchError {
     NotAvailable(String),
     #[error("too many searches in flight; retry with backoff")]
     Overloaded,
+    #[error("deadline of {0:?} exceeded")]
+    DeadlineExceeded(Duration),
     #[error("embedding store: {0}")]
     Embeddings(#[from] StorageError),
     #[error("collection {collection} of the variant's read version: {source}")]
@@ -75,6 +77,7 @@ impl HasErrorCode for SearchError {
             SearchError::Lookup(_) | SearchError::Disabled { .. } => ErrorCode::NotFound,
             SearchError::NotAvailable(_) => ErrorCode::FailedPrecondition,
             SearchError::Overloaded => ErrorCode::ResourceExhausted,
+            SearchError::DeadlineExceeded(_) => ErrorCode::Timeout,
             SearchError::Embeddings(e) => e.code(),
             SearchError::Store { source, .. } => match source {
                 // The variant points at a collection that does not exist (not onboarded yet).
