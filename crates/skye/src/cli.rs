@@ -157,7 +157,7 @@ pub struct IngestArgs {
     /// Auth token (default: the first configured auth token).
     #[arg(long, env = "SKYE_AUTH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// JSON lines (.jsonl) or float32 NumPy (.npy) file.
+    /// JSON lines (.jsonl), float32 NumPy (.npy) or Parquet (.parquet) file.
     pub file: PathBuf,
 }
 

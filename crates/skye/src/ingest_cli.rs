@@ -2,7 +2,8 @@
 //!
 //! 1. starts the job on admin (`process-multi-variant` for the named variants, else
 //!    `process-model`) and gets the job ticket;
-//! 2. reads the file (JSON lines, or a float32 `.npy` matrix with an optional ids file) and
+//! 2. reads the file (JSON lines, a float32 `.npy` matrix with an optional ids file, or Parquet
+//!    — see [`crate::parquet_rows`] for its columns) and
 //!    posts the embedding events to the consumers' `/api/v1/ingest/{topic}` in batches, spread
 //!    over the model's partitions, with a progress bar;
 //! 3. posts one EOF per partition and waits until every variant of the ticket is COMPLETED.
@@ -67,6 +68,7 @@ enum Source {
         ids: Vec<String>,
         next: usize,
     },
+    Parquet(Box<crate::parquet_rows::ParquetRows>),
 }
 
 impl Source {
@@ -109,6 +111,10 @@ impl Source {
         if ids.is_some() {
             bail!("--ids only applies to .npy input");
         }
+        if file.extension().is_some_and(|e| e == "parquet") {
+            let (rows, total) = crate::parquet_rows::ParquetRows::open(file)?;
+            return Ok((Source::Parquet(Box::new(rows)), Some(total)));
+        }
         let f = std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?;
         let total = count_lines(file).ok();
         Ok((Source::Lines(BufReader::new(f).lines(), 0), total))
@@ -129,6 +135,14 @@ impl Source {
                     .map(Some)
                     .with_context(|| format!("line {n}: not a candidate row"));
             },
+            Source::Parquet(rows) => Ok(rows.next_row()?.map(|r| Row {
+                id: r.id,
+                embedding: r.embedding,
+                search_embedding: r.search_embedding,
+                payload: r.payload,
+                operation: r.operation,
+                index: BTreeMap::new(),
+            })),
             Source::Matrix {
                 values,
                 dim,

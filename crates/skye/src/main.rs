@@ -8,6 +8,7 @@ mod http_client;
 mod ingest_api;
 mod ingest_cli;
 mod logging;
+mod parquet_rows;
 mod settings_loader;
 
 use std::process::ExitCode;

@@ -53,7 +53,7 @@ fn the_demo_prints_a_first_search_and_survives_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skye_ingest_loads_jsonl_and_npy_files_and_waits_for_completion() {
+async fn skye_ingest_loads_jsonl_npy_and_parquet_files_and_waits_for_completion() {
     let dir = tempfile::tempdir().unwrap();
     let skye = Skye::standalone(dir.path(), &[("AUTH_TOKENS", "tok")]);
     let http = Http::new().with_header("skye-auth-token", "tok");
@@ -165,6 +165,57 @@ async fn skye_ingest_loads_jsonl_and_npy_files_and_waits_for_completion() {
             .iter()
             .all(|c| c.id.starts_with('n'))
     );
+
+    // Parquet (pyarrow-style: string ids, list<float> embeddings, a payload column).
+    {
+        use arrow_array::builder::{Float32Builder, ListBuilder};
+        use arrow_array::{ArrayRef, RecordBatch, StringArray};
+        use std::sync::Arc;
+        let n = 12;
+        let mut emb = ListBuilder::new(Float32Builder::new());
+        for i in 0..n {
+            emb.values().append_slice(&[1.0, i as f32, 0.5, 1.0]);
+            emb.append(true);
+        }
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(StringArray::from(
+                    (0..n).map(|i| format!("q{i}")).collect::<Vec<_>>(),
+                )) as ArrayRef,
+            ),
+            ("embedding", Arc::new(emb.finish()) as ArrayRef),
+            (
+                "brand",
+                Arc::new(StringArray::from(vec!["acme"; n])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let path = files.path().join("rows.parquet");
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let out = run(&path, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = client.similar_candidates(search(100)).await.unwrap();
+        assert_eq!(r.responses[0].candidates.len(), n);
+        assert!(
+            r.responses[0]
+                .candidates
+                .iter()
+                .all(|c| c.id.starts_with('q')
+                    && c.meta.as_ref().unwrap().attributes_map["brand"] == "acme")
+        );
+    }
 
     // Clear errors: a wrong token, a bad file.
     let bad = Command::new(env!("CARGO_BIN_EXE_skye"))
