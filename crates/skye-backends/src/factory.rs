@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use skye_core::cache::DistributedCache;
 use skye_core::config_store::{ConfigStore, ConfigStoreError};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::settings::{ConfigStoreKind, Settings};
@@ -24,6 +25,8 @@ pub enum FactoryError {
     },
     #[error(transparent)]
     ConfigStore(#[from] ConfigStoreError),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl HasErrorCode for FactoryError {
@@ -31,6 +34,7 @@ impl HasErrorCode for FactoryError {
         match self {
             FactoryError::NotBuilt { .. } => ErrorCode::FailedPrecondition,
             FactoryError::ConfigStore(e) => e.code(),
+            FactoryError::Invalid(_) => ErrorCode::InvalidArgument,
         }
     }
 }
@@ -52,4 +56,30 @@ pub fn open_config_store(settings: &Settings) -> Result<Arc<dyn ConfigStore>, Fa
             feature: "etcd",
         }),
     }
+}
+
+/// The distributed cache: Redis when `backends.redis.addr` is set, else none.
+pub fn open_distributed_cache(
+    settings: &Settings,
+) -> Result<Option<Arc<dyn DistributedCache>>, FactoryError> {
+    let r = &settings.backends.redis;
+    if r.addr.trim().is_empty() {
+        return Ok(None);
+    }
+    #[cfg(feature = "redis")]
+    {
+        let cache = crate::redis::RedisCache::new(
+            &r.addr,
+            &r.password,
+            r.db,
+            crate::redis::DEFAULT_TIMEOUT,
+        )
+        .map_err(|e| FactoryError::Invalid(format!("backends.redis.addr: {e}")))?;
+        Ok(Some(Arc::new(cache)))
+    }
+    #[cfg(not(feature = "redis"))]
+    Err(FactoryError::NotBuilt {
+        backend: "Redis cache",
+        feature: "redis",
+    })
 }

@@ -7,3 +7,5 @@
 
 pub mod embedded;
 pub mod factory;
+#[cfg(feature = "redis")]
+pub mod redis;

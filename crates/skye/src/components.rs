@@ -193,6 +193,13 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             },
         )
         .with_embeddings(backends.storage.clone());
+        let engine = match skye_backends::factory::open_distributed_cache(&settings)? {
+            Some(cache) => {
+                tracing::info!(addr = %settings.backends.redis.addr, "distributed cache: Redis");
+                engine.with_distributed_cache(cache)
+            }
+            None => engine,
+        };
         let embeddings = SkyeEmbeddingServiceServer::with_interceptor(
             Embeddings::new(
                 EmbeddingService::new(registry.clone(), backends.storage.clone()),

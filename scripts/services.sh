@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs (Debian packages) and starts the real services the scale-out conformance suites run
+# against, on 127.0.0.1 and non-default ports, or stops them by PID.
+#
+#   bash scripts/services.sh start DIR   # prints the environment for the tests
+#   bash scripts/services.sh stop DIR
+#
+# Started today: Redis (SKYE_TEST_REDIS_ADDR). Ports: Redis 6390.
+set -euo pipefail
+cmd=${1:?start or stop}
+dir=${2:?a directory for pid files and logs}
+mkdir -p "$dir"
+
+install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "services: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+}
+
+case "$cmd" in
+  start)
+    install redis-server
+    redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no \
+      >"$dir/redis.log" 2>&1 &
+    echo $! >"$dir/redis.pid"
+    for _ in $(seq 1 100); do
+      redis-cli -p 6390 ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    redis-cli -p 6390 ping >/dev/null || { echo "services: redis did not start" >&2; cat "$dir/redis.log" >&2; exit 1; }
+    echo "services: redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:6390" >&2
+    echo "export SKYE_TEST_REDIS_ADDR=127.0.0.1:6390"
+    ;;
+  stop)
+    for f in "$dir"/*.pid; do
+      [ -e "$f" ] || continue
+      kill "$(cat "$f")" 2>/dev/null || true
+      rm -f "$f"
+    done
+    ;;
+  *)
+    echo "usage: $0 start|stop DIR" >&2
+    exit 2
+    ;;
+esac
