@@ -5,7 +5,8 @@
 #   bash scripts/services.sh start DIR   # prints the environment for the tests
 #   bash scripts/services.sh stop DIR
 #
-# Started today: Redis (SKYE_TEST_REDIS_ADDR). Ports: Redis 6390.
+# Started: Redis (SKYE_TEST_REDIS_ADDR, port 6390) and etcd (SKYE_TEST_ETCD_ENDPOINTS, client
+# port 23790, peer port 23800).
 set -euo pipefail
 cmd=${1:?start or stop}
 dir=${2:?a directory for pid files and logs}
@@ -24,7 +25,12 @@ install() {
 
 case "$cmd" in
   start)
-    install redis-server
+    install redis-server etcd-server etcd-client
+    etcd --name skye-ci --data-dir "$dir/etcd-data" \
+      --listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 \
+      --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
+      --initial-cluster skye-ci=http://127.0.0.1:23800 >"$dir/etcd.log" 2>&1 &
+    echo $! >"$dir/etcd.pid"
     redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no \
       >"$dir/redis.log" 2>&1 &
     echo $! >"$dir/redis.pid"
@@ -35,6 +41,14 @@ case "$cmd" in
     redis-cli -p 6390 ping >/dev/null || { echo "services: redis did not start" >&2; cat "$dir/redis.log" >&2; exit 1; }
     echo "services: redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:6390" >&2
     echo "export SKYE_TEST_REDIS_ADDR=127.0.0.1:6390"
+    for _ in $(seq 1 100); do
+      ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:23790 endpoint health >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:23790 endpoint health >/dev/null 2>&1 \
+      || { echo "services: etcd did not start" >&2; cat "$dir/etcd.log" >&2; exit 1; }
+    echo "services: etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:23790" >&2
+    echo "export SKYE_TEST_ETCD_ENDPOINTS=127.0.0.1:23790"
     ;;
   stop)
     for f in "$dir"/*.pid; do

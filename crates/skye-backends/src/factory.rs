@@ -45,12 +45,21 @@ pub fn config_store_path(settings: &Settings) -> PathBuf {
 }
 
 /// Opens the config store selected by `settings.backends.config_store`.
-pub fn open_config_store(settings: &Settings) -> Result<Arc<dyn ConfigStore>, FactoryError> {
+pub async fn open_config_store(settings: &Settings) -> Result<Arc<dyn ConfigStore>, FactoryError> {
     match settings.backends.config_store {
         ConfigStoreKind::Embedded => {
             let store = EmbeddedConfigStore::open(&config_store_path(settings))?;
             Ok(Arc::new(store))
         }
+        #[cfg(feature = "etcd")]
+        ConfigStoreKind::Etcd => {
+            let e = &settings.backends.etcd;
+            let store =
+                crate::etcd::EtcdConfigStore::connect(&e.endpoints, &e.username, &e.password)
+                    .await?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(not(feature = "etcd"))]
         ConfigStoreKind::Etcd => Err(FactoryError::NotBuilt {
             backend: "etcd config store",
             feature: "etcd",

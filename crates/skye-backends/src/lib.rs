@@ -6,6 +6,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod embedded;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod factory;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -131,7 +131,9 @@ fn serve(
 
 /// Runs the selected components until a shutdown signal, then drains them.
 pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
-    let store = skye_backends::factory::open_config_store(&settings).with_context(|| {
+    let store = skye_backends::factory::open_config_store(&settings)
+        .await
+        .with_context(|| {
         format!(
             "cannot open the config store under {} (separate admin/serving/consumers processes need \
              a shared config store such as etcd; `skye standalone` runs all three in one process)",

@@ -322,3 +322,21 @@ async fn embedded_config_store_survives_reopen_and_refuses_a_second_opener() {
         Some(WatchItem::Resync)
     ));
 }
+
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_config_store_conformance() {
+    use skye_backends::etcd::EtcdConfigStore;
+    let Some(endpoints) =
+        crate::service("SKYE_TEST_ETCD_ENDPOINTS", "etcd_config_store_conformance")
+    else {
+        return;
+    };
+    let endpoints: Vec<String> = endpoints.split(',').map(String::from).collect();
+    let store = EtcdConfigStore::connect(&endpoints, "", "").await.unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    run_suite(Arc::new(store), &format!("/skye-conformance/{nanos}")).await;
+}

@@ -4,5 +4,6 @@ mod admin;
 mod cli;
 mod crash;
 mod lifecycle;
+mod scaleout;
 mod serving;
 mod support;
