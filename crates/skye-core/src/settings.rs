@@ -169,11 +169,25 @@ pub struct RedisSettings {
     pub db: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSettings {
     /// Empty = the embedded event log.
     pub broker: String,
+    /// Consumer-group session timeout.
+    pub session_timeout_ms: u32,
+    /// Longest gap between polls before a member is dropped from its group.
+    pub max_poll_interval_ms: u32,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            broker: String::new(),
+            session_timeout_ms: 30_000,
+            max_poll_interval_ms: 300_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -320,6 +334,14 @@ impl Settings {
                     _ => errors.push(field, format!("'{value}' is neither embedded nor etcd")),
                 },
                 "KAFKA_BROKER" => self.backends.kafka.broker = value.to_string(),
+                "KAFKA_SESSION_TIMEOUT_MS" => match value.trim().parse() {
+                    Ok(n) => self.backends.kafka.session_timeout_ms = n,
+                    Err(_) => errors.push(field, format!("'{value}' is not a number of ms")),
+                },
+                "KAFKA_MAX_POLL_INTERVAL_MS" => match value.trim().parse() {
+                    Ok(n) => self.backends.kafka.max_poll_interval_ms = n,
+                    Err(_) => errors.push(field, format!("'{value}' is not a number of ms")),
+                },
                 "REDIS_ADDR" => self.backends.redis.addr = value.to_string(),
                 "REDIS_PASSWORD" => self.backends.redis.password = value.to_string(),
                 "REDIS_DB" => match value.parse() {

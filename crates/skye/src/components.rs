@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use serde_json::json;
 use skye_admin::{AdminState, AuthTokens};
-use skye_backends::embedded::{EmbeddedEventLog, EmbeddedStorage, EmbeddedVectorStore};
+use skye_backends::embedded::{EmbeddedStorage, EmbeddedVectorStore};
 use skye_core::event_log::{EventLog, topics};
 use skye_core::settings::{Listen, Settings};
 use skye_engine::breaker::{BackendObserver, BreakerConfig, GuardedVectorRead};
@@ -290,10 +290,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         for (config, handler) in consumers {
             let st = Arc::new(ConsumerStats::default());
             stats.push((config.name, st.clone()));
-            let (log, stop) = (
-                backends.events.clone() as Arc<dyn EventLog>,
-                shutdown.receiver(),
-            );
+            let (log, stop) = (backends.events.clone(), shutdown.receiver());
             servers.spawn(async move {
                 runner::run(log, config, handler, st, stop).await;
                 Ok(())
@@ -429,7 +426,7 @@ fn consumers_router(
 struct Backends {
     vectors: Arc<EmbeddedVectorStore>,
     storage: Arc<EmbeddedStorage>,
-    events: Arc<EmbeddedEventLog>,
+    events: Arc<dyn EventLog>,
 }
 
 impl Backends {
@@ -444,10 +441,8 @@ impl Backends {
                 EmbeddedStorage::open(&dir.join("storage.redb"))
                     .context("cannot open the embedded embedding/aggregator store")?,
             ),
-            events: Arc::new(
-                EmbeddedEventLog::open(&dir.join("events.redb"))
-                    .context("cannot open the embedded event log")?,
-            ),
+            events: skye_backends::factory::open_event_log(settings)
+                .context("cannot open the event bus")?,
         })
     }
 }

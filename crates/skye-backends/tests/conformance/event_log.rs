@@ -6,7 +6,8 @@ use std::time::Duration;
 use skye_backends::embedded::EmbeddedEventLog;
 use skye_core::event_log::{EventLog, Produce, next_offsets};
 
-const WAIT: Duration = Duration::from_secs(5);
+/// Long enough for a broker to assign partitions to a new group member.
+const WAIT: Duration = Duration::from_secs(20);
 
 fn rec(topic: &str, key: &str, value: &str) -> Produce {
     Produce::new(topic, key, value.as_bytes().to_vec())
@@ -36,7 +37,10 @@ async fn produce_assigns_offsets_in_order_and_keys_stick(log: &dyn EventLog, top
     for i in 0..40 {
         assert_eq!(assigned[i].0, assigned[i % 5].0, "same key, same partition");
     }
-    let mut sub = log.subscribe("g-keys", &[topic]).await.unwrap();
+    let mut sub = log
+        .subscribe(&format!("{topic}.g"), &[topic])
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 40 {
         let got = sub.poll(7, WAIT).await.unwrap();
@@ -68,8 +72,9 @@ async fn a_group_resumes_after_its_commit(log: &dyn EventLog, topic: &str) {
     log.produce((0..10).map(|i| rec(topic, "", &i.to_string())).collect())
         .await
         .unwrap();
+    let group = format!("{topic}.g");
     {
-        let mut sub = log.subscribe("g-resume", &[topic]).await.unwrap();
+        let mut sub = log.subscribe(&group, &[topic]).await.unwrap();
         let first = sub.poll(4, WAIT).await.unwrap();
         assert_eq!(first.len(), 4);
         sub.commit(&next_offsets(&first)).await.unwrap();
@@ -77,14 +82,17 @@ async fn a_group_resumes_after_its_commit(log: &dyn EventLog, topic: &str) {
         let second = sub.poll(3, WAIT).await.unwrap();
         assert_eq!(second[0].offset, 4);
     }
-    assert_eq!(log.committed("g-resume", topic, 0).await.unwrap(), Some(4));
-    let mut again = log.subscribe("g-resume", &[topic]).await.unwrap();
+    assert_eq!(log.committed(&group, topic, 0).await.unwrap(), Some(4));
+    let mut again = log.subscribe(&group, &[topic]).await.unwrap();
     let got = again.poll(100, WAIT).await.unwrap();
     let offsets: Vec<u64> = got.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (4..10).collect::<Vec<_>>());
     // Another group starts at the oldest retained record: nothing that g-resume has not yet
     // committed past may be gone.
-    let mut other = log.subscribe("g-resume-other", &[topic]).await.unwrap();
+    let mut other = log
+        .subscribe(&format!("{topic}.other"), &[topic])
+        .await
+        .unwrap();
     assert!(other.poll(1, WAIT).await.unwrap()[0].offset <= 4);
 }
 
@@ -92,7 +100,10 @@ async fn seek_redelivers(log: &dyn EventLog, topic: &str) {
     log.produce((0..3).map(|i| rec(topic, "", &i.to_string())).collect())
         .await
         .unwrap();
-    let mut sub = log.subscribe("g-seek", &[topic]).await.unwrap();
+    let mut sub = log
+        .subscribe(&format!("{topic}.g"), &[topic])
+        .await
+        .unwrap();
     let got = sub.poll(10, WAIT).await.unwrap();
     assert_eq!(got.len(), 3);
     sub.seek(topic, 0, 1).await.unwrap();
@@ -102,7 +113,10 @@ async fn seek_redelivers(log: &dyn EventLog, topic: &str) {
 
 async fn poll_waits_for_new_records(log: Arc<dyn EventLog>, topic: &str) {
     log.ensure_topic(topic, 1).await.unwrap();
-    let mut sub = log.subscribe("g-wait", &[topic]).await.unwrap();
+    let mut sub = log
+        .subscribe(&format!("{topic}.g"), &[topic])
+        .await
+        .unwrap();
     let empty = sub.poll(10, Duration::from_millis(50)).await.unwrap();
     assert!(
         empty.is_empty(),
@@ -167,4 +181,24 @@ async fn embedded_event_log_keeps_records_and_offsets_across_reopen() {
     assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), [2, 3, 4]);
     let next = log.produce(vec![rec("t", "", "5")]).await.unwrap();
     assert_eq!(next, [(0, 5)], "offsets continue after a reopen");
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_event_log_conformance() {
+    use skye_backends::kafka::{KafkaConfig, KafkaEventLog};
+    let Some(brokers) = crate::service("SKYE_TEST_KAFKA_BROKERS", "kafka_event_log_conformance")
+    else {
+        return;
+    };
+    let mut config = KafkaConfig::new(brokers);
+    // Tansu forms groups after about session.timeout / 2 (INFRA.md §3).
+    config.session_timeout_ms = 6_000;
+    config.max_poll_interval_ms = 10_000;
+    let log = Arc::new(KafkaEventLog::new(config).unwrap());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    run_suite(log, &format!("conf{nanos}")).await;
 }

@@ -1,16 +1,16 @@
 //! Scale-out mode against real services (started by `.ci/run`; SKIPPED loudly otherwise).
 
-#[cfg(feature = "etcd")]
+#[cfg(any(feature = "etcd", feature = "kafka"))]
 use std::time::Duration;
 
-#[cfg(feature = "etcd")]
+#[cfg(any(feature = "etcd", feature = "kafka"))]
 use serde_json::json;
 
-#[cfg(feature = "etcd")]
+#[cfg(any(feature = "etcd", feature = "kafka"))]
 use crate::support::{Http, Skye};
 
 /// The value of `var`, or a loud SKIPPED (a failure under `SKYE_REQUIRE_SERVICES`).
-#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "etcd", feature = "kafka")), allow(dead_code))]
 fn service(var: &str, test: &str) -> Option<String> {
     use std::io::Write;
     match std::env::var(var) {
@@ -109,4 +109,107 @@ fn etcd_e2e_needs_the_etcd_feature() {
         std::io::stderr().lock(),
         "SKIPPED etcd e2e: built without --features etcd (the README test command enables it)"
     );
+}
+
+/// The issue's scale-out path: admin on etcd, ingestion through Kafka, serving with the Redis
+/// cache — one `skye standalone` wired to the three real services.
+#[cfg(all(feature = "kafka", feature = "etcd", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_admin_kafka_ingestion_and_redis_cached_serving_end_to_end() {
+    use crate::lifecycle::{job_events, register, wait_completed};
+    use serde_json::Value;
+    use skye_client::{ClientConfig, SkyeClient};
+    use skye_proto::{Embedding, SkyeRequest};
+
+    let (Some(brokers), Some(etcd), Some(redis)) = (
+        service("SKYE_TEST_KAFKA_BROKERS", "scale-out e2e"),
+        service("SKYE_TEST_ETCD_ENDPOINTS", "scale-out e2e"),
+        service("SKYE_TEST_REDIS_ADDR", "scale-out e2e"),
+    ) else {
+        return;
+    };
+    let app = format!(
+        "e2e{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let env = [
+        ("APP_NAME", app.as_str()),
+        ("ETCD_SERVER", etcd.as_str()),
+        ("KAFKA_BROKER", brokers.as_str()),
+        ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        ("KAFKA_MAX_POLL_INTERVAL_MS", "10000"),
+        ("REDIS_ADDR", redis.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(dir.path(), &env);
+    let http = Http::new();
+    register(&skye, &http).await;
+    let r = http
+        .post(
+            &skye.url("admin", "/api/v1/model/register-variant"),
+            &json!({"entity": "catalog", "model": "intent", "variant": "cached",
+                "distributed_caching_enabled": true, "distributed_cache_ttl_seconds": 60}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = http
+        .post(
+            &skye.url("admin", "/api/v1/qdrant/process-multi-variant"),
+            &json!({"entity": "catalog", "model": "intent", "variants": ["cached"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let ids: Vec<usize> = (0..40).collect();
+    let mut events = job_events(&r.body, &ids, 0, &[]);
+    for e in &mut events {
+        e["index_space"]["variants_index_map"] = json!({"cached": true});
+    }
+    let r = http
+        .post(
+            &skye.url("consumers", "/api/v1/ingest/skye.embedding"),
+            &Value::Array(events),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let v = wait_completed(&skye, &http, "cached").await;
+    assert_eq!(v["vector_db_read_version"], 1);
+
+    let client = SkyeClient::connect(
+        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    let request = || SkyeRequest {
+        entity: "catalog".into(),
+        model_name: "intent".into(),
+        variant: "cached".into(),
+        limit: 100,
+        embeddings: vec![Embedding {
+            embedding: vec![0.5, -0.25, 1.0, 0.1],
+        }],
+        ..Default::default()
+    };
+    let first = client.similar_candidates(request()).await.unwrap();
+    assert_eq!(first.responses[0].candidates.len(), 40);
+    // The write-back to Redis is asynchronous; a repeat is then a distributed-cache hit.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = client.similar_candidates(request()).await.unwrap();
+        assert_eq!(again, first);
+        let metrics = http.get(&skye.url("serving", "/metrics")).await.raw;
+        if metrics.contains(r#"skye_serving_cache_hits_total{model="intent",variant="cached"} "#)
+            && !metrics
+                .contains(r#"skye_serving_cache_hits_total{model="intent",variant="cached"} 0"#)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Redis hit: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
