@@ -175,6 +175,22 @@ pub fn first_offsets(records: &[Record]) -> Vec<(String, u32, u64)> {
     out
 }
 
+/// Checks a topic name against Kafka's rules (1–249 characters of `[a-zA-Z0-9._-]`).
+pub fn validate_topic(topic: &str) -> Result<(), EventLogError> {
+    let ok = !topic.is_empty()
+        && topic.len() <= 249
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EventLogError::InvalidArgument(format!(
+            "invalid topic name '{topic}': use 1-249 characters of [a-zA-Z0-9._-]"
+        )))
+    }
+}
+
 /// Partition of a keyed record: FNV-1a of the key, so that every implementation agrees.
 pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
     if key.is_empty() || partitions <= 1 {

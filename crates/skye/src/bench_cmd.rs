@@ -29,24 +29,10 @@ use skye_engine::search::similar::{Limits, SimilarRequest, SimilarService};
 use tokio::sync::watch;
 
 use crate::cli::{BenchGrpcArgs, BenchIngestArgs};
+use crate::rng::Rng;
 
 fn say(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
-}
-
-/// xorshift64*: reproducible data without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
 }
 
 /// `skye bench ingest`.

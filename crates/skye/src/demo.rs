@@ -20,28 +20,14 @@ use skye_engine::registry::Registry;
 use skye_engine::search::filters::{FilterOp, FilterSpec};
 use skye_engine::search::similar::{SimilarRequest, SimilarService};
 
+use crate::rng::Rng;
+
 const ENTITY: &str = "demo";
 const MODEL: &str = "products";
 const DIM: usize = 32;
 const PRODUCTS: usize = 2_000;
 const CATEGORIES: [&str; 5] = ["shoes", "bags", "watches", "shirts", "lamps"];
 const BRANDS: [&str; 4] = ["acme", "globex", "initech", "umbrella"];
-
-/// A small deterministic generator (xorshift64*), so every run builds the same catalog.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
 
 fn say(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");

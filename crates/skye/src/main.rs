@@ -9,6 +9,7 @@ mod ingest_api;
 mod ingest_cli;
 mod logging;
 mod parquet_rows;
+mod rng;
 mod settings_loader;
 
 use std::process::ExitCode;
@@ -60,15 +61,8 @@ fn main() -> ExitCode {
         eprintln!("skye: {e:#}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("skye: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(true) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(components::run(settings, which)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,15 +120,8 @@ fn ingest(settings: &skye_core::settings::Settings, args: &cli::IngestArgs) -> E
         .token
         .clone()
         .or_else(|| settings.auth_tokens.first().cloned());
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("skye: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(false) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(ingest_cli::run(job, http_client::HttpClient::new(token))) {
         Ok(summary) => {
@@ -150,15 +137,8 @@ fn ingest(settings: &skye_core::settings::Settings, args: &cli::IngestArgs) -> E
 
 /// `skye bench ...`.
 fn bench(cli: &Cli, settings: &skye_core::settings::Settings, cmd: &cli::BenchCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("skye: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(true) else {
+        return ExitCode::FAILURE;
     };
     let outcome = runtime.block_on(async {
         match cmd {
@@ -173,6 +153,22 @@ fn bench(cli: &Cli, settings: &skye_core::settings::Settings, cmd: &cli::BenchCo
         Err(e) => {
             eprintln!("skye bench: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The tokio runtime (multi-threaded for servers and benchmarks); `None` after reporting why not.
+fn runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("skye: cannot start the async runtime: {e}");
+            None
         }
     }
 }

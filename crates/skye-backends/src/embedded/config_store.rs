@@ -86,16 +86,9 @@ fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue, ConfigStoreError> {
 impl EmbeddedConfigStore {
     /// Opens (or creates) the store at `path`. Fails clearly when another process holds it.
     pub fn open(path: &Path) -> Result<Self, ConfigStoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| storage(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => ConfigStoreError::Unavailable(format!(
-                "{} is in use by another Skye process",
-                path.display()
-            )),
-            other => storage(format!("cannot open {}: {other}", path.display())),
+        let db = super::open_db(path).map_err(|e| match e {
+            super::OpenError::InUse(m) => ConfigStoreError::Unavailable(m),
+            super::OpenError::Failed(m) => storage(m),
         })?;
         let (tx, _) = broadcast::channel(BROADCAST);
         Ok(EmbeddedConfigStore {

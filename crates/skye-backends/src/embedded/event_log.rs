@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use skye_core::event_log::{
-    EventLog, EventLogError, Produce, Record, Subscription, partition_for_key,
+    EventLog, EventLogError, Produce, Record, Subscription, partition_for_key, validate_topic,
 };
 use tokio::sync::watch;
 
@@ -93,16 +93,9 @@ fn decode(topic: &str, partition: u32, offset: u64, bytes: &[u8]) -> Result<Reco
 impl EmbeddedEventLog {
     /// Opens (or creates) the log at `path`.
     pub fn open(path: &Path) -> Result<Self, EventLogError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| internal(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => EventLogError::Unavailable(format!(
-                "{} is in use by another Skye process",
-                path.display()
-            )),
-            other => internal(format!("cannot open {}: {other}", path.display())),
+        let db = super::open_db(path).map_err(|e| match e {
+            super::OpenError::InUse(m) => EventLogError::Unavailable(m),
+            super::OpenError::Failed(m) => internal(m),
         })?;
         let mut ends: HashMap<String, Vec<u64>> = HashMap::new();
         {
@@ -305,21 +298,6 @@ impl EmbeddedEventLog {
             }
         }
         write.commit().map_err(internal)
-    }
-}
-
-fn validate_topic(topic: &str) -> Result<(), EventLogError> {
-    let ok = !topic.is_empty()
-        && topic.len() <= 249
-        && topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(EventLogError::InvalidArgument(format!(
-            "invalid topic name '{topic}': use 1-249 characters of [a-zA-Z0-9._-]"
-        )))
     }
 }
 

@@ -119,16 +119,9 @@ fn decode_columns(id: &str, bytes: &[u8]) -> Result<AggregatorRow, StorageError>
 impl EmbeddedStorage {
     /// Opens (or creates) the storage file at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| internal(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Unavailable(format!(
-                "{} is in use by another Skye process",
-                path.display()
-            )),
-            other => internal(format!("cannot open {}: {other}", path.display())),
+        let db = super::open_db(path).map_err(|e| match e {
+            super::OpenError::InUse(m) => StorageError::Unavailable(m),
+            super::OpenError::Failed(m) => internal(m),
         })?;
         let write = db.begin_write().map_err(internal)?;
         write.open_table(EMBEDDINGS).map_err(internal)?;

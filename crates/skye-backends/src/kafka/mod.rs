@@ -22,7 +22,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use skye_core::event_log::{
-    EventLog, EventLogError, Produce, Record, Subscription, partition_for_key,
+    EventLog, EventLogError, Produce, Record, Subscription, partition_for_key, validate_topic,
 };
 
 /// Timeout of metadata, commit and seek calls.
@@ -139,21 +139,6 @@ impl KafkaEventLog {
                 .insert(topic.to_string(), n);
         }
         Ok(n)
-    }
-}
-
-fn validate_topic(topic: &str) -> Result<(), EventLogError> {
-    let ok = !topic.is_empty()
-        && topic.len() <= 249
-        && topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(EventLogError::InvalidArgument(format!(
-            "invalid topic name '{topic}': use 1-249 characters of [a-zA-Z0-9._-]"
-        )))
     }
 }
 

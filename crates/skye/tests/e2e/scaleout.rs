@@ -9,6 +9,16 @@ use serde_json::json;
 #[cfg(any(feature = "etcd", feature = "kafka"))]
 use crate::support::{Http, Skye};
 
+/// An app name (config-tree root, consumer-group prefix) no other run shares.
+#[cfg(any(feature = "etcd", feature = "kafka"))]
+fn unique_app() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("e2e{nanos}")
+}
+
 /// The value of `var`, or a loud SKIPPED (a failure under `SKYE_REQUIRE_SERVICES`).
 #[cfg_attr(not(any(feature = "etcd", feature = "kafka")), allow(dead_code))]
 fn service(var: &str, test: &str) -> Option<String> {
@@ -31,13 +41,7 @@ async fn two_admins_share_one_etcd_tree_and_see_each_others_changes() {
     let Some(endpoints) = service("SKYE_TEST_ETCD_ENDPOINTS", "etcd e2e") else {
         return;
     };
-    let app = format!(
-        "e2e{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let app = unique_app();
     let env = [
         ("ETCD_SERVER", endpoints.as_str()),
         ("APP_NAME", app.as_str()),
@@ -128,13 +132,7 @@ async fn etcd_admin_kafka_ingestion_and_redis_cached_serving_end_to_end() {
     ) else {
         return;
     };
-    let app = format!(
-        "e2e{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let app = unique_app();
     let env = [
         ("APP_NAME", app.as_str()),
         ("ETCD_SERVER", etcd.as_str()),
