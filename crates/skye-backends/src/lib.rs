@@ -11,5 +11,7 @@ pub mod etcd;
 pub mod factory;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "qdrant")]
+pub mod qdrant;
 #[cfg(feature = "redis")]
 pub mod redis;

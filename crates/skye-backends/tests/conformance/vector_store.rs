@@ -395,3 +395,27 @@ async fn embedded_vector_store_conforms_and_survives_reopen() {
         .unwrap();
     assert_eq!(info.points_count, 3000);
 }
+
+/// Against a live Qdrant (no server can be installed on the CI machine: run it elsewhere with
+/// `docker run -p 6334:6334 qdrant/qdrant` and `SKYE_TEST_QDRANT_URL=http://localhost:6334`).
+#[cfg(feature = "qdrant")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qdrant_vector_store_conforms() {
+    use skye_backends::qdrant::QdrantVectorStore;
+    // Not required by SKYE_REQUIRE_SERVICES: CI has no Qdrant (INFRA.md §4).
+    let Ok(url) = std::env::var("SKYE_TEST_QDRANT_URL") else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED qdrant_vector_store_conforms: SKYE_TEST_QDRANT_URL is not set (no Qdrant \
+             server installs here; see the test's doc comment)"
+        );
+        return;
+    };
+    let store = QdrantVectorStore::connect(&url, std::time::Duration::from_secs(10)).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    run_suite(Arc::new(store), &format!("conf{nanos}")).await;
+}

@@ -1,0 +1,609 @@
+//! Qdrant as the vector DB (`--features qdrant`, qdrant-client over gRPC).
+//!
+//! * Collections are named `<variant>_<model>_<version>` by the caller (spec serving §3.3.1).
+//! * Point ids: Qdrant takes unsigned integers or UUIDs. A candidate id that is a canonical
+//!   decimal integer is used as the numeric id (the original's mapping, spec AC §5.4); any other
+//!   id becomes a deterministic UUID and the id itself is kept in the payload field
+//!   [`ID_FIELD`], from which hits are mapped back. Non-numeric ids therefore work here too.
+//! * Filters: every engine-neutral [`Condition`] has a Qdrant counterpart (match keyword /
+//!   integer / bool, `is_empty` negated for EX, full-text match for SEARCH, range, geo radius);
+//!   excluded ids become a `must_not has_id`.
+//! * Indexing threshold 0 (bulk load) and the lifecycle's re-enabling map to the optimizer's
+//!   `indexing_threshold` (Qdrant counts it in KB; 0 disables the HNSW build there too).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use qdrant_client::qdrant::{
+    self, Condition as QCondition, CreateCollectionBuilder, DeletePointsBuilder, Distance, Filter,
+    GeoPoint, GeoRadius, HnswConfigDiffBuilder, ListValue, OptimizersConfigDiffBuilder, PointId,
+    PointStruct, PointsIdsList, Range, SearchBatchPointsBuilder, SearchParamsBuilder,
+    SearchPointsBuilder, SetPayloadPointsBuilder, UpdateCollectionBuilder, UpsertPointsBuilder,
+    Value, VectorParamsBuilder, r#match::MatchValue, point_id::PointIdOptions, value::Kind,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use skye_core::domain::DistanceFunction;
+use skye_core::vector_store::{
+    CollectionInfo, CollectionSpec, Condition, PayloadValue, ScoredPoint, SearchFilter,
+    SearchQuery, VectorPoint, VectorRead, VectorStore, VectorStoreError,
+};
+
+/// Payload field holding a non-numeric candidate id.
+pub const ID_FIELD: &str = "_skye_id";
+
+/// The Qdrant vector store.
+pub struct QdrantVectorStore {
+    client: Qdrant,
+}
+
+impl std::fmt::Debug for QdrantVectorStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QdrantVectorStore").finish_non_exhaustive()
+    }
+}
+
+impl QdrantVectorStore {
+    /// Connects to `url` (e.g. `http://qdrant:6334`); `timeout` bounds every call.
+    pub fn connect(url: &str, timeout: Duration) -> Result<Self, VectorStoreError> {
+        let client = Qdrant::from_url(url)
+            .timeout(timeout)
+            .build()
+            .map_err(error)?;
+        Ok(QdrantVectorStore { client })
+    }
+}
+
+fn error(e: QdrantError) -> VectorStoreError {
+    let text = e.to_string();
+    match &e {
+        QdrantError::ResponseError { status } => match status.code() {
+            tonic::Code::NotFound => VectorStoreError::CollectionNotFound(status.message().into()),
+            tonic::Code::AlreadyExists => {
+                VectorStoreError::CollectionExists(status.message().into())
+            }
+            tonic::Code::InvalidArgument => VectorStoreError::InvalidArgument(text),
+            tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::ResourceExhausted => VectorStoreError::Unavailable(text),
+            _ => VectorStoreError::Internal(text),
+        },
+        _ => VectorStoreError::Unavailable(text),
+    }
+}
+
+/// The Qdrant point id of a candidate id.
+pub fn point_id(id: &str) -> PointId {
+    match id.parse::<u64>() {
+        Ok(n) if n.to_string() == id => PointId::from(n),
+        _ => PointId::from(uuid_for(id)),
+    }
+}
+
+/// A deterministic UUID-shaped id for a non-numeric candidate id (two FNV-1a 64 hashes).
+fn uuid_for(id: &str) -> String {
+    let fnv = |seed: u64| {
+        let mut h = seed;
+        for b in id.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    };
+    let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Engine-neutral payload value → Qdrant value.
+pub fn to_value(v: &PayloadValue) -> Value {
+    match v {
+        PayloadValue::Keyword(s) => Value::from(s.clone()),
+        PayloadValue::Integer(i) => Value::from(*i),
+        PayloadValue::Float(f) => Value::from(*f),
+        PayloadValue::Bool(b) => Value::from(*b),
+        PayloadValue::Geo(lat, lon) => Value::from(GeoPoint {
+            lat: *lat,
+            lon: *lon,
+        }),
+        PayloadValue::List(items) => Value {
+            kind: Some(Kind::ListValue(ListValue {
+                values: items.iter().map(to_value).collect(),
+            })),
+        },
+    }
+}
+
+/// A Qdrant payload value as the text the API returns in `attributesMap`.
+pub fn value_text(v: &Value) -> String {
+    match &v.kind {
+        Some(Kind::StringValue(s)) => s.clone(),
+        Some(Kind::IntegerValue(i)) => i.to_string(),
+        Some(Kind::DoubleValue(d)) => d.to_string(),
+        Some(Kind::BoolValue(b)) => b.to_string(),
+        Some(Kind::ListValue(l)) => {
+            let items: Vec<String> = l.values.iter().map(value_text).collect();
+            format!("[{}]", items.join(","))
+        }
+        Some(Kind::StructValue(s)) => {
+            let lat = s.fields.get("lat").map(value_text).unwrap_or_default();
+            let lon = s.fields.get("lon").map(value_text).unwrap_or_default();
+            format!("{lat},{lon}")
+        }
+        Some(Kind::NullValue(_)) | None => String::new(),
+    }
+}
+
+fn condition(c: &Condition) -> QCondition {
+    match c {
+        Condition::Match { field, any } => {
+            let keywords: Vec<String> = any
+                .iter()
+                .filter_map(|v| match v {
+                    PayloadValue::Keyword(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect();
+            let integers: Vec<i64> = any
+                .iter()
+                .filter_map(|v| match v {
+                    PayloadValue::Integer(i) => Some(*i),
+                    _ => None,
+                })
+                .collect();
+            let bools: Vec<bool> = any
+                .iter()
+                .filter_map(|v| match v {
+                    PayloadValue::Bool(b) => Some(*b),
+                    _ => None,
+                })
+                .collect();
+            if !keywords.is_empty() {
+                QCondition::matches(
+                    field.as_str(),
+                    MatchValue::Keywords(qdrant::RepeatedStrings { strings: keywords }),
+                )
+            } else if !integers.is_empty() {
+                QCondition::matches(field.as_str(), integers)
+            } else if let [b] = bools[..] {
+                QCondition::matches(field.as_str(), b)
+            } else {
+                // Both booleans (or floats): any value of the field matches; floats are
+                // compared as a closed range around each value.
+                let should: Vec<QCondition> = any
+                    .iter()
+                    .map(|v| match v {
+                        PayloadValue::Bool(b) => QCondition::matches(field.as_str(), *b),
+                        PayloadValue::Float(f) => QCondition::range(
+                            field.as_str(),
+                            Range {
+                                gte: Some(*f),
+                                lte: Some(*f),
+                                ..Default::default()
+                            },
+                        ),
+                        other => QCondition::matches(field.as_str(), format!("{other:?}")),
+                    })
+                    .collect();
+                Filter::should(should).into()
+            }
+        }
+        Condition::Exists { field } => {
+            Filter::must_not([QCondition::is_empty(field.as_str())]).into()
+        }
+        Condition::Text { field, query } => {
+            QCondition::matches_text(field.as_str(), query.as_str())
+        }
+        Condition::Range {
+            field,
+            gt,
+            gte,
+            lt,
+            lte,
+        } => QCondition::range(
+            field.as_str(),
+            Range {
+                gt: *gt,
+                gte: *gte,
+                lt: *lt,
+                lte: *lte,
+            },
+        ),
+        Condition::GeoRadius {
+            field,
+            lat,
+            lon,
+            radius_m,
+        } => QCondition::geo_radius(
+            field.as_str(),
+            GeoRadius {
+                center: Some(GeoPoint {
+                    lat: *lat,
+                    lon: *lon,
+                }),
+                radius: *radius_m as f32,
+            },
+        ),
+    }
+}
+
+/// A search filter plus excluded ids → one Qdrant filter (`None` when empty).
+pub fn filter(f: Option<&SearchFilter>, exclude: &[String]) -> Option<Filter> {
+    let mut out = Filter::default();
+    if let Some(f) = f {
+        out.must = f.must.iter().map(condition).collect();
+        out.must_not = f.must_not.iter().map(condition).collect();
+    }
+    if !exclude.is_empty() {
+        out.must_not.push(QCondition::has_id(
+            exclude.iter().map(|id| point_id(id)).collect::<Vec<_>>(),
+        ));
+    }
+    (!out.must.is_empty() || !out.must_not.is_empty()).then_some(out)
+}
+
+fn distance(d: DistanceFunction) -> Distance {
+    match d {
+        DistanceFunction::Dot => Distance::Dot,
+        DistanceFunction::Cosine => Distance::Cosine,
+        DistanceFunction::Euclidean => Distance::Euclid,
+        DistanceFunction::Manhattan => Distance::Manhattan,
+    }
+}
+
+fn candidate_id(id: Option<PointId>, payload: &HashMap<String, Value>) -> String {
+    if let Some(Value {
+        kind: Some(Kind::StringValue(s)),
+    }) = payload.get(ID_FIELD)
+    {
+        return s.clone();
+    }
+    match id.and_then(|p| p.point_id_options) {
+        Some(PointIdOptions::Num(n)) => n.to_string(),
+        Some(PointIdOptions::Uuid(u)) => u,
+        None => String::new(),
+    }
+}
+
+fn payload_of(p: &VectorPoint) -> Payload {
+    let mut payload = Payload::new();
+    for (k, v) in &p.payload {
+        payload.insert(k.as_str(), to_value(v));
+    }
+    if !matches!(
+        point_id(&p.id).point_id_options,
+        Some(PointIdOptions::Num(_))
+    ) {
+        payload.insert(ID_FIELD, p.id.clone());
+    }
+    payload
+}
+
+#[async_trait]
+impl VectorRead for QdrantVectorStore {
+    async fn search(
+        &self,
+        collection: &str,
+        queries: Vec<SearchQuery>,
+    ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<Vec<String>> = queries.iter().map(|q| q.with_payload.clone()).collect();
+        let searches = queries
+            .into_iter()
+            .map(|q| {
+                let mut fields = q.with_payload.clone();
+                fields.push(ID_FIELD.to_string());
+                let mut params = SearchParamsBuilder::default().exact(q.exact);
+                if let Some(ef) = q.ef {
+                    params = params.hnsw_ef(ef as u64);
+                }
+                let mut s = SearchPointsBuilder::new(collection, q.vector, q.limit as u64)
+                    .offset(q.offset as u64)
+                    .with_payload(qdrant::with_payload_selector::SelectorOptions::Include(
+                        qdrant::PayloadIncludeSelector { fields },
+                    ))
+                    .params(params);
+                if let Some(f) = filter(q.filter.as_ref(), &q.exclude) {
+                    s = s.filter(f);
+                }
+                s.build()
+            })
+            .collect::<Vec<_>>();
+        let response = self
+            .client
+            .search_batch_points(SearchBatchPointsBuilder::new(collection, searches))
+            .await
+            .map_err(error)?;
+        Ok(response
+            .result
+            .into_iter()
+            .zip(wanted)
+            .map(|(batch, wanted)| {
+                batch
+                    .result
+                    .into_iter()
+                    .map(|hit| ScoredPoint {
+                        id: candidate_id(hit.id.clone(), &hit.payload),
+                        score: hit.score,
+                        payload: wanted
+                            .iter()
+                            .filter_map(|k| hit.payload.get(k).map(|v| (k.clone(), value_text(v))))
+                            .collect::<BTreeMap<_, _>>(),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError> {
+        let info = self
+            .client
+            .collection_info(collection)
+            .await
+            .map_err(error)?
+            .result
+            .ok_or_else(|| VectorStoreError::CollectionNotFound(collection.to_string()))?;
+        let threshold = info
+            .config
+            .as_ref()
+            .and_then(|c| c.optimizer_config.as_ref())
+            .and_then(|o| o.indexing_threshold)
+            .unwrap_or(0);
+        Ok(CollectionInfo {
+            points_count: info.points_count.unwrap_or(0),
+            indexed_vectors_count: info.indexed_vectors_count.unwrap_or(0),
+            indexing_threshold: threshold as usize,
+        })
+    }
+
+    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
+        let mut names: Vec<String> = self
+            .client
+            .list_collections()
+            .await
+            .map_err(error)?
+            .collections
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+#[async_trait]
+impl VectorStore for QdrantVectorStore {
+    async fn create_collection(&self, spec: CollectionSpec) -> Result<(), VectorStoreError> {
+        if self
+            .client
+            .collection_exists(&spec.name)
+            .await
+            .map_err(error)?
+        {
+            return Err(VectorStoreError::CollectionExists(spec.name));
+        }
+        self.client
+            .create_collection(
+                CreateCollectionBuilder::new(spec.name.as_str())
+                    .vectors_config(VectorParamsBuilder::new(
+                        u64::from(spec.dimension),
+                        distance(spec.distance),
+                    ))
+                    .hnsw_config(
+                        HnswConfigDiffBuilder::default()
+                            .m(spec.m as u64)
+                            .ef_construct(spec.ef_construct as u64),
+                    )
+                    .optimizers_config(
+                        OptimizersConfigDiffBuilder::default()
+                            .indexing_threshold(spec.indexing_threshold as u64),
+                    ),
+            )
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
+    async fn delete_collection(&self, collection: &str) -> Result<(), VectorStoreError> {
+        if !self
+            .client
+            .collection_exists(collection)
+            .await
+            .map_err(error)?
+        {
+            return Ok(());
+        }
+        self.client
+            .delete_collection(collection)
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
+    async fn upsert(
+        &self,
+        collection: &str,
+        points: Vec<VectorPoint>,
+    ) -> Result<(), VectorStoreError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let points: Vec<PointStruct> = points
+            .iter()
+            .map(|p| PointStruct::new(point_id(&p.id), p.vector.clone(), payload_of(p)))
+            .collect();
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(collection, points).wait(true))
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
+    async fn delete_points(
+        &self,
+        collection: &str,
+        ids: Vec<String>,
+    ) -> Result<(), VectorStoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = PointsIdsList {
+            ids: ids.iter().map(|id| point_id(id)).collect(),
+        };
+        self.client
+            .delete_points(DeletePointsBuilder::new(collection).points(ids).wait(true))
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
+    async fn set_payload(
+        &self,
+        collection: &str,
+        updates: Vec<(String, BTreeMap<String, PayloadValue>)>,
+    ) -> Result<(), VectorStoreError> {
+        for (id, fields) in updates {
+            let payload: HashMap<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_value(v)))
+                .collect();
+            self.client
+                .set_payload(
+                    SetPayloadPointsBuilder::new(collection, payload)
+                        .points_selector(PointsIdsList {
+                            ids: vec![point_id(&id)],
+                        })
+                        .wait(true),
+                )
+                .await
+                .map_err(error)?;
+        }
+        Ok(())
+    }
+
+    async fn set_indexing_threshold(
+        &self,
+        collection: &str,
+        threshold: usize,
+    ) -> Result<(), VectorStoreError> {
+        self.client
+            .update_collection(UpdateCollectionBuilder::new(collection).optimizers_config(
+                OptimizersConfigDiffBuilder::default().indexing_threshold(threshold as u64),
+            ))
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_ids_stay_numbers_and_others_get_stable_uuids() {
+        assert_eq!(
+            point_id("48869419").point_id_options,
+            Some(PointIdOptions::Num(48869419))
+        );
+        // Not canonical decimals: kept apart from the number they resemble.
+        for id in ["007", "sku-42", "-1", "18446744073709551616"] {
+            let Some(PointIdOptions::Uuid(u)) = point_id(id).point_id_options else {
+                panic!("{id} should map to a UUID");
+            };
+            assert_eq!(u.len(), 36);
+            assert_eq!(point_id(id).point_id_options, Some(PointIdOptions::Uuid(u)));
+        }
+        assert_ne!(point_id("a"), point_id("b"));
+    }
+
+    #[test]
+    fn payload_values_and_their_text() {
+        let list = to_value(&PayloadValue::List(vec![
+            PayloadValue::Integer(1),
+            PayloadValue::Keyword("x".into()),
+        ]));
+        assert_eq!(value_text(&list), "[1,x]");
+        assert_eq!(value_text(&to_value(&PayloadValue::Bool(true))), "true");
+        assert_eq!(value_text(&to_value(&PayloadValue::Float(2.5))), "2.5");
+        assert_eq!(
+            value_text(&to_value(&PayloadValue::Geo(12.5, 77.25))),
+            "12.5,77.25"
+        );
+    }
+
+    #[test]
+    fn every_condition_translates() {
+        let f = SearchFilter {
+            must: vec![
+                Condition::Match {
+                    field: "brand".into(),
+                    any: vec![PayloadValue::Keyword("acme corp".into())],
+                },
+                Condition::Match {
+                    field: "size".into(),
+                    any: vec![PayloadValue::Integer(3), PayloadValue::Integer(4)],
+                },
+                Condition::Exists {
+                    field: "tags".into(),
+                },
+                Condition::Text {
+                    field: "title".into(),
+                    query: "red shoe".into(),
+                },
+                Condition::Range {
+                    field: "price".into(),
+                    gt: None,
+                    gte: Some(1.0),
+                    lt: Some(9.0),
+                    lte: None,
+                },
+                Condition::GeoRadius {
+                    field: "store".into(),
+                    lat: 12.0,
+                    lon: 77.0,
+                    radius_m: 500.0,
+                },
+            ],
+            must_not: vec![Condition::Match {
+                field: "live".into(),
+                any: vec![PayloadValue::Bool(false)],
+            }],
+        };
+        let q = filter(Some(&f), &["c1".into(), "99".into()]).unwrap();
+        assert_eq!(q.must.len(), 6);
+        assert_eq!(
+            q.must_not.len(),
+            2,
+            "the bool condition and the excluded ids"
+        );
+        let text = format!("{q:?}");
+        // A keyword with a space stays an exact keyword match (not full-text).
+        assert!(
+            text.contains("Keywords(RepeatedStrings { strings: [\"acme corp\"] })"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Integers(RepeatedIntegers { integers: [3, 4] })"),
+            "{text}"
+        );
+        assert!(text.contains("IsEmpty"), "{text}");
+        assert!(text.contains("Text(\"red shoe\")"), "{text}");
+        assert!(
+            text.contains("gte: Some(1.0)") && text.contains("lt: Some(9.0)"),
+            "{text}"
+        );
+        assert!(text.contains("radius: 500.0"), "{text}");
+        assert!(text.contains("Num(99)"), "{text}");
+        assert!(filter(None, &[]).is_none());
+    }
+}
