@@ -120,3 +120,13 @@ pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryE
         feature: "kafka",
     })
 }
+
+/// The remote vector DBs this build has clients for (QDRANT variants with feature `qdrant`).
+pub fn remote_vector_stores() -> Option<Arc<dyn skye_core::vector_store::RemoteVectorStores>> {
+    #[cfg(feature = "qdrant")]
+    {
+        Some(Arc::new(crate::qdrant::QdrantStores::default()))
+    }
+    #[cfg(not(feature = "qdrant"))]
+    None
+}

@@ -207,3 +207,14 @@ pub trait VectorStore: VectorRead {
         threshold: usize,
     ) -> Result<(), VectorStoreError>;
 }
+
+/// Remote vector DBs by variant (Qdrant in skye-backends), for the router that picks a
+/// collection's store from its variant's `vector-db-type`.
+pub trait RemoteVectorStores: Send + Sync + std::fmt::Debug {
+    /// The store for `variant`'s collections; `write` picks its write host.
+    fn for_variant(
+        &self,
+        variant: &crate::domain::Variant,
+        write: bool,
+    ) -> Result<std::sync::Arc<dyn VectorStore>, VectorStoreError>;
+}

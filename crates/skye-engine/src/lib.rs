@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod ingest;
 pub mod lifecycle;
 pub mod registry;
+pub mod routing;
 pub mod search;
 #[cfg(test)]
 mod test_support;

@@ -14,6 +14,7 @@ use skye_admin::{AdminState, AuthTokens};
 use skye_backends::embedded::{EmbeddedStorage, EmbeddedVectorStore};
 use skye_core::event_log::{EventLog, topics};
 use skye_core::settings::{Listen, Settings};
+use skye_core::vector_store::VectorStore;
 use skye_engine::breaker::{BackendObserver, BreakerConfig, GuardedVectorRead};
 use skye_engine::ingest::embedding::EmbeddingIngestor;
 use skye_engine::ingest::realtime::{DeltaHandler, RealtimeHandler};
@@ -22,6 +23,7 @@ use skye_engine::ingest::runner::{
 };
 use skye_engine::lifecycle::{Lifecycle, Reconciler};
 use skye_engine::registry::Registry;
+use skye_engine::routing::VectorRouter;
 use skye_engine::search::embeddings::EmbeddingService;
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_embedding_service_server::SkyeEmbeddingServiceServer;
@@ -141,7 +143,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         )
     })?;
     let registry = Arc::new(Registry::open(store, &settings.app_name).await?);
-    let backends = Backends::open(&settings)?;
+    let backends = Backends::open(&settings, &registry)?;
     let lifecycle = Arc::new(Lifecycle::new(
         registry.clone(),
         backends.vectors.clone(),
@@ -424,19 +426,25 @@ fn consumers_router(
 /// The embedded backends, opened once per process under the data directory and shared by
 /// every component.
 struct Backends {
-    vectors: Arc<EmbeddedVectorStore>,
+    /// Every collection: the embedded engine, or the variant's remote vector DB.
+    vectors: Arc<dyn VectorStore>,
     storage: Arc<EmbeddedStorage>,
     events: Arc<dyn EventLog>,
 }
 
 impl Backends {
-    fn open(settings: &Settings) -> anyhow::Result<Self> {
+    fn open(settings: &Settings, registry: &Arc<Registry>) -> anyhow::Result<Self> {
         let dir = &settings.data_dir;
+        let embedded = Arc::new(
+            EmbeddedVectorStore::open(&dir.join("collections"))
+                .context("cannot open the embedded vector store")?,
+        );
         Ok(Backends {
-            vectors: Arc::new(
-                EmbeddedVectorStore::open(&dir.join("collections"))
-                    .context("cannot open the embedded vector store")?,
-            ),
+            vectors: Arc::new(VectorRouter::new(
+                registry.clone(),
+                embedded,
+                skye_backends::factory::remote_vector_stores(),
+            )),
             storage: Arc::new(
                 EmbeddedStorage::open(&dir.join("storage.redb"))
                     .context("cannot open the embedded embedding/aggregator store")?,

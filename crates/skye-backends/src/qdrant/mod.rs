@@ -607,3 +607,59 @@ mod tests {
         assert!(filter(None, &[]).is_none());
     }
 }
+
+/// One Qdrant client per host, for the variants whose `vector-db-type` is QDRANT.
+#[derive(Debug, Default)]
+pub struct QdrantStores {
+    clients: std::sync::Mutex<HashMap<String, std::sync::Arc<QdrantVectorStore>>>,
+}
+
+/// Port of Qdrant's gRPC API when a variant names none.
+pub const DEFAULT_PORT: &str = "6334";
+
+impl skye_core::vector_store::RemoteVectorStores for QdrantStores {
+    fn for_variant(
+        &self,
+        variant: &skye_core::domain::Variant,
+        write: bool,
+    ) -> Result<std::sync::Arc<dyn VectorStore>, VectorStoreError> {
+        use skye_core::domain::VectorDbType;
+        if variant.vector_db_type != VectorDbType::Qdrant {
+            return Err(VectorStoreError::Unavailable(format!(
+                "variant '{}' uses {}, which Skye has no client for yet",
+                variant.name, variant.vector_db_type
+            )));
+        }
+        let c = &variant.vector_db_config;
+        let host = if write && !c.write_host.is_empty() {
+            &c.write_host
+        } else {
+            &c.read_host
+        };
+        let port = if c.port.is_empty() {
+            DEFAULT_PORT
+        } else {
+            c.port.as_str()
+        };
+        let url = if host.starts_with("http://") || host.starts_with("https://") {
+            format!("{host}:{port}")
+        } else {
+            format!("http://{host}:{port}")
+        };
+        // The variant's deadlines: search for reads, write_deadline for writes (ms).
+        let ms = if write {
+            c.http2config.write_deadline
+        } else {
+            c.http2config.deadline
+        };
+        let timeout = Duration::from_millis(if ms == 0 { 5_000 } else { ms });
+        let key = format!("{url}|{}", timeout.as_millis());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let store = std::sync::Arc::new(QdrantVectorStore::connect(&url, timeout)?);
+        clients.insert(key, store.clone());
+        Ok(store)
+    }
+}

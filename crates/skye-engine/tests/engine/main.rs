@@ -3,3 +3,4 @@
 mod caching;
 mod overload;
 mod registry;
+mod routing;
