@@ -11,6 +11,7 @@ use skye_proto::{
     EmbeddingDotProductResponse, SkyeBulkEmbeddingRequest, SkyeBulkEmbeddingResponse,
 };
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::metrics::{Metrics, RequestLabels};
 use crate::status;
@@ -88,7 +89,8 @@ impl SkyeEmbeddingService for Embeddings {
         let outcome = tokio::time::timeout(
             deadline,
             self.engine
-                .embeddings(&r.entity, &r.model_name, &r.variant, &r.candidate_ids),
+                .embeddings(&r.entity, &r.model_name, &r.variant, &r.candidate_ids)
+                .instrument(tracing::info_span!("getEmbeddingsForCandidates", model = %r.model_name, variant = %r.variant)),
         )
         .await
         .unwrap_or(Err(EmbeddingError::DeadlineExceeded(deadline)));
@@ -122,13 +124,15 @@ impl SkyeEmbeddingService for Embeddings {
         let r = request.into_inner();
         let outcome = tokio::time::timeout(
             deadline,
-            self.engine.dot_products(
-                &r.entity,
-                &r.model_name,
-                &r.variant,
-                &r.candidate_ids,
-                &r.embedding,
-            ),
+            self.engine
+                .dot_products(
+                    &r.entity,
+                    &r.model_name,
+                    &r.variant,
+                    &r.candidate_ids,
+                    &r.embedding,
+                )
+                .instrument(tracing::info_span!("getCandidateEmbeddingScores", model = %r.model_name, variant = %r.variant)),
         )
         .await
         .unwrap_or(Err(EmbeddingError::DeadlineExceeded(deadline)));

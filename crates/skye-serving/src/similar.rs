@@ -8,6 +8,7 @@ use skye_engine::search::similar::{SearchError, SimilarService};
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateService;
 use skye_proto::{SkyeRequest, SkyeResponse};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::conversions::{candidates, similar_request};
 use crate::metrics::{Metrics, RequestLabels, VariantLabels};
@@ -70,9 +71,16 @@ impl SkyeSimilarCandidateService for SimilarCandidates {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         // Past the deadline the search is abandoned (its future dropped) and the caller told so.
-        let outcome = tokio::time::timeout(deadline, self.engine.similar(req, now))
-            .await
-            .unwrap_or(Err(SearchError::DeadlineExceeded(deadline)));
+        let span = tracing::info_span!(
+            "getSimilarCandidates",
+            model = %labels.model,
+            variant = %labels.variant,
+            queries = req.embeddings.len().max(req.candidate_ids.len())
+        );
+        let outcome =
+            tokio::time::timeout(deadline, self.engine.similar(req, now).instrument(span))
+                .await
+                .unwrap_or(Err(SearchError::DeadlineExceeded(deadline)));
         let (code, known) = match &outcome {
             Ok(_) => ("ok", true),
             Err(e) => (e.code().as_str(), resolved(e.code())),

@@ -150,10 +150,16 @@ mod tests {
 
     #[test]
     fn the_deploy_example_config_loads_and_validates() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/skye.scaleout.toml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/skye.scaleout.toml"
+        );
         for command in ["admin", "serving", "consumers"] {
             let s = load(&cli(&["--config", path, command]), []).unwrap();
-            assert_eq!(s.backends.config_store, skye_core::settings::ConfigStoreKind::Etcd);
+            assert_eq!(
+                s.backends.config_store,
+                skye_core::settings::ConfigStoreKind::Etcd
+            );
             assert_eq!(s.backends.kafka.broker, "kafka:9092");
             assert_eq!(s.backends.redis.addr, "redis:6379");
             assert_eq!(s.serving.listen.port, 9090);

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use skye_core::event_log::{ERROR_HEADER, EventLog, Produce, Record, first_offsets, next_offsets};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::embedding::Transient;
 
@@ -124,7 +125,8 @@ pub async fn run(
             let handler = handler.clone();
             let batch = records.clone();
             // A panic in the handler must not kill the loop.
-            match tokio::spawn(async move { handler.handle(&batch).await }).await {
+            let span = tracing::info_span!("batch", consumer = config.name, records = batch.len());
+            match tokio::spawn(async move { handler.handle(&batch).await }.instrument(span)).await {
                 Ok(r) => r,
                 Err(join) => Err(Transient(format!("handler panicked: {join}"))),
             }
