@@ -168,22 +168,34 @@ impl Http {
     }
 
     pub async fn send(&self, method: Method, url: &str, body: &str) -> Reply {
+        self.try_send(method, url, body)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    /// Like [`Http::send`], but a transport failure (e.g. the server was killed) is an `Err`.
+    pub async fn try_send(&self, method: Method, url: &str, body: &str) -> Result<Reply, String> {
         let mut req = hyper::Request::builder().method(method).uri(url);
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
         let req = req
             .body(Full::new(Bytes::from(body.to_string())))
-            .expect("request");
+            .map_err(|e| e.to_string())?;
         let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
             .await
-            .expect("request timed out")
-            .expect("request failed");
+            .map_err(|_| "request timed out".to_string())?
+            .map_err(|e| format!("request failed: {e}"))?;
         let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
         let raw = String::from_utf8_lossy(&bytes).to_string();
         let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Reply { status, body, raw }
+        Ok(Reply { status, body, raw })
     }
 
     pub async fn get(&self, url: &str) -> Reply {
