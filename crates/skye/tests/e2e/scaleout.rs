@@ -1,12 +1,12 @@
 //! Scale-out mode against real services (started by `.ci/run`; SKIPPED loudly otherwise).
 
-#[cfg(any(feature = "etcd", feature = "kafka"))]
+#[cfg(any(feature = "etcd", feature = "kafka", feature = "redis"))]
 use std::time::Duration;
 
-#[cfg(any(feature = "etcd", feature = "kafka"))]
+#[cfg(any(feature = "etcd", feature = "kafka", feature = "redis"))]
 use serde_json::json;
 
-#[cfg(any(feature = "etcd", feature = "kafka"))]
+#[cfg(any(feature = "etcd", feature = "kafka", feature = "redis"))]
 use crate::support::{Http, Skye};
 
 /// An app name (config-tree root, consumer-group prefix) no other run shares.
@@ -209,5 +209,69 @@ async fn etcd_admin_kafka_ingestion_and_redis_cached_serving_end_to_end() {
             "no Redis hit: {metrics}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Fault drill: the Redis cache is unreachable; every search is still answered (a cache error is
+/// a miss) and answers fast (the Redis call has its own short timeout).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_are_served_while_redis_is_down() {
+    use crate::lifecycle::{job_events, register, wait_completed};
+    use serde_json::Value;
+    use skye_client::{ClientConfig, SkyeClient};
+    use skye_proto::{Embedding, SkyeRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(dir.path(), &[("REDIS_ADDR", "127.0.0.1:1")]);
+    let http = Http::new();
+    register(&skye, &http).await;
+    let r = http
+        .post(
+            &skye.url("admin", "/api/v1/model/register-variant"),
+            &json!({"entity": "catalog", "model": "intent", "variant": "cached",
+                "distributed_caching_enabled": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = http
+        .post(
+            &skye.url("admin", "/api/v1/qdrant/process-multi-variant"),
+            &json!({"entity": "catalog", "model": "intent", "variants": ["cached"]}),
+        )
+        .await;
+    let mut events = job_events(&r.body, &[1, 2, 3], 0, &[]);
+    for e in &mut events {
+        e["index_space"]["variants_index_map"] = json!({"cached": true});
+    }
+    let url = skye.url("consumers", "/api/v1/ingest/skye.embedding");
+    assert_eq!(http.post(&url, &Value::Array(events)).await.status, 200);
+    wait_completed(&skye, &http, "cached").await;
+    let client = SkyeClient::connect(
+        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let r = client
+            .similar_candidates(SkyeRequest {
+                entity: "catalog".into(),
+                model_name: "intent".into(),
+                variant: "cached".into(),
+                limit: 10,
+                embeddings: vec![Embedding {
+                    embedding: vec![1.0, 0.0, 0.0, 0.0],
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.responses[0].candidates.len(), 3);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
