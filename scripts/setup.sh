@@ -20,8 +20,10 @@ for component in rustfmt clippy; do
   fi
 done
 
-# System packages (Debian names): protoc generates the gRPC types (crates/skye-proto).
+# System packages (Debian names): protoc generates the gRPC types (crates/skye-proto, and
+# etcd-client's); a C toolchain builds the bundled librdkafka (feature `kafka`).
 packages=(protobuf-compiler)
+command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || packages+=(build-essential)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
