@@ -145,7 +145,7 @@ pub trait Subscription: Send + std::fmt::Debug {
 }
 
 /// The commit positions that acknowledge `records`: per partition, the last offset + 1.
-pub fn next_offsets(records: &[Record]) -> Vec<(String, u32, u64)> {
+pub fn next_offsets<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<(String, u32, u64)> {
     let mut out: Vec<(String, u32, u64)> = Vec::new();
     for r in records {
         match out

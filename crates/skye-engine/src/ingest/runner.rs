@@ -121,6 +121,8 @@ pub async fn run(
                 continue;
             }
         };
+        // Shared with the handler task, not copied (a batch of 384-d events is megabytes).
+        let records = Arc::new(records);
         let outcome = {
             let handler = handler.clone();
             let batch = records.clone();
@@ -212,8 +214,8 @@ async fn settle(
             .await
             .map_err(|e| format!("cannot write the failure topic: {e}"))?;
     }
-    let done: Vec<Record> = records.iter().filter(|r| !held(r)).cloned().collect();
-    let mut commits = next_offsets(&done);
+    let done = records.iter().filter(|r| !held(r)).count();
+    let mut commits = next_offsets(records.iter().filter(|r| !held(r)));
     for (topic, partition, offset) in &outcome.hold {
         if let Some(c) = commits
             .iter_mut()
@@ -231,9 +233,7 @@ async fn settle(
         .await
         .map_err(|e| format!("commit failed: {e}"))?;
     stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats
-        .records
-        .fetch_add(done.len() as u64, Ordering::Relaxed);
+    stats.records.fetch_add(done as u64, Ordering::Relaxed);
     stats.rejected.fetch_add(rejected, Ordering::Relaxed);
     Ok(())
 }
