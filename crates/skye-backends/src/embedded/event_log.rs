@@ -50,7 +50,13 @@ struct Inner {
     members: Mutex<HashSet<String>>,
     /// Bumped after every produce; subscribers wait on it.
     produced: watch::Sender<u64>,
+    /// Most records kept per partition, consumed or not (Kafka's size retention).
+    max_records: u64,
 }
+
+/// Records kept per partition by default: bounds topics nobody consumes (failure, retry and
+/// model-state topics) while leaving days of backlog for a stopped consumer.
+pub const DEFAULT_MAX_RECORDS_PER_PARTITION: u64 = 1_000_000;
 
 impl std::fmt::Debug for EmbeddedEventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,8 +135,18 @@ impl EmbeddedEventLog {
                 ends: Mutex::new(ends),
                 members: Mutex::new(HashSet::new()),
                 produced,
+                max_records: DEFAULT_MAX_RECORDS_PER_PARTITION,
             }),
         })
+    }
+
+    /// Keeps at most `max` records per partition (the oldest go first); for tests and small disks.
+    pub fn with_max_records_per_partition(path: &Path, max: u64) -> Result<Self, EventLogError> {
+        let mut log = Self::open(path)?;
+        if let Some(inner) = Arc::get_mut(&mut log.inner) {
+            inner.max_records = max.max(1);
+        }
+        Ok(log)
     }
 
     fn ends(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u64>>> {
@@ -212,6 +228,21 @@ impl EmbeddedEventLog {
             let mut topics = write.open_table(TOPICS).map_err(internal)?;
             for t in &new_topics {
                 topics.insert(t.as_str(), 1).map_err(internal)?;
+            }
+            // Size retention: drop what falls off the end of the window.
+            let cap = self.inner.max_records;
+            for (topic, parts) in &next {
+                for (p, end) in parts.iter().enumerate() {
+                    if *end > cap {
+                        table
+                            .retain_in(
+                                (topic.as_str(), p as u32, 0)
+                                    ..(topic.as_str(), p as u32, end - cap),
+                                |_, _| false,
+                            )
+                            .map_err(internal)?;
+                    }
+                }
             }
         }
         write.commit().map_err(internal)?;

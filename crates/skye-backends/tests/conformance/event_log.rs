@@ -202,3 +202,27 @@ async fn kafka_event_log_conformance() {
         .as_nanos();
     run_suite(log, &format!("conf{nanos}")).await;
 }
+
+#[tokio::test]
+async fn embedded_event_log_caps_partitions_nobody_consumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedEventLog::with_max_records_per_partition(&dir.path().join("events.redb"), 5)
+        .unwrap();
+    for i in 0..12 {
+        log.produce(vec![rec("failures", "", &i.to_string())])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        log.end_offset("failures", 0).await.unwrap(),
+        12,
+        "offsets keep counting"
+    );
+    let mut sub = log.subscribe("late", &["failures"]).await.unwrap();
+    let got = sub.poll(100, WAIT).await.unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [7, 8, 9, 10, 11],
+        "only the newest 5 are kept"
+    );
+}
