@@ -44,7 +44,7 @@ impl Reconciler {
         }
     }
 
-    /// Runs until `stop` resolves, waking every `tick` and on every config change.
+    /// Runs until `stop` resolves, one pass every `tick` (each pass reads the latest snapshot).
     pub async fn run(mut self, tick: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
