@@ -8,13 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use skye_backends::embedded::EmbeddedConfigStore;
 use skye_core::cache::{CacheError, DistributedCache};
-use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
 use skye_core::vector_store::{
     CollectionInfo, ScoredPoint, SearchQuery, VectorRead, VectorStoreError,
 };
-use skye_engine::registry::Registry;
 use skye_engine::search::similar::{Limits, SimilarRequest, SimilarService};
 
 /// Answers each query with one hit named after its first coordinate; counts searches.
@@ -79,36 +76,15 @@ impl DistributedCache for MapCache {
     }
 }
 
-async fn registry(dir: &std::path::Path) -> Arc<Registry> {
-    let store = Arc::new(EmbeddedConfigStore::open(&dir.join("c.redb")).unwrap());
-    let r = Arc::new(Registry::open(store, "skye").await.unwrap());
-    r.register_store(RegisterStore::from_json(json!({})).unwrap())
-        .await
-        .unwrap();
-    r.register_entity(RegisterEntity::from_json(json!({"entity": "e", "store_id": "1"})).unwrap())
-        .await
-        .unwrap();
-    r.register_model(
-        RegisterModel::from_json(json!({"entity": "e", "model": "m",
-            "model_config": {"distance_function": "DOT", "vector_dimension": 2}}))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    r.register_variant(
-        RegisterVariant::from_json(json!({"entity": "e", "model": "m", "variant": "v",
-            "distributed_caching_enabled": true, "distributed_cache_ttl_seconds": 60}))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    r
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_is_served_from_the_distributed_cache_and_failures_are_misses() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = registry(dir.path()).await;
+    let registry = crate::support::registry_with(
+        dir.path(),
+        &[json!({"variant": "v", "distributed_caching_enabled": true,
+            "distributed_cache_ttl_seconds": 60})],
+    )
+    .await;
     let vectors = Arc::new(Counting::default());
     let cache = Arc::new(MapCache::default());
     let service = || {

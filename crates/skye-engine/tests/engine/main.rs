@@ -4,3 +4,4 @@ mod caching;
 mod overload;
 mod registry;
 mod routing;
+mod support;

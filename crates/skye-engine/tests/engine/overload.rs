@@ -5,13 +5,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::json;
-use skye_backends::embedded::EmbeddedConfigStore;
 use skye_core::error::{ErrorCode, HasErrorCode};
-use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
 use skye_core::vector_store::{
     CollectionInfo, ScoredPoint, SearchQuery, VectorRead, VectorStoreError,
 };
-use skye_engine::registry::Registry;
 use skye_engine::search::similar::{Limits, SimilarRequest, SimilarService};
 use tokio::sync::Notify;
 
@@ -53,33 +50,7 @@ impl VectorRead for Gate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searches_beyond_the_bound_get_resource_exhausted_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedConfigStore::open(&dir.path().join("c.redb")).unwrap());
-    let registry = Arc::new(Registry::open(store, "skye").await.unwrap());
-    registry
-        .register_store(RegisterStore::from_json(json!({})).unwrap())
-        .await
-        .unwrap();
-    registry
-        .register_entity(
-            RegisterEntity::from_json(json!({"entity": "e", "store_id": "1"})).unwrap(),
-        )
-        .await
-        .unwrap();
-    registry
-        .register_model(
-            RegisterModel::from_json(json!({"entity": "e", "model": "m",
-            "model_config": {"distance_function": "DOT", "vector_dimension": 2}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    registry
-        .register_variant(
-            RegisterVariant::from_json(json!({"entity": "e", "model": "m", "variant": "v"}))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let registry = crate::support::registry_with(dir.path(), &[json!({"variant": "v"})]).await;
     let gate = Arc::new(Gate::default());
     let service = SimilarService::new(
         registry,

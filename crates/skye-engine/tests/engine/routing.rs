@@ -3,14 +3,12 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use skye_backends::embedded::{EmbeddedConfigStore, EmbeddedVectorStore};
+use skye_backends::embedded::EmbeddedVectorStore;
 use skye_core::domain::{DistanceFunction, Variant};
 use skye_core::error::{ErrorCode, HasErrorCode};
-use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
 use skye_core::vector_store::{
     CollectionSpec, RemoteVectorStores, SearchQuery, VectorRead, VectorStore, VectorStoreError,
 };
-use skye_engine::registry::Registry;
 use skye_engine::routing::VectorRouter;
 
 /// A "remote" store (another embedded engine) that records who asked for it.
@@ -49,43 +47,16 @@ fn spec(name: &str) -> CollectionSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collections_land_in_their_variants_store() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(EmbeddedConfigStore::open(&dir.path().join("c.redb")).unwrap());
-    let registry = Arc::new(Registry::open(config, "skye").await.unwrap());
-    registry
-        .register_store(RegisterStore::from_json(json!({})).unwrap())
-        .await
-        .unwrap();
-    registry
-        .register_entity(
-            RegisterEntity::from_json(json!({"entity": "e", "store_id": "1"})).unwrap(),
-        )
-        .await
-        .unwrap();
-    registry
-        .register_model(
-            RegisterModel::from_json(json!({"entity": "e", "model": "m",
-                "model_config": {"distance_function": "DOT", "vector_dimension": 2}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    registry
-        .register_variant(
-            RegisterVariant::from_json(json!({"entity": "e", "model": "m", "variant": "local"}))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    registry
-        .register_variant(
-            RegisterVariant::from_json(json!({"entity": "e", "model": "m", "variant": "remote",
-                "vector_db_type": "QDRANT", "vector_db_config": {"read_host": "qa",
-                "write_host": "qb", "port": "6334",
-                "http2config": {"deadline": 200, "write_deadline": 2000}}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let registry = crate::support::registry_with(
+        dir.path(),
+        &[
+            json!({"variant": "local"}),
+            json!({"variant": "remote", "vector_db_type": "QDRANT", "vector_db_config": {
+                "read_host": "qa", "write_host": "qb", "port": "6334",
+                "http2config": {"deadline": 200, "write_deadline": 2000}}}),
+        ],
+    )
+    .await;
     let local = Arc::new(EmbeddedVectorStore::open(&dir.path().join("local")).unwrap());
     let remote = Arc::new(FakeRemote {
         store: Arc::new(EmbeddedVectorStore::open(&dir.path().join("remote")).unwrap()),
