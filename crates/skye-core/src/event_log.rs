@@ -191,6 +191,16 @@ pub fn validate_topic(topic: &str) -> Result<(), EventLogError> {
     }
 }
 
+/// Checks a consumer group name (non-empty).
+pub fn validate_group(group: &str) -> Result<(), EventLogError> {
+    if group.is_empty() {
+        return Err(EventLogError::InvalidArgument(
+            "consumer group name is empty".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Partition of a keyed record: FNV-1a of the key, so that every implementation agrees.
 pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
     if key.is_empty() || partitions <= 1 {

@@ -39,6 +39,25 @@ impl Embeddings {
         self
     }
 
+    /// Runs one RPC's engine call under its deadline and span, and records its latency.
+    async fn run<T>(
+        &self,
+        rpc: &'static str,
+        model: &str,
+        variant: &str,
+        deadline: Duration,
+        call: impl std::future::Future<Output = Result<T, EmbeddingError>>,
+    ) -> Result<T, Status> {
+        let started = Instant::now();
+        let span = tracing::info_span!("rpc", rpc, model, variant);
+        let outcome = tokio::time::timeout(deadline, call.instrument(span))
+            .await
+            .unwrap_or(Err(EmbeddingError::DeadlineExceeded(deadline)));
+        let code = outcome.as_ref().map(|_| ()).map_err(|e| e.code());
+        self.observe(rpc, model, variant, code, started);
+        outcome.map_err(status)
+    }
+
     /// Records the latency; names become labels only once they resolved (unknown names would
     /// grow the series without bound).
     fn observe(
@@ -83,26 +102,18 @@ impl SkyeEmbeddingService for Embeddings {
         &self,
         request: Request<SkyeBulkEmbeddingRequest>,
     ) -> Result<Response<SkyeBulkEmbeddingResponse>, Status> {
-        let started = Instant::now();
         let deadline = crate::deadline(request.metadata(), self.default_deadline);
         let r = request.into_inner();
-        let outcome = tokio::time::timeout(
-            deadline,
-            self.engine
-                .embeddings(&r.entity, &r.model_name, &r.variant, &r.candidate_ids)
-                .instrument(tracing::info_span!("getEmbeddingsForCandidates", model = %r.model_name, variant = %r.variant)),
-        )
-        .await
-        .unwrap_or(Err(EmbeddingError::DeadlineExceeded(deadline)));
-        let code = outcome.as_ref().map(|_| ()).map_err(|e| e.code());
-        self.observe(
-            "getEmbeddingsForCandidates",
-            &r.model_name,
-            &r.variant,
-            code,
-            started,
-        );
-        let rows = outcome.map_err(status)?;
+        let rows = self
+            .run(
+                "getEmbeddingsForCandidates",
+                &r.model_name,
+                &r.variant,
+                deadline,
+                self.engine
+                    .embeddings(&r.entity, &r.model_name, &r.variant, &r.candidate_ids),
+            )
+            .await?;
         Ok(Response::new(SkyeBulkEmbeddingResponse {
             candidates_embedding: rows
                 .into_iter()
@@ -119,32 +130,23 @@ impl SkyeEmbeddingService for Embeddings {
         &self,
         request: Request<EmbeddingDotProductRequest>,
     ) -> Result<Response<EmbeddingDotProductResponse>, Status> {
-        let started = Instant::now();
         let deadline = crate::deadline(request.metadata(), self.default_deadline);
         let r = request.into_inner();
-        let outcome = tokio::time::timeout(
-            deadline,
-            self.engine
-                .dot_products(
+        let scores = self
+            .run(
+                "getCandidateEmbeddingScores",
+                &r.model_name,
+                &r.variant,
+                deadline,
+                self.engine.dot_products(
                     &r.entity,
                     &r.model_name,
                     &r.variant,
                     &r.candidate_ids,
                     &r.embedding,
-                )
-                .instrument(tracing::info_span!("getCandidateEmbeddingScores", model = %r.model_name, variant = %r.variant)),
-        )
-        .await
-        .unwrap_or(Err(EmbeddingError::DeadlineExceeded(deadline)));
-        let code = outcome.as_ref().map(|_| ()).map_err(|e| e.code());
-        self.observe(
-            "getCandidateEmbeddingScores",
-            &r.model_name,
-            &r.variant,
-            code,
-            started,
-        );
-        let scores = outcome.map_err(status)?;
+                ),
+            )
+            .await?;
         Ok(Response::new(EmbeddingDotProductResponse {
             candidate_embedding_scores: scores
                 .into_iter()

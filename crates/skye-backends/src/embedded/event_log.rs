@@ -17,7 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use skye_core::event_log::{
-    EventLog, EventLogError, Produce, Record, Subscription, partition_for_key, validate_topic,
+    EventLog, EventLogError, Produce, Record, Subscription, partition_for_key, validate_group,
+    validate_topic,
 };
 use tokio::sync::watch;
 
@@ -361,11 +362,7 @@ impl EventLog for EmbeddedEventLog {
         group: &str,
         topics: &[&str],
     ) -> Result<Box<dyn Subscription>, EventLogError> {
-        if group.is_empty() {
-            return Err(EventLogError::InvalidArgument(
-                "consumer group name is empty".into(),
-            ));
-        }
+        validate_group(group)?;
         for t in topics {
             self.ensure_topic(t, 1).await?;
         }

@@ -139,6 +139,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| internal(format!("storage task failed: {e}")))?
 }
 
+/// A generation's parts, owned, for a blocking task.
+fn owned(g: Generation<'_>) -> (String, String, i64) {
+    (g.table.to_string(), g.model.to_string(), g.version)
+}
+
 fn check_ids(ids: &[String]) -> Result<(), StorageError> {
     if ids.iter().any(String::is_empty) {
         return Err(StorageError::InvalidArgument(
@@ -163,11 +168,7 @@ impl EmbeddingStore for EmbeddedStorage {
         }
         let expires_at = ttl.map(|t| now_secs() + t.as_secs().max(1)).unwrap_or(0);
         let db = self.db.clone();
-        let (table, model, version) = (
-            generation.table.to_string(),
-            generation.model.to_string(),
-            generation.version,
-        );
+        let (table, model, version) = owned(generation);
         blocking(move || {
             let write = db.begin_write().map_err(internal)?;
             {
@@ -192,11 +193,7 @@ impl EmbeddingStore for EmbeddedStorage {
     ) -> Result<Vec<Option<EmbeddingRow>>, StorageError> {
         check_ids(ids)?;
         let db = self.db.clone();
-        let (table, model, version) = (
-            generation.table.to_string(),
-            generation.model.to_string(),
-            generation.version,
-        );
+        let (table, model, version) = owned(generation);
         let ids = ids.to_vec();
         blocking(move || {
             let now = now_secs();
@@ -219,11 +216,7 @@ impl EmbeddingStore for EmbeddedStorage {
 
     async fn drop_generation(&self, generation: Generation<'_>) -> Result<(), StorageError> {
         let db = self.db.clone();
-        let (table, model, version) = (
-            generation.table.to_string(),
-            generation.model.to_string(),
-            generation.version,
-        );
+        let (table, model, version) = owned(generation);
         blocking(move || {
             let write = db.begin_write().map_err(internal)?;
             {

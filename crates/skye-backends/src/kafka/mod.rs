@@ -22,7 +22,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use skye_core::event_log::{
-    EventLog, EventLogError, Produce, Record, Subscription, partition_for_key, validate_topic,
+    EventLog, EventLogError, Produce, Record, Subscription, partition_for_key, validate_group,
+    validate_topic,
 };
 
 /// Timeout of metadata, commit and seek calls.
@@ -260,11 +261,7 @@ impl EventLog for KafkaEventLog {
         group: &str,
         topics: &[&str],
     ) -> Result<Box<dyn Subscription>, EventLogError> {
-        if group.is_empty() {
-            return Err(EventLogError::InvalidArgument(
-                "consumer group name is empty".into(),
-            ));
-        }
+        validate_group(group)?;
         for t in topics {
             self.ensure_topic(t, 1).await?;
         }
