@@ -2,8 +2,11 @@
 //! error's [`ErrorCode`]. Internal details are logged, not returned.
 
 use axum::Json;
+use axum::extract::{FromRequest, Request};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use skye_core::error::{ErrorCode, FieldError, HasErrorCode, ValidationErrors};
 
@@ -85,5 +88,35 @@ impl ApiError {
     pub(crate) fn from_serde(err: serde_json::Error) -> Self {
         tracing::error!(error = %err, "response serialisation failed");
         ApiError::new(ErrorCode::Internal, "internal error; see the server log")
+    }
+}
+
+/// A request body of at most `LIMIT` bytes. Unlike axum's `Bytes` extractor, whose rejections
+/// are plain text, a body that is too large or cannot be read is answered with the API's JSON
+/// error (413 with the limit, or 400).
+#[derive(Debug)]
+pub struct LimitedBody<const LIMIT: usize>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for LimitedBody<LIMIT> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Response> {
+        let too_large = || {
+            let body = Body {
+                error: &format!("request body is larger than the limit of {LIMIT} bytes"),
+                code: "payload_too_large",
+                details: &[],
+            };
+            (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response()
+        };
+        match Limited::new(req.into_body(), LIMIT).collect().await {
+            Ok(collected) => Ok(LimitedBody(collected.to_bytes())),
+            Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::InvalidArgument,
+                format!("cannot read the request body: {e}"),
+            )
+            .into_response()),
+        }
     }
 }

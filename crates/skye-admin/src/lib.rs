@@ -16,10 +16,13 @@ use skye_engine::lifecycle::Lifecycle;
 use skye_engine::registry::Registry;
 
 pub use auth::{AuthTokens, require_token};
-pub use error::ApiError;
+pub use error::{ApiError, LimitedBody};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A request body of the admin API.
+pub(crate) type AdminBody = LimitedBody<MAX_BODY_BYTES>;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]

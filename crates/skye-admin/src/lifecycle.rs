@@ -15,7 +15,7 @@ use skye_core::json_compat::string_or_number;
 use skye_engine::lifecycle::{EofReport, ProcessRequest, Selection};
 
 use crate::registry::parse_body;
-use crate::{AdminState, ApiError};
+use crate::{AdminBody, AdminState, ApiError, LimitedBody};
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -67,7 +67,10 @@ fn ticket(t: Option<skye_engine::lifecycle::JobTicket>) -> ApiResult {
     }))
 }
 
-pub(crate) async fn create_collection(State(s): State<AdminState>, bytes: Bytes) -> ApiResult {
+pub(crate) async fn create_collection(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
     let b: ModelBody = body(&bytes)?;
     b.model()?;
     required("variant", &b.variant)?;
@@ -83,7 +86,7 @@ pub(crate) async fn create_collection(State(s): State<AdminState>, bytes: Bytes)
 
 pub(crate) async fn process_models_with_freq(
     State(s): State<AdminState>,
-    bytes: Bytes,
+    LimitedBody(bytes): AdminBody,
 ) -> ApiResult {
     let b: ModelBody = body(&bytes)?;
     required("entity", &b.entity)?;
@@ -100,7 +103,10 @@ pub(crate) async fn process_models_with_freq(
     Ok(Json(json!({ "response": response })))
 }
 
-pub(crate) async fn process_model(State(s): State<AdminState>, bytes: Bytes) -> ApiResult {
+pub(crate) async fn process_model(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
     let b: ModelBody = body(&bytes)?;
     b.model()?;
     let vdb_type = if b.vector_db_type.trim().is_empty() {
@@ -141,18 +147,24 @@ async fn multi_variant(s: AdminState, bytes: Bytes, force_reset: bool) -> ApiRes
     ticket(t)
 }
 
-pub(crate) async fn process_multi_variant(State(s): State<AdminState>, bytes: Bytes) -> ApiResult {
+pub(crate) async fn process_multi_variant(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
     multi_variant(s, bytes, false).await
 }
 
 pub(crate) async fn process_multi_variant_force_reset(
     State(s): State<AdminState>,
-    bytes: Bytes,
+    LimitedBody(bytes): AdminBody,
 ) -> ApiResult {
     multi_variant(s, bytes, true).await
 }
 
-pub(crate) async fn promote_variant(State(s): State<AdminState>, bytes: Bytes) -> ApiResult {
+pub(crate) async fn promote_variant(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
     let b: ModelBody = body(&bytes)?;
     b.model()?;
     required("variant", &b.variant)?;
@@ -176,7 +188,10 @@ pub(crate) struct TriggerBody {
 }
 
 /// Records an EOF synchronously (the original answers before doing anything, spec AC §8 B13).
-pub(crate) async fn trigger_indexing(State(s): State<AdminState>, bytes: Bytes) -> ApiResult {
+pub(crate) async fn trigger_indexing(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
     let b: TriggerBody = body(&bytes)?;
     required("entity", &b.entity)?;
     required("model", &b.model)?;
@@ -200,7 +215,10 @@ pub(crate) async fn trigger_indexing(State(s): State<AdminState>, bytes: Bytes) 
 }
 
 /// Abandons a variant's running job (a stuck variant can always be recovered over the API).
-pub(crate) async fn reset_variant_state(State(s): State<AdminState>, bytes: Bytes) -> ApiResult {
+pub(crate) async fn reset_variant_state(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
     let b: ModelBody = body(&bytes)?;
     b.model()?;
     required("variant", &b.variant)?;

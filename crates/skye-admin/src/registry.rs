@@ -9,7 +9,7 @@ use skye_core::registration::{
     RegisterEntity, RegisterFrequency, RegisterModel, RegisterStore, RegisterVariant,
 };
 
-use crate::{AdminState, ApiError};
+use crate::{AdminBody, AdminState, ApiError, LimitedBody};
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -40,7 +40,10 @@ fn message(text: &str) -> Json<Value> {
     Json(json!({ "message": text }))
 }
 
-pub(crate) async fn register_store(State(s): State<AdminState>, body: Bytes) -> ApiResult {
+pub(crate) async fn register_store(
+    State(s): State<AdminState>,
+    LimitedBody(body): AdminBody,
+) -> ApiResult {
     let req = decode(&body, RegisterStore::from_json)?;
     let id = s
         .registry
@@ -53,7 +56,10 @@ pub(crate) async fn register_store(State(s): State<AdminState>, body: Bytes) -> 
     ))
 }
 
-pub(crate) async fn register_frequency(State(s): State<AdminState>, body: Bytes) -> ApiResult {
+pub(crate) async fn register_frequency(
+    State(s): State<AdminState>,
+    LimitedBody(body): AdminBody,
+) -> ApiResult {
     let req = decode(&body, RegisterFrequency::from_json)?;
     s.registry
         .register_frequency(req)
@@ -62,7 +68,10 @@ pub(crate) async fn register_frequency(State(s): State<AdminState>, body: Bytes)
     Ok(message("Frequency Created successfully"))
 }
 
-pub(crate) async fn register_entity(State(s): State<AdminState>, body: Bytes) -> ApiResult {
+pub(crate) async fn register_entity(
+    State(s): State<AdminState>,
+    LimitedBody(body): AdminBody,
+) -> ApiResult {
     let req = decode(&body, RegisterEntity::from_json)?;
     let entity = req.entity.clone();
     s.registry
@@ -73,7 +82,10 @@ pub(crate) async fn register_entity(State(s): State<AdminState>, body: Bytes) ->
     Ok(message("Entity registered successfully"))
 }
 
-pub(crate) async fn register_model(State(s): State<AdminState>, body: Bytes) -> ApiResult {
+pub(crate) async fn register_model(
+    State(s): State<AdminState>,
+    LimitedBody(body): AdminBody,
+) -> ApiResult {
     let req = decode(&body, RegisterModel::from_json)?;
     let (entity, model) = (req.model.entity.clone(), req.model.name.clone());
     s.registry
@@ -84,7 +96,10 @@ pub(crate) async fn register_model(State(s): State<AdminState>, body: Bytes) -> 
     Ok(message("Model registered successfully"))
 }
 
-pub(crate) async fn register_variant(State(s): State<AdminState>, body: Bytes) -> ApiResult {
+pub(crate) async fn register_variant(
+    State(s): State<AdminState>,
+    LimitedBody(body): AdminBody,
+) -> ApiResult {
     let req = decode(&body, RegisterVariant::from_json)?;
     let v = &req.variant;
     let (entity, model, variant) = (v.entity.clone(), v.model.clone(), v.name.clone());

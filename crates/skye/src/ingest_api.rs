@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use skye_admin::LimitedBody;
 use skye_core::event_log::{EventLog, Produce};
 use skye_engine::ingest::events::{EmbeddingEvent, RealtimeEvent};
 
@@ -31,7 +31,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 pub async fn ingest(
     State(s): State<IngestState>,
     Path(topic): Path<String>,
-    body: Bytes,
+    LimitedBody(body): LimitedBody<MAX_INGEST_BYTES>,
 ) -> Response {
     let embedding = s.embedding_topics.contains(&topic);
     let realtime = s.realtime_topics.contains(&topic);

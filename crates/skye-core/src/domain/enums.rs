@@ -8,11 +8,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Error returned when a string is not a member of an enum.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} '{value}', expected one of: {expected}")]
+#[error("unknown {what} '{value}', expected one of: {}", .expected.join(", "))]
 pub struct UnknownVariant {
     pub what: &'static str,
     pub value: String,
-    pub expected: &'static str,
+    pub expected: &'static [&'static str],
 }
 
 macro_rules! string_enum {
@@ -42,7 +42,7 @@ macro_rules! string_enum {
                 Err(UnknownVariant {
                     what: $what,
                     value: s.to_string(),
-                    expected: concat!($($text, " "),+),
+                    expected: &[$($text),+],
                 })
             }
         }
@@ -170,7 +170,7 @@ mod tests {
         let err = "cosin".parse::<DistanceFunction>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown distance_function 'cosin', expected one of: DOT COSINE EUCLIDEAN MANHATTAN "
+            "unknown distance_function 'cosin', expected one of: DOT, COSINE, EUCLIDEAN, MANHATTAN"
         );
         assert!(serde_json::from_str::<ModelType>("\"SNAPSHOT\"").is_err());
     }

@@ -28,7 +28,7 @@ use skye_core::vector_store::{VectorPoint, VectorStore};
 
 use super::events::{EmbeddingEvent, Operation};
 use super::payload::{admits, build_payload};
-use super::points::{PointOp, apply};
+use super::points::{PointOp, apply, check_vector};
 use crate::lifecycle::{EofReport, Lifecycle, LifecycleError};
 use skye_core::error::{ErrorCode, HasErrorCode};
 
@@ -326,19 +326,7 @@ fn validate<'a>(
     }
     if !e.is_eof() && op == Operation::Add {
         let dim = model.model_config.vector_dimension as usize;
-        let check = |what: &str, v: &[f32]| -> Result<(), String> {
-            if v.len() != dim {
-                return Err(format!(
-                    "{what} has {} values but model '{}' has dimension {dim}",
-                    v.len(),
-                    model.name
-                ));
-            }
-            if v.iter().any(|x| !x.is_finite()) {
-                return Err(format!("{what} contains NaN or infinity"));
-            }
-            Ok(())
-        };
+        let check = |what: &str, v: &[f32]| check_vector(what, v, dim, &model.name);
         check("index_space.embedding", &e.index_space.embedding)?;
         if let Some(s) = e.search_space.as_ref().filter(|s| !s.embedding.is_empty()) {
             check("search_space.embedding", &s.embedding)?;

@@ -23,6 +23,21 @@ impl PointOp {
     }
 }
 
+/// Refuses a vector the model cannot index: the wrong length, or a NaN/infinite value. Checked
+/// per event before any write, since a store refuses the whole batch it arrives in.
+pub fn check_vector(what: &str, v: &[f32], dim: usize, model: &str) -> Result<(), String> {
+    if v.len() != dim {
+        return Err(format!(
+            "{what} has {} values but model '{model}' has dimension {dim}",
+            v.len()
+        ));
+    }
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(format!("{what} contains NaN or infinity"));
+    }
+    Ok(())
+}
+
 /// Applies `ops` to `collection` in order; runs of one kind go in one call.
 pub async fn apply(
     vectors: &dyn VectorStore,

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use super::embedding::Transient;
 use super::events::{DeltaEvent, RealtimeEvent};
 use super::payload::{admits, build_payload, typed};
-use super::points::{PointOp, apply};
+use super::points::{PointOp, apply, check_vector};
 use super::runner::{BatchHandler, Outcome};
 use crate::registry::Registry;
 
@@ -361,6 +361,10 @@ impl BatchHandler for DeltaHandler {
                 tracing::debug!(variant = %v.name, version = event.version, "stale delta dropped");
                 continue;
             }
+            if event.id.trim().is_empty() {
+                outcome.rejected.push((index, "Id is empty".into()));
+                continue;
+            }
             let op = match event.event_type.as_str() {
                 "DELETE" => PointOp::Delete(event.id.clone()),
                 "UPSERT" if event.vectors.is_empty() => {
@@ -369,7 +373,15 @@ impl BatchHandler for DeltaHandler {
                         .push((index, "UPSERT without vectors".into()));
                     continue;
                 }
-                "UPSERT" => match build_payload(v, &event.payload, None) {
+                "UPSERT" => match snapshot
+                    .model(&event.entity, &event.model)
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| {
+                        let dim = m.model_config.vector_dimension as usize;
+                        check_vector("Vectors", &event.vectors, dim, &m.name)
+                    })
+                    .and_then(|()| build_payload(v, &event.payload, None))
+                {
                     Ok(payload) => PointOp::Upsert(VectorPoint {
                         id: event.id.clone(),
                         vector: event.vectors.clone(),

@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod crash;
 mod lifecycle;
+mod malformed;
 mod scaleout;
 mod serving;
 mod support;
