@@ -86,6 +86,10 @@ fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue, ConfigStoreError> {
 impl EmbeddedConfigStore {
     /// Opens (or creates) the store at `path`. Fails clearly when another process holds it.
     pub fn open(path: &Path) -> Result<Self, ConfigStoreError> {
+        super::survive_damage(path, || Self::open_unguarded(path)).map_err(storage)?
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Self, ConfigStoreError> {
         let db = super::open_db(path).map_err(|e| match e {
             super::OpenError::InUse(m) => ConfigStoreError::Unavailable(m),
             super::OpenError::Failed(m) => storage(m),

@@ -100,6 +100,10 @@ fn decode(topic: &str, partition: u32, offset: u64, bytes: &[u8]) -> Result<Reco
 impl EmbeddedEventLog {
     /// Opens (or creates) the log at `path`.
     pub fn open(path: &Path) -> Result<Self, EventLogError> {
+        super::survive_damage(path, || Self::open_unguarded(path)).map_err(internal)?
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Self, EventLogError> {
         let db = super::open_db(path).map_err(|e| match e {
             super::OpenError::InUse(m) => EventLogError::Unavailable(m),
             super::OpenError::Failed(m) => internal(m),

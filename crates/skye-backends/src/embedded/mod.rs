@@ -26,11 +26,48 @@ pub(crate) fn open_db(path: &std::path::Path) -> Result<redb::Database, OpenErro
         std::fs::create_dir_all(dir)
             .map_err(|e| OpenError::Failed(format!("cannot create {}: {e}", dir.display())))?;
     }
-    redb::Database::create(path).map_err(|e| match e {
+    survive_damage(path, || {
+        let mut db = redb::Database::create(path)?;
+        // redb verifies page checksums only when it recovers from a crash; a file damaged after
+        // a clean shutdown would otherwise be read as it is (rows gone or values changed
+        // without an error). The check reads the whole file (about 1 s per GB here).
+        if !db.check_integrity()? {
+            tracing::error!(
+                file = %path.display(),
+                "damaged pages were found and the file was repaired to its last intact commit; \
+                 writes after that commit may be lost"
+            );
+        }
+        Ok(db)
+    })
+    .map_err(OpenError::Failed)?
+    .map_err(|e: redb::DatabaseError| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(format!(
             "{} is in use by another Skye process",
             path.display()
         )),
         other => OpenError::Failed(format!("cannot open {}: {other}", path.display())),
+    })
+}
+
+/// Runs `f`, which reads the redb file at `path`, turning a panic into an error. redb trusts
+/// its file: a damaged one (flipped bytes, a truncated copy, a zeroed page) can make it panic
+/// instead of failing. Operations run on blocking tasks, whose panics already come back as
+/// errors; this guards the synchronous opening.
+pub(crate) fn survive_damage<T>(
+    path: &std::path::Path,
+    f: impl FnOnce() -> T,
+) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".to_string());
+        format!(
+            "{} is damaged and cannot be read ({why}); restore it from a backup, or move it \
+             away to start empty",
+            path.display()
+        )
     })
 }

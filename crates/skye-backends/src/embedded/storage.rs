@@ -119,6 +119,10 @@ fn decode_columns(id: &str, bytes: &[u8]) -> Result<AggregatorRow, StorageError>
 impl EmbeddedStorage {
     /// Opens (or creates) the storage file at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        super::survive_damage(path, || Self::open_unguarded(path)).map_err(internal)?
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Self, StorageError> {
         let db = super::open_db(path).map_err(|e| match e {
             super::OpenError::InUse(m) => StorageError::Unavailable(m),
             super::OpenError::Failed(m) => internal(m),

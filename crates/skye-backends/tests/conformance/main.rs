@@ -6,6 +6,7 @@
 mod cache;
 mod config_store;
 mod event_log;
+mod on_disk;
 mod storage;
 mod vector_store;
 

@@ -2,7 +2,8 @@
 //!
 //! Record: `len: u32 | crc32(body): u32 | body`, body = `seq: u64 | op`. On open, records are
 //! replayed up to the first incomplete or corrupt one; that tail (a write that was never
-//! acknowledged) is cut off.
+//! acknowledged) is cut off. A bad record followed by more data is damage, not a torn write, and
+//! is refused rather than cut.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -157,6 +158,8 @@ impl Wal {
         let mut reader = BufReader::new(&file);
         let mut ops = Vec::new();
         let mut good: u64 = 0;
+        // Where the first bad record claims to end, when its header could be read.
+        let mut claimed_end = None;
         loop {
             let mut header = [0u8; 8];
             if read_full(&mut reader, &mut header)? < 8 {
@@ -164,6 +167,11 @@ impl Wal {
             }
             let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
             let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            claimed_end = Some(if len > MAX_LEN as u64 * 4 {
+                u64::MAX
+            } else {
+                good + 8 + len
+            });
             if len > MAX_LEN as u64 * 4 || good + 8 + len > total {
                 break;
             }
@@ -176,9 +184,29 @@ impl Wal {
                 Err(_) => break,
             }
             good += 8 + len;
+            claimed_end = None;
         }
         drop(reader);
         let truncated_bytes = total - good;
+        // Every record is one write made durable before the next starts, so a crash can only
+        // tear the last one: a bad record that the file ends inside, or a zero-filled tail.
+        // A bad record with intact data after it is damage, and cutting there would drop
+        // acknowledged writes: refuse instead.
+        let torn = match claimed_end {
+            None => true,
+            Some(end) if end < total => zero_tail(&file, good)?,
+            // The bad record claims to run past the end: torn, unless its length field is the
+            // damaged part and intact records follow.
+            Some(_) => !record_after(&file, good, total)?,
+        };
+        if !torn {
+            return Err(CodecError::Corrupt(format!(
+                "{}: the record at byte {good} is damaged and {truncated_bytes} bytes follow it; \
+                 replaying would lose acknowledged writes. Restore the collection from a \
+                 snapshot",
+                path.display()
+            )));
+        }
         if truncated_bytes > 0 {
             file.set_len(good)?;
             file.sync_all()?;
@@ -234,6 +262,49 @@ impl Wal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Whether a complete record with a valid checksum starts anywhere after `from` (the start of a
+/// bad record). A tail too large to be one torn write counts as such.
+fn record_after(file: &File, from: u64, total: u64) -> Result<bool, CodecError> {
+    let rest = total - from;
+    if rest > MAX_LEN as u64 * 4 + 8 {
+        return Ok(true);
+    }
+    let mut reader = BufReader::new(file);
+    reader.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::with_capacity(rest as usize);
+    reader.read_to_end(&mut buf)?;
+    for at in 1..buf.len().saturating_sub(8) {
+        let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+        let crc = u32::from_le_bytes([buf[at + 4], buf[at + 5], buf[at + 6], buf[at + 7]]);
+        let body = at + 8..at + 8 + len;
+        if len > 8
+            && body.end <= buf.len()
+            && crc32fast::hash(&buf[body.clone()]) == crc
+            && decode_op(&buf[body]).is_ok()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether every byte from `from` to the end of `file` is zero (a tail the file system
+/// extended but never wrote).
+fn zero_tail(file: &File, from: u64) -> Result<bool, CodecError> {
+    let mut reader = BufReader::new(file);
+    reader.seek(SeekFrom::Start(from))?;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
     }
 }
 
@@ -307,11 +378,63 @@ mod tests {
                 boundaries[complete]
             );
         }
-        // A flipped bit in the middle stops replay there.
-        let mut bad = full.clone();
-        bad[boundaries[1] + 12] ^= 0x40;
-        std::fs::write(&path, &bad).unwrap();
-        let (_, replay) = Wal::open(&path).unwrap();
-        assert_eq!(replay.ops.len(), 1);
+        // A zero-filled tail (extended, never written) is cut like a torn record.
+        let mut zeros = full.clone();
+        zeros.extend_from_slice(&[0; 300]);
+        std::fs::write(&path, &zeros).unwrap();
+        assert_eq!(Wal::open(&path).unwrap().1.ops.len(), ops().len());
+    }
+
+    proptest::proptest! {
+        /// Damage anywhere is either refused or cut where it starts, and then only when no
+        /// intact record follows (a torn write looks like that): replay never returns a
+        /// different history, nor drops an intact acknowledged record.
+        #[test]
+        fn damage_before_the_last_record_is_refused(
+            flips in proptest::collection::vec((0usize..10_000, 1u8..=255), 1..4)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("wal.log");
+            {
+                let (mut wal, _) = Wal::open(&path).unwrap();
+                for op in ops() {
+                    wal.append(&op).unwrap();
+                }
+            }
+            let mut bytes = std::fs::read(&path).unwrap();
+            // Where each record starts and ends.
+            let mut records = Vec::new();
+            let mut at = 0;
+            while at < bytes.len() {
+                let end = at + 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+                records.push(at..end);
+                at = end;
+            }
+            let original = bytes.clone();
+            for (at, x) in &flips {
+                let i = at % bytes.len();
+                bytes[i] ^= x;
+            }
+            // Flips can cancel out: a record is damaged when one of its bytes differs.
+            let intact: Vec<bool> = records
+                .iter()
+                .map(|r| bytes[r.clone()] == original[r.clone()])
+                .collect();
+            match Wal::open(&path) {
+                Err(CodecError::Corrupt(m)) => proptest::prop_assert!(m.contains("damaged")),
+                Err(e) => proptest::prop_assert!(false, "unexpected error {}", e),
+                Ok((_, replay)) => {
+                    let kept = replay.ops.len();
+                    proptest::prop_assert!(
+                        intact[kept..].iter().all(|ok| !ok),
+                        "intact records after the damage were cut silently: kept {}, intact {:?}",
+                        kept,
+                        intact
+                    );
+                    let got: Vec<Op> = replay.ops.into_iter().map(|(_, op)| op).collect();
+                    proptest::prop_assert_eq!(&got[..], &ops()[..got.len()]);
+                }
+            }
+        }
     }
 }
