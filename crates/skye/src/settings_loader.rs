@@ -101,6 +101,121 @@ fn apply_flags(cli: &Cli, s: &mut Settings) {
 mod tests {
     use super::*;
     use clap::Parser;
+    use proptest::prelude::*;
+
+    /// Every leaf of the default settings as a TOML path.
+    fn leaf_paths(value: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    leaf_paths(v, &format!("{prefix}{k}."), out);
+                }
+            }
+            _ => out.push(prefix.trim_end_matches('.').to_string()),
+        }
+    }
+
+    fn toml_value() -> impl Strategy<Value = toml::Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(toml::Value::Integer),
+            (-3i64..70_000).prop_map(toml::Value::Integer),
+            any::<f64>().prop_map(toml::Value::Float),
+            any::<bool>().prop_map(toml::Value::Boolean),
+            "\\PC{0,12}".prop_map(toml::Value::String),
+            prop::sample::select(vec!["json", "pretty", "etcd", "embedded", "0", "-1", ""])
+                .prop_map(|s| toml::Value::String(s.to_string())),
+        ];
+        leaf.prop_recursive(1, 6, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(toml::Value::Array),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..3)
+                    .prop_map(|m| toml::Value::Table(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn set(root: &mut toml::Value, path: &str, value: toml::Value) {
+        let mut node = root;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let toml::Value::Table(t) = node else { return };
+            if parts.peek().is_none() {
+                t.insert(part.to_string(), value);
+                return;
+            }
+            node = t
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+        }
+    }
+
+    proptest! {
+        /// Config files with any key set to any value, and arbitrary text, are either loaded
+        /// and validated or refused with a message; never a panic.
+        #[test]
+        fn any_config_file_is_loaded_or_refused_clearly(
+            edits in prop::collection::vec((any::<usize>(), toml_value()), 1..6),
+            garbage in "\\PC{0,40}",
+        ) {
+            let mut root = toml::Value::try_from(Settings::default()).unwrap();
+            let mut paths = Vec::new();
+            leaf_paths(&root, "", &mut paths);
+            for (i, value) in edits {
+                set(&mut root, &paths[i % paths.len()], value);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            for (name, text) in [
+                ("skye.toml", toml::to_string(&root).unwrap_or_default()),
+                ("garbage.toml", garbage.clone()),
+                ("garbage.yaml", garbage),
+            ] {
+                let path = dir.path().join(name);
+                std::fs::write(&path, text).unwrap();
+                match read_file(&path) {
+                    Ok(settings) => {
+                        if let Err(errors) = settings.validate() {
+                            prop_assert!(!errors.to_string().is_empty());
+                        }
+                    }
+                    Err(e) => {
+                        let message = format!("{e:#}");
+                        prop_assert!(!message.is_empty());
+                    }
+                }
+            }
+        }
+
+        /// Any value in any of the environment variables Skye reads is applied or reported.
+        #[test]
+        fn any_environment_is_applied_or_refused_clearly(
+            vars in prop::collection::vec((0usize..29, "\\PC{0,12}"), 0..8),
+        ) {
+            const NAMES: [&str; 29] = [
+                "APP_NAME", "APP_ENV", "APP_LOG_LEVEL", "LOG_LEVEL", "LOG_FORMAT",
+                "SKYE_DATA_DIR", "DATA_DIR", "AUTH_TOKENS", "PORT", "APP_PORT",
+                "IN_MEMORY_CACHE_SIZE_IN_BYTES", "ADMIN_HOST", "ADMIN_PORT",
+                "ADMIN_TIMEOUT_IN_MS", "ETCD_SERVER", "ETCD_USERNAME", "ETCD_PASSWORD",
+                "ETCD_WATCHER_ENABLED", "SKYE_CONFIG_STORE", "CONFIG_STORE", "KAFKA_BROKER",
+                "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_MAX_POLL_INTERVAL_MS", "REDIS_ADDR",
+                "REDIS_PASSWORD", "REDIS_DB", "unknown_var", "port", "Log_Format",
+            ];
+            let env: Vec<(String, String)> = vars
+                .into_iter()
+                .map(|(i, v)| (NAMES[i].to_string(), v))
+                .collect();
+            for target in [PortTarget::Admin, PortTarget::Serving, PortTarget::Consumers] {
+                let mut settings = Settings::default();
+                match settings.apply_env(env.clone(), target) {
+                    Ok(()) => {
+                        if let Err(errors) = settings.validate() {
+                            prop_assert!(!errors.to_string().is_empty());
+                        }
+                    }
+                    Err(errors) => prop_assert!(!errors.to_string().is_empty()),
+                }
+            }
+        }
+    }
 
     fn cli(args: &[&str]) -> Cli {
         Cli::parse_from(std::iter::once("skye").chain(args.iter().copied()))
