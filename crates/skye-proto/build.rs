@@ -1,8 +1,10 @@
-//! Generates the gRPC types from `proto/skye.proto` (needs `protoc`; `scripts/setup.sh`
+//! Generates the gRPC types from `proto/skye.proto` and the clients of the external vector DBs
+//! (`proto/external/`) (needs `protoc`; `scripts/setup.sh`
 //! installs Debian's `protobuf-compiler`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/skye.proto");
+    println!("cargo:rerun-if-changed=proto/external");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("skye_descriptor.bin"))
@@ -14,5 +16,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "protoc failed (install Debian's protobuf-compiler, or run scripts/setup.sh): {e}"
             )
         })?;
+    // The external services: clients for Skye, servers for their protocol tests; not part of
+    // the reflection descriptor.
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(
+            &["proto/external/ngt.proto", "proto/external/eigenix.proto"],
+            &["proto/external"],
+        )
+        .map_err(|e| format!("protoc failed on proto/external: {e}"))?;
     Ok(())
 }

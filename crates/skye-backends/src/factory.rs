@@ -8,6 +8,7 @@ use skye_core::config_store::{ConfigStore, ConfigStoreError};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::event_log::{EventLog, EventLogError};
 use skye_core::settings::{ConfigStoreKind, Settings};
+use skye_core::storage::{AggregatorStore, EmbeddingStore, StorageError};
 
 use crate::embedded::EmbeddedConfigStore;
 
@@ -30,6 +31,8 @@ pub enum FactoryError {
     Invalid(String),
     #[error(transparent)]
     EventLog(#[from] EventLogError),
+    #[error(transparent)]
+    Storage(StorageError),
 }
 
 impl HasErrorCode for FactoryError {
@@ -39,6 +42,7 @@ impl HasErrorCode for FactoryError {
             FactoryError::ConfigStore(e) => e.code(),
             FactoryError::Invalid(_) => ErrorCode::InvalidArgument,
             FactoryError::EventLog(e) => e.code(),
+            FactoryError::Storage(e) => e.code(),
         }
     }
 }
@@ -121,12 +125,124 @@ pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryE
     })
 }
 
-/// The remote vector DBs this build has clients for (QDRANT variants with feature `qdrant`).
-pub fn remote_vector_stores() -> Option<Arc<dyn skye_core::vector_store::RemoteVectorStores>> {
-    #[cfg(feature = "qdrant")]
-    {
-        Some(Arc::new(crate::qdrant::QdrantStores::default()))
+/// File of the embedded embedding and aggregator store, under the data directory.
+pub const STORAGE_FILE: &str = "storage.redb";
+
+/// The embedding and aggregator stores: ScyllaDB for each family whose contact points are set
+/// (`backends.scylla_embeddings`, `backends.scylla_aggregator`), else the embedded file.
+pub async fn open_storage(
+    settings: &Settings,
+) -> Result<(Arc<dyn EmbeddingStore>, Arc<dyn AggregatorStore>), FactoryError> {
+    let (e, a) = (
+        &settings.backends.scylla_embeddings,
+        &settings.backends.scylla_aggregator,
+    );
+    let embedded = if e.enabled() && a.enabled() {
+        None
+    } else {
+        let path = settings.data_dir.join(STORAGE_FILE);
+        Some(Arc::new(
+            crate::embedded::EmbeddedStorage::open(&path).map_err(FactoryError::Storage)?,
+        ))
+    };
+    let embeddings: Arc<dyn EmbeddingStore> = match (&embedded, e.enabled()) {
+        (Some(store), false) => store.clone(),
+        _ => scylla(e).await?,
+    };
+    let aggregator: Arc<dyn AggregatorStore> = match (&embedded, a.enabled()) {
+        (Some(store), false) => store.clone(),
+        _ => scylla(a).await?,
+    };
+    Ok((embeddings, aggregator))
+}
+
+#[cfg(feature = "scylla")]
+async fn scylla(
+    s: &skye_core::settings::ScyllaSettings,
+) -> Result<Arc<crate::scylla::ScyllaStorage>, FactoryError> {
+    let mut config = crate::scylla::ScyllaConfig::new(s.nodes(), s.keyspace.clone());
+    config.request_timeout = std::time::Duration::from_millis(s.timeout_ms);
+    if !s.username.is_empty() {
+        config.username = Some(s.username.clone());
+        config.password = Some(s.password.clone());
     }
-    #[cfg(not(feature = "qdrant"))]
-    None
+    Ok(Arc::new(
+        crate::scylla::ScyllaStorage::connect(&config)
+            .await
+            .map_err(FactoryError::Storage)?,
+    ))
+}
+
+#[cfg(not(feature = "scylla"))]
+async fn scylla(
+    _: &skye_core::settings::ScyllaSettings,
+) -> Result<Arc<crate::embedded::EmbeddedStorage>, FactoryError> {
+    Err(FactoryError::NotBuilt {
+        backend: "ScyllaDB embedding/aggregator store",
+        feature: "scylla",
+    })
+}
+
+/// The remote vector DBs this build has clients for: QDRANT variants with feature `qdrant`,
+/// NGT and EIGENIX variants with feature `ngt-eigenix`.
+pub fn remote_vector_stores() -> Option<Arc<dyn skye_core::vector_store::RemoteVectorStores>> {
+    if cfg!(any(feature = "qdrant", feature = "ngt-eigenix")) {
+        Some(Arc::new(RemoteStores::default()))
+    } else {
+        None
+    }
+}
+
+/// Picks the client of a variant's `vector-db-type`.
+#[derive(Debug, Default)]
+pub struct RemoteStores {
+    #[cfg(feature = "qdrant")]
+    qdrant: crate::qdrant::QdrantStores,
+    #[cfg(feature = "ngt-eigenix")]
+    grpc: crate::remote_grpc::GrpcStores,
+}
+
+impl skye_core::vector_store::RemoteVectorStores for RemoteStores {
+    fn for_variant(
+        &self,
+        variant: &skye_core::domain::Variant,
+        write: bool,
+    ) -> Result<
+        Arc<dyn skye_core::vector_store::VectorStore>,
+        skye_core::vector_store::VectorStoreError,
+    > {
+        use skye_core::domain::VectorDbType;
+        #[cfg(not(feature = "qdrant"))]
+        let _ = write;
+        match variant.vector_db_type {
+            #[cfg(feature = "qdrant")]
+            VectorDbType::Qdrant => self.qdrant.for_variant(variant, write),
+            #[cfg(not(feature = "qdrant"))]
+            VectorDbType::Qdrant => not_built(variant, "qdrant"),
+            #[cfg(feature = "ngt-eigenix")]
+            VectorDbType::Ngt | VectorDbType::Eigenix => self.grpc.for_variant(variant),
+            #[cfg(not(feature = "ngt-eigenix"))]
+            VectorDbType::Ngt | VectorDbType::Eigenix => not_built(variant, "ngt-eigenix"),
+            VectorDbType::Embedded => {
+                Err(skye_core::vector_store::VectorStoreError::InvalidArgument(
+                    format!("variant '{}' is EMBEDDED, not remote", variant.name),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg_attr(all(feature = "qdrant", feature = "ngt-eigenix"), allow(dead_code))]
+fn not_built(
+    variant: &skye_core::domain::Variant,
+    feature: &str,
+) -> Result<Arc<dyn skye_core::vector_store::VectorStore>, skye_core::vector_store::VectorStoreError>
+{
+    Err(skye_core::vector_store::VectorStoreError::Unavailable(
+        format!(
+            "variant '{}' uses {}, and this build has no client for it (rebuild with `--features \
+         {feature}`)",
+            variant.name, variant.vector_db_type
+        ),
+    ))
 }

@@ -1,7 +1,8 @@
 //! Implementations of the backend traits of `skye-core`.
 //!
 //! * [`embedded`]: the default, single-process backends, durable under the data directory.
-//! * Scale-out engines (etcd, Kafka, Redis, Qdrant, ScyllaDB) are cargo features of this crate;
+//! * Scale-out engines (etcd, Kafka, Redis, Qdrant, ScyllaDB, NGT/Eigenix) are cargo features of
+//!   this crate;
 //!   a backend that is compiled out is reported by the factory as "built without feature X".
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -15,3 +16,7 @@ pub mod kafka;
 pub mod qdrant;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "ngt-eigenix")]
+pub mod remote_grpc;
+#[cfg(feature = "scylla")]
+pub mod scylla;

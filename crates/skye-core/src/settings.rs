@@ -190,6 +190,52 @@ impl Default for KafkaSettings {
     }
 }
 
+/// A ScyllaDB/Cassandra connection (the original's `STORAGE_*_<n>_*` block, spec AC §6.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScyllaSettings {
+    /// Hosts; empty = the embedded store.
+    pub contact_points: Vec<String>,
+    pub port: u16,
+    pub keyspace: String,
+    pub username: String,
+    pub password: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for ScyllaSettings {
+    fn default() -> Self {
+        ScyllaSettings {
+            contact_points: Vec::new(),
+            port: 9042,
+            keyspace: String::new(),
+            username: String::new(),
+            password: String::new(),
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl ScyllaSettings {
+    pub fn enabled(&self) -> bool {
+        !self.contact_points.is_empty()
+    }
+
+    /// `host:port` of every contact point (a point that names its port keeps it).
+    pub fn nodes(&self) -> Vec<String> {
+        self.contact_points
+            .iter()
+            .map(|h| {
+                if h.contains(':') {
+                    h.clone()
+                } else {
+                    format!("{h}:{}", self.port)
+                }
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendSettings {
@@ -197,6 +243,10 @@ pub struct BackendSettings {
     pub etcd: EtcdSettings,
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
+    /// The embedding store on ScyllaDB (`STORAGE_EMBEDDING_STORE_1_*`).
+    pub scylla_embeddings: ScyllaSettings,
+    /// The aggregator table on ScyllaDB (`STORAGE_AGGREGATOR_DB_1_*`).
+    pub scylla_aggregator: ScyllaSettings,
 }
 
 /// Everything a Skye process is configured with.
@@ -250,6 +300,31 @@ fn split_list(value: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// One `STORAGE_*_1_<suffix>` variable; suffixes the driver has no use for are ignored.
+fn scylla_env(
+    s: &mut ScyllaSettings,
+    suffix: &str,
+    value: &str,
+    field: &str,
+    errors: &mut ValidationErrors,
+) {
+    match suffix {
+        "CONTACT_POINTS" => s.contact_points = split_list(value),
+        "PORT" => match value.parse() {
+            Ok(p) => s.port = p,
+            Err(_) => errors.push(field, format!("'{value}' is not a TCP port")),
+        },
+        "KEYSPACE" => s.keyspace = value.to_string(),
+        "USERNAME" => s.username = value.to_string(),
+        "PASSWORD" => s.password = value.to_string(),
+        "TIMEOUT_IN_MS" => match value.parse() {
+            Ok(n) => s.timeout_ms = n,
+            Err(_) => errors.push(field, format!("'{value}' is not a number of ms")),
+        },
+        _ => {}
+    }
 }
 
 impl Settings {
@@ -342,6 +417,20 @@ impl Settings {
                     Ok(n) => self.backends.kafka.max_poll_interval_ms = n,
                     Err(_) => errors.push(field, format!("'{value}' is not a number of ms")),
                 },
+                _ if name.starts_with("STORAGE_EMBEDDING_STORE_1_") => scylla_env(
+                    &mut self.backends.scylla_embeddings,
+                    &name["STORAGE_EMBEDDING_STORE_1_".len()..],
+                    value,
+                    &field,
+                    &mut errors,
+                ),
+                _ if name.starts_with("STORAGE_AGGREGATOR_DB_1_") => scylla_env(
+                    &mut self.backends.scylla_aggregator,
+                    &name["STORAGE_AGGREGATOR_DB_1_".len()..],
+                    value,
+                    &field,
+                    &mut errors,
+                ),
                 "REDIS_ADDR" => self.backends.redis.addr = value.to_string(),
                 "REDIS_PASSWORD" => self.backends.redis.password = value.to_string(),
                 "REDIS_DB" => match value.parse() {
@@ -420,6 +509,26 @@ impl Settings {
                 "is required when backends.config_store = \"etcd\"",
             );
         }
+        for (name, scylla) in [
+            (
+                "backends.scylla_embeddings",
+                &self.backends.scylla_embeddings,
+            ),
+            (
+                "backends.scylla_aggregator",
+                &self.backends.scylla_aggregator,
+            ),
+        ] {
+            if scylla.enabled() && scylla.keyspace.trim().is_empty() {
+                errors.push(
+                    format!("{name}.keyspace"),
+                    "is required when contact_points are set",
+                );
+            }
+            if scylla.enabled() && scylla.timeout_ms == 0 {
+                errors.push(format!("{name}.timeout_ms"), "must be positive");
+            }
+        }
         errors.into_result()
     }
 
@@ -430,6 +539,8 @@ impl Settings {
         for secret in [
             &mut s.backends.etcd.password,
             &mut s.backends.redis.password,
+            &mut s.backends.scylla_embeddings.password,
+            &mut s.backends.scylla_aggregator.password,
         ] {
             if !secret.is_empty() {
                 *secret = MASK.to_string();

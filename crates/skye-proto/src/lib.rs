@@ -1,4 +1,5 @@
-//! The gRPC API of Skye, generated from `proto/skye.proto`.
+//! The gRPC API of Skye, generated from `proto/skye.proto`, and the clients of the external
+//! vector DBs (`ngt`, `eigenix`).
 //!
 //! The proto has no package, so every type lives at the top of this crate and the method paths
 //! are the original's (`/SkyeSimilarCandidateService/getSimilarCandidates`, …).
@@ -11,6 +12,16 @@
 )]
 
 include!(concat!(env!("OUT_DIR"), "/_.rs"));
+
+/// The NGT search service (package `embedding`, spec serving §3.4), for NGT variants.
+pub mod ngt {
+    include!(concat!(env!("OUT_DIR"), "/embedding.rs"));
+}
+
+/// The Eigenix search service (package `eigenix`, spec serving §3.5), for EIGENIX variants.
+pub mod eigenix {
+    include!(concat!(env!("OUT_DIR"), "/eigenix.rs"));
+}
 
 /// The encoded descriptor set of `skye.proto`, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

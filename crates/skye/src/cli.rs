@@ -69,6 +69,40 @@ pub enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// Closed-loop search load against a running Skye (or the engine, `--in-process`).
     Grpc(Box<BenchGrpcArgs>),
+    /// Steady searches and real-time events against a `skye standalone` child for a long
+    /// period, with its RSS and latency sampled; fails if memory grows or a request fails.
+    Soak(BenchSoakArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchSoakArgs {
+    /// Seconds of load.
+    #[arg(long, default_value_t = 600)]
+    pub duration: u64,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 10)]
+    pub sample: u64,
+    /// Catalog size loaded before the load starts.
+    #[arg(long, default_value_t = 20_000)]
+    pub vectors: usize,
+    #[arg(long, default_value_t = 64)]
+    pub dim: usize,
+    /// Search workers (closed loop, fresh random vectors: every search a cache miss).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Real-time flag events per second sent through the HTTP ingest API.
+    #[arg(long, default_value_t = 50)]
+    pub events_per_second: u64,
+    /// RSS growth tolerated from the first to the last quarter of the run (or 10 %, if larger).
+    #[arg(long, default_value_t = 64)]
+    pub max_rss_growth_mb: u64,
+    /// Keep the data directory and server log afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Config file for the server (e.g. a low `serving.max_concurrent_searches` for an
+    /// overload run).
+    #[arg(long, value_name = "FILE")]
+    pub server_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,9 +11,10 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use serde_json::json;
 use skye_admin::{AdminState, AuthTokens};
-use skye_backends::embedded::{EmbeddedStorage, EmbeddedVectorStore};
+use skye_backends::embedded::EmbeddedVectorStore;
 use skye_core::event_log::{EventLog, topics};
 use skye_core::settings::{Listen, Settings};
+use skye_core::storage::{AggregatorStore, EmbeddingStore};
 use skye_core::vector_store::VectorStore;
 use skye_engine::breaker::{BackendObserver, BreakerConfig, GuardedVectorRead};
 use skye_engine::ingest::embedding::EmbeddingIngestor;
@@ -143,11 +144,11 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         )
     })?;
     let registry = Arc::new(Registry::open(store, &settings.app_name).await?);
-    let backends = Backends::open(&settings, &registry)?;
+    let backends = Backends::open(&settings, &registry).await?;
     let lifecycle = Arc::new(Lifecycle::new(
         registry.clone(),
         backends.vectors.clone(),
-        backends.storage.clone(),
+        backends.embeddings.clone(),
         backends.events.clone(),
     ));
     let auth = Arc::new(AuthTokens::new(settings.auth_tokens.clone()));
@@ -196,7 +197,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
                 max_concurrent: settings.serving.max_concurrent_searches,
             },
         )
-        .with_embeddings(backends.storage.clone());
+        .with_embeddings(backends.embeddings.clone());
         let engine = match skye_backends::factory::open_distributed_cache(&settings)? {
             Some(cache) => {
                 tracing::info!(addr = %settings.backends.redis.addr, "distributed cache: Redis");
@@ -206,7 +207,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         };
         let embeddings = SkyeEmbeddingServiceServer::with_interceptor(
             Embeddings::new(
-                EmbeddingService::new(registry.clone(), backends.storage.clone()),
+                EmbeddingService::new(registry.clone(), backends.embeddings.clone()),
                 metrics.clone(),
             )
             .with_default_deadline(deadline),
@@ -253,8 +254,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
                 },
                 Arc::new(EmbeddingHandler(EmbeddingIngestor::new(
                     backends.vectors.clone(),
-                    backends.storage.clone(),
-                    backends.storage.clone(),
+                    backends.embeddings.clone(),
+                    backends.aggregator.clone(),
                     lifecycle.clone(),
                 ))),
             ),
@@ -269,8 +270,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
                 },
                 Arc::new(RealtimeHandler::new(
                     registry.clone(),
-                    backends.storage.clone(),
-                    backends.storage.clone(),
+                    backends.embeddings.clone(),
+                    backends.aggregator.clone(),
                     backends.events.clone(),
                 )),
             ),
@@ -330,7 +331,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
                     max_concurrent: 4,
                 },
             )
-            .with_embeddings(backends.storage.clone()),
+            .with_embeddings(backends.embeddings.clone()),
             serving_port: serving_port.unwrap_or(settings.serving.listen.port),
         };
         servers.spawn(async move {
@@ -423,32 +424,34 @@ fn consumers_router(
         .merge(api)
 }
 
-/// The embedded backends, opened once per process under the data directory and shared by
-/// every component.
+/// The backends, opened once per process (embedded ones under the data directory) and shared
+/// by every component.
 struct Backends {
     /// Every collection: the embedded engine, or the variant's remote vector DB.
     vectors: Arc<dyn VectorStore>,
-    storage: Arc<EmbeddedStorage>,
+    embeddings: Arc<dyn EmbeddingStore>,
+    aggregator: Arc<dyn AggregatorStore>,
     events: Arc<dyn EventLog>,
 }
 
 impl Backends {
-    fn open(settings: &Settings, registry: &Arc<Registry>) -> anyhow::Result<Self> {
+    async fn open(settings: &Settings, registry: &Arc<Registry>) -> anyhow::Result<Self> {
         let dir = &settings.data_dir;
         let embedded = Arc::new(
             EmbeddedVectorStore::open(&dir.join("collections"))
                 .context("cannot open the embedded vector store")?,
         );
+        let (embeddings, aggregator) = skye_backends::factory::open_storage(settings)
+            .await
+            .context("cannot open the embedding/aggregator store")?;
         Ok(Backends {
             vectors: Arc::new(VectorRouter::new(
                 registry.clone(),
                 embedded,
                 skye_backends::factory::remote_vector_stores(),
             )),
-            storage: Arc::new(
-                EmbeddedStorage::open(&dir.join("storage.redb"))
-                    .context("cannot open the embedded embedding/aggregator store")?,
-            ),
+            embeddings,
+            aggregator,
             events: skye_backends::factory::open_event_log(settings)
                 .context("cannot open the event bus")?,
         })

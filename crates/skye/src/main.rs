@@ -11,6 +11,7 @@ mod logging;
 mod parquet_rows;
 mod rng;
 mod settings_loader;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -146,6 +147,7 @@ fn bench(cli: &Cli, settings: &skye_core::settings::Settings, cmd: &cli::BenchCo
                 bench_cmd::ingest(args, cli.global.data_dir.as_deref()).await
             }
             cli::BenchCommand::Grpc(args) => bench_cmd::grpc(args, &settings.data_dir).await,
+            cli::BenchCommand::Soak(args) => soak::soak(args).await,
         }
     });
     match outcome {

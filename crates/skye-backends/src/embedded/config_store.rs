@@ -90,7 +90,7 @@ impl EmbeddedConfigStore {
     }
 
     fn open_unguarded(path: &Path) -> Result<Self, ConfigStoreError> {
-        let db = super::open_db(path).map_err(|e| match e {
+        let db = super::open_db(path, super::CONFIG_CACHE_BYTES).map_err(|e| match e {
             super::OpenError::InUse(m) => ConfigStoreError::Unavailable(m),
             super::OpenError::Failed(m) => storage(m),
         })?;

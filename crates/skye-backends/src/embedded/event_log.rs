@@ -104,7 +104,7 @@ impl EmbeddedEventLog {
     }
 
     fn open_unguarded(path: &Path) -> Result<Self, EventLogError> {
-        let db = super::open_db(path).map_err(|e| match e {
+        let db = super::open_db(path, super::EVENT_LOG_CACHE_BYTES).map_err(|e| match e {
             super::OpenError::InUse(m) => EventLogError::Unavailable(m),
             super::OpenError::Failed(m) => internal(m),
         })?;

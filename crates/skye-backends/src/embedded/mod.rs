@@ -20,14 +20,26 @@ pub(crate) enum OpenError {
     Failed(String),
 }
 
+/// Page cache of each embedded file (redb's default is 1 GiB per file, which would let three
+/// files hold 3 GiB of RSS): small for the config tree and the event log, larger for the
+/// embedding rows that `candidateIds` queries read. The OS page cache still caches the files.
+pub(crate) const CONFIG_CACHE_BYTES: usize = 16 << 20;
+pub(crate) const EVENT_LOG_CACHE_BYTES: usize = 64 << 20;
+pub(crate) const STORAGE_CACHE_BYTES: usize = 256 << 20;
+
 /// Opens (or creates) the redb file at `path`, creating its directory.
-pub(crate) fn open_db(path: &std::path::Path) -> Result<redb::Database, OpenError> {
+pub(crate) fn open_db(
+    path: &std::path::Path,
+    cache_bytes: usize,
+) -> Result<redb::Database, OpenError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| OpenError::Failed(format!("cannot create {}: {e}", dir.display())))?;
     }
     survive_damage(path, || {
-        let mut db = redb::Database::create(path)?;
+        let mut db = redb::Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
         // redb verifies page checksums only when it recovers from a crash; a file damaged after
         // a clean shutdown would otherwise be read as it is (rows gone or values changed
         // without an error). The check reads the whole file (about 1 s per GB here).

@@ -123,7 +123,7 @@ impl EmbeddedStorage {
     }
 
     fn open_unguarded(path: &Path) -> Result<Self, StorageError> {
-        let db = super::open_db(path).map_err(|e| match e {
+        let db = super::open_db(path, super::STORAGE_CACHE_BYTES).map_err(|e| match e {
             super::OpenError::InUse(m) => StorageError::Unavailable(m),
             super::OpenError::Failed(m) => internal(m),
         })?;

@@ -103,27 +103,52 @@ impl EmbeddedVectorStore {
             .ok_or_else(|| VectorStoreError::CollectionNotFound(name.to_string()))
     }
 
-    /// Links pending points in the background when the threshold says so (one task at a time).
-    fn schedule_indexing(handle: &Arc<Handle>) {
-        if !handle.durable.collection().indexing_due()
-            || handle.indexing.swap(true, Ordering::AcqRel)
-        {
+    /// The engine's own figures for a collection (tombstones and memory included).
+    pub fn engine_info(&self, name: &str) -> Result<skye_index::CollectionInfo, VectorStoreError> {
+        Ok(self.handle(name)?.durable.collection().info())
+    }
+
+    /// Background upkeep after writes (one task per collection at a time): links pending points
+    /// when the indexing threshold says so, and compacts when deleted or overwritten points
+    /// (tombstones) reach a quarter of the live ones. Without compaction, steady churn (real-time
+    /// flags removing and re-adding items) grows memory and slows searches without bound.
+    fn schedule_maintenance(handle: &Arc<Handle>) {
+        let c = handle.durable.collection();
+        let compact = compaction_due(&c.info());
+        if !(compact || c.indexing_due()) || handle.indexing.swap(true, Ordering::AcqRel) {
             return;
         }
         let handle = handle.clone();
         tokio::task::spawn_blocking(move || {
-            let linked = handle.durable.collection().index_pending();
+            let c = handle.durable.collection();
+            let reclaimed = if compaction_due(&c.info()) {
+                c.compact()
+            } else {
+                0
+            };
+            let linked = c.index_pending();
             // Persist the graph with the points: a restart then loads it instead of replaying
             // the WAL and rebuilding the index.
-            if linked > 0
+            if (linked > 0 || reclaimed > 0)
                 && let Err(e) = handle.durable.checkpoint()
             {
                 tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write");
             }
             handle.indexing.store(false, Ordering::Release);
-            tracing::debug!(linked, "indexed pending points");
+            tracing::debug!(linked, reclaimed, "collection maintenance done");
         });
     }
+}
+
+/// Tombstones that trigger a compaction: at least this many…
+const COMPACT_MIN_TOMBSTONES: usize = 1_000;
+
+/// …and at least a quarter of the live points. Only with indexing on (threshold > 0): a
+/// compaction re-links every point, which a bulk load defers.
+fn compaction_due(info: &skye_index::CollectionInfo) -> bool {
+    info.indexing_threshold > 0
+        && info.tombstones >= COMPACT_MIN_TOMBSTONES
+        && info.tombstones * 4 >= info.points
 }
 
 /// Typed payload → engine value.
@@ -321,7 +346,7 @@ impl VectorStore for EmbeddedVectorStore {
             .await
             .map_err(join_error)?
             .map_err(index_error)?;
-        Self::schedule_indexing(&handle);
+        Self::schedule_maintenance(&handle);
         Ok(())
     }
 
@@ -331,10 +356,12 @@ impl VectorStore for EmbeddedVectorStore {
         ids: Vec<String>,
     ) -> Result<(), VectorStoreError> {
         let handle = self.handle(collection)?;
-        tokio::task::spawn_blocking(move || handle.durable.delete(ids))
+        let h = handle.clone();
+        tokio::task::spawn_blocking(move || h.durable.delete(ids))
             .await
             .map_err(join_error)?
             .map_err(index_error)?;
+        Self::schedule_maintenance(&handle);
         Ok(())
     }
 
@@ -372,7 +399,7 @@ impl VectorStore for EmbeddedVectorStore {
             .await
             .map_err(join_error)?
             .map_err(index_error)?;
-        Self::schedule_indexing(&handle);
+        Self::schedule_maintenance(&handle);
         Ok(())
     }
 }

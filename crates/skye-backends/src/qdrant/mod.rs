@@ -625,8 +625,8 @@ impl skye_core::vector_store::RemoteVectorStores for QdrantStores {
     ) -> Result<std::sync::Arc<dyn VectorStore>, VectorStoreError> {
         use skye_core::domain::VectorDbType;
         if variant.vector_db_type != VectorDbType::Qdrant {
-            return Err(VectorStoreError::Unavailable(format!(
-                "variant '{}' uses {}, which Skye has no client for yet",
+            return Err(VectorStoreError::InvalidArgument(format!(
+                "variant '{}' uses {}, not QDRANT",
                 variant.name, variant.vector_db_type
             )));
         }

@@ -7,6 +7,7 @@ mod cache;
 mod config_store;
 mod event_log;
 mod on_disk;
+mod remote_grpc;
 mod storage;
 mod vector_store;
 

@@ -8,7 +8,8 @@ use skye_backends::embedded::EmbeddedVectorStore;
 use skye_core::domain::DistanceFunction;
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::vector_store::{
-    CollectionSpec, Condition, PayloadValue, SearchFilter, SearchQuery, VectorPoint, VectorStore,
+    CollectionSpec, Condition, PayloadValue, SearchFilter, SearchQuery, VectorPoint, VectorRead,
+    VectorStore,
 };
 
 fn spec(name: &str, distance: DistanceFunction, threshold: usize) -> CollectionSpec {
@@ -418,4 +419,52 @@ async fn qdrant_vector_store_conforms() {
         .unwrap()
         .as_nanos();
     run_suite(Arc::new(store), &format!("conf{nanos}")).await;
+}
+
+/// Churn (items removed and re-added, as real-time flags do) leaves tombstones; the store
+/// compacts them away in the background once they reach a quarter of the live points, and
+/// searches stay exact throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_compacts_tombstones_left_by_churn() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedVectorStore::open(dir.path()).unwrap();
+    store
+        .create_collection(spec("churn", DistanceFunction::Euclidean, 500))
+        .await
+        .unwrap();
+    let p = |i: usize| point(&format!("p{i}"), [i as f32, (i % 7) as f32, 1.0], &[]);
+    store
+        .upsert("churn", (0..4000).map(p).collect())
+        .await
+        .unwrap();
+    // Remove 2000 items and re-add 500 of them: 2500 tombstones over 2500 live points.
+    store
+        .delete_points("churn", (0..2000).map(|i| format!("p{i}")).collect())
+        .await
+        .unwrap();
+    store
+        .upsert("churn", (0..500).map(p).collect())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = store.engine_info("churn").unwrap();
+        if info.tombstones == 0 && info.indexed_points == info.points {
+            assert_eq!(info.points, 2500);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never compacted: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hits = store
+        .search("churn", vec![query([0.0, 0.0, 1.0], 3000)])
+        .await
+        .unwrap();
+    let mut ids: Vec<usize> = hits[0].iter().map(|h| h.id[1..].parse().unwrap()).collect();
+    ids.sort_unstable();
+    let want: Vec<usize> = (0..500).chain(2000..4000).collect();
+    assert_eq!(ids, want);
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod crash;
+mod drills;
 mod lifecycle;
 mod malformed;
 mod scaleout;

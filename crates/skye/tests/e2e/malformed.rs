@@ -21,6 +21,18 @@ use crate::support::{Http, Skye};
 
 const TOKEN: &str = "tok";
 
+/// (case, method, component, path, with the token, body, status, exact `error`).
+type HttpCase = (
+    &'static str,
+    Method,
+    &'static str,
+    &'static str,
+    bool,
+    String,
+    u16,
+    &'static str,
+);
+
 fn similar(embedding: Vec<f64>, limit: i32) -> SkyeRequest {
     SkyeRequest {
         entity: "catalog".into(),
@@ -322,10 +334,10 @@ async fn malformed_requests_get_exact_statuses_and_messages() {
         }
     }
 
-    // HTTP: (case, method, component, path, headers, body, status, exact `error`)
+    // HTTP: (case, method, component, path, with the token, body, status, exact `error`)
     let admin = "/api/v1/model/register-model";
     let oversize = format!(r#"{{"entity": "{}"}}"#, "x".repeat(2 << 20));
-    let http_cases: Vec<(&str, Method, &str, &str, bool, String, u16, &str)> = vec![
+    let http_cases: Vec<HttpCase> = vec![
         (
             "missing token",
             Method::POST,

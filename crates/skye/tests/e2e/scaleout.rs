@@ -21,7 +21,7 @@ fn unique_app() -> String {
 
 /// The value of `var`, or a loud SKIPPED (a failure under `SKYE_REQUIRE_SERVICES`).
 #[cfg_attr(not(any(feature = "etcd", feature = "kafka")), allow(dead_code))]
-fn service(var: &str, test: &str) -> Option<String> {
+pub fn service(var: &str, test: &str) -> Option<String> {
     use std::io::Write;
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
