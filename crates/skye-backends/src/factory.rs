@@ -116,6 +116,16 @@ pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryE
         let mut config = crate::kafka::KafkaConfig::new(k.broker.clone());
         config.session_timeout_ms = k.session_timeout_ms;
         config.max_poll_interval_ms = k.max_poll_interval_ms;
+        for (key, value) in [
+            ("sasl.username", &k.sasl_username),
+            ("sasl.password", &k.sasl_password),
+            ("sasl.mechanism", &k.sasl_mechanism),
+            ("security.protocol", &k.security_protocol),
+        ] {
+            if !value.is_empty() {
+                config.extra.push((key.to_string(), value.clone()));
+            }
+        }
         Ok(Arc::new(crate::kafka::KafkaEventLog::new(config)?))
     }
     #[cfg(not(feature = "kafka"))]

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::names;
 use crate::error::ValidationErrors;
 
+mod kafka_ids;
+
 /// Shown instead of a secret by [`Settings::masked`].
 pub const MASK: &str = "****";
 
@@ -121,6 +123,11 @@ pub struct ConsumersSettings {
     pub realtime_topics: Vec<String>,
     /// Largest batch a consumer handles at once.
     pub batch_size: usize,
+    /// Consumer groups; empty = `<app_name>-embedding-consumer`, `<app_name>-realtime-consumer`,
+    /// `<app_name>-realtime-delta-consumer`.
+    pub embedding_group: String,
+    pub realtime_group: String,
+    pub delta_group: String,
 }
 
 impl Default for ConsumersSettings {
@@ -136,6 +143,9 @@ impl Default for ConsumersSettings {
             ],
             realtime_topics: vec![crate::event_log::topics::REALTIME.to_string()],
             batch_size: 500,
+            embedding_group: String::new(),
+            realtime_group: String::new(),
+            delta_group: String::new(),
         }
     }
 }
@@ -174,6 +184,11 @@ pub struct RedisSettings {
 pub struct KafkaSettings {
     /// Empty = the embedded event log.
     pub broker: String,
+    /// `sasl.username`, `sasl.password`, `sasl.mechanism`, `security.protocol` (empty = unset).
+    pub sasl_username: String,
+    pub sasl_password: String,
+    pub sasl_mechanism: String,
+    pub security_protocol: String,
     /// Consumer-group session timeout.
     pub session_timeout_ms: u32,
     /// Longest gap between polls before a member is dropped from its group.
@@ -184,6 +199,10 @@ impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
             broker: String::new(),
+            sasl_username: String::new(),
+            sasl_password: String::new(),
+            sasl_mechanism: String::new(),
+            security_protocol: String::new(),
             session_timeout_ms: 30_000,
             max_poll_interval_ms: 300_000,
         }
@@ -342,6 +361,7 @@ impl Settings {
     {
         let mut errors = ValidationErrors::new();
         let mut explicit_store = None;
+        let mut kafka_ids = kafka_ids::KafkaIds::default();
         for (name, value) in vars {
             let (name, value) = (name.as_ref().to_ascii_uppercase(), value.as_ref().trim());
             let field = format!("environment variable {name}");
@@ -437,9 +457,11 @@ impl Settings {
                     Ok(n) => self.backends.redis.db = n,
                     Err(_) => errors.push(field, format!("'{value}' is not a database number")),
                 },
+                _ if kafka_ids.offer(&name, value) => {}
                 _ => {}
             }
         }
+        kafka_ids.apply(self, &mut errors);
         if let Some(kind) = explicit_store {
             self.backends.config_store = kind;
         }
@@ -539,6 +561,7 @@ impl Settings {
         for secret in [
             &mut s.backends.etcd.password,
             &mut s.backends.redis.password,
+            &mut s.backends.kafka.sasl_password,
             &mut s.backends.scylla_embeddings.password,
             &mut s.backends.scylla_aggregator.password,
         ] {

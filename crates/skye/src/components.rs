@@ -246,7 +246,11 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             (
                 ConsumerConfig {
                     name: "embedding",
-                    group: format!("{}-embedding-consumer", settings.app_name),
+                    group: group_name(
+                        &settings.consumers.embedding_group,
+                        &settings.app_name,
+                        "embedding-consumer",
+                    ),
                     topics: settings.consumers.embedding_topics.clone(),
                     failure_topic: topics::EMBEDDING_FAILURE.to_string(),
                     batch_size: settings.consumers.batch_size,
@@ -262,7 +266,11 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             (
                 ConsumerConfig {
                     name: "realtime",
-                    group: format!("{}-realtime-consumer", settings.app_name),
+                    group: group_name(
+                        &settings.consumers.realtime_group,
+                        &settings.app_name,
+                        "realtime-consumer",
+                    ),
                     topics: settings.consumers.realtime_topics.clone(),
                     failure_topic: topics::REALTIME_RETRY.to_string(),
                     batch_size: settings.consumers.batch_size,
@@ -278,7 +286,11 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             (
                 ConsumerConfig {
                     name: "realtime-delta",
-                    group: format!("{}-realtime-delta-consumer", settings.app_name),
+                    group: group_name(
+                        &settings.consumers.delta_group,
+                        &settings.app_name,
+                        "realtime-delta-consumer",
+                    ),
                     topics: vec![topics::REALTIME_DELTA.to_string()],
                     failure_topic: topics::REALTIME_DELTA_FAILURE.to_string(),
                     batch_size: settings.consumers.batch_size,
@@ -455,6 +467,15 @@ impl Backends {
             events: skye_backends::factory::open_event_log(settings)
                 .context("cannot open the event bus")?,
         })
+    }
+}
+
+/// A consumer group: the configured name, else `<app_name>-<family>`.
+fn group_name(configured: &str, app: &str, family: &str) -> String {
+    if configured.is_empty() {
+        format!("{app}-{family}")
+    } else {
+        configured.to_string()
     }
 }
 

@@ -1,5 +1,10 @@
 //! `skye`: one binary for every Skye component.
 
+/// mimalloc returns freed memory to the OS; glibc's per-thread arenas kept RSS growing under
+/// steady churn (RELIABILITY.md, soak).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench_cmd;
 mod cli;
 mod components;

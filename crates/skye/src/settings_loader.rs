@@ -188,9 +188,9 @@ mod tests {
         /// Any value in any of the environment variables Skye reads is applied or reported.
         #[test]
         fn any_environment_is_applied_or_refused_clearly(
-            vars in prop::collection::vec((0usize..29, "\\PC{0,12}"), 0..8),
+            vars in prop::collection::vec((0usize..39, "\\PC{0,12}"), 0..8),
         ) {
-            const NAMES: [&str; 29] = [
+            const NAMES: [&str; 39] = [
                 "APP_NAME", "APP_ENV", "APP_LOG_LEVEL", "LOG_LEVEL", "LOG_FORMAT",
                 "SKYE_DATA_DIR", "DATA_DIR", "AUTH_TOKENS", "PORT", "APP_PORT",
                 "IN_MEMORY_CACHE_SIZE_IN_BYTES", "ADMIN_HOST", "ADMIN_PORT",
@@ -198,6 +198,10 @@ mod tests {
                 "ETCD_WATCHER_ENABLED", "SKYE_CONFIG_STORE", "CONFIG_STORE", "KAFKA_BROKER",
                 "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_MAX_POLL_INTERVAL_MS", "REDIS_ADDR",
                 "REDIS_PASSWORD", "REDIS_DB", "unknown_var", "port", "Log_Format",
+                "EMBEDDING_CONSUMER_KAFKA_IDS", "REALTIME_CONSUMER_KAFKA_IDS",
+                "REALTIME_DELTA_CONSUMER_KAFKA_ID", "KAFKA_1_TOPICS", "KAFKA_1_BOOTSTRAP_SERVERS",
+                "KAFKA_1_BATCH_SIZE", "KAFKA_2_BOOTSTRAP_SERVERS", "KAFKA_PRODUCER_1_TOPICS",
+                "STORAGE_EMBEDDING_STORE_1_PORT", "STORAGE_AGGREGATOR_DB_1_CONTACT_POINTS",
             ];
             let env: Vec<(String, String)> = vars
                 .into_iter()
