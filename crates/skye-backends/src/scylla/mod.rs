@@ -186,6 +186,26 @@ impl ScyllaStorage {
         Ok(p)
     }
 
+    /// Runs `(statement text, values)` pairs, `concurrency` at a time (each text prepared once).
+    async fn execute_all(
+        &self,
+        statements: Vec<(String, Vec<CqlValue>)>,
+    ) -> Result<(), StorageError> {
+        futures_util::stream::iter(statements)
+            .map(|(cql, values)| async move {
+                let statement = self.prepare(cql).await?;
+                self.session
+                    .execute_unpaged(&statement, values)
+                    .await
+                    .map(|_| ())
+                    .map_err(unavailable)
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
     async fn select_one(
         &self,
         statement: &PreparedStatement,
@@ -300,19 +320,7 @@ impl EmbeddingStore for ScyllaStorage {
             );
             statements.push((cql, values));
         }
-        futures_util::stream::iter(statements)
-            .map(|(cql, values)| async move {
-                let statement = self.prepare(cql).await?;
-                self.session
-                    .execute_unpaged(&statement, values)
-                    .await
-                    .map(|_| ())
-                    .map_err(unavailable)
-            })
-            .buffer_unordered(self.concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
+        self.execute_all(statements).await
     }
 
     async fn get(
@@ -381,12 +389,10 @@ impl EmbeddingStore for ScyllaStorage {
             ))
             .await?;
         scan.set_page_size(1000);
-        let delete = self
-            .prepare(format!(
-                "DELETE FROM {}.{table} WHERE model_name = ? AND version = ? AND id = ?",
-                self.keyspace
-            ))
-            .await?;
+        let delete = format!(
+            "DELETE FROM {}.{table} WHERE model_name = ? AND version = ? AND id = ?",
+            self.keyspace
+        );
         let mut pages = self
             .session
             .execute_iter(scan, ())
@@ -400,24 +406,18 @@ impl EmbeddingStore for ScyllaStorage {
                 doomed.push(id);
             }
         }
-        let delete = &delete;
-        futures_util::stream::iter(doomed)
-            .map(|id| async move {
+        let statements = doomed
+            .into_iter()
+            .map(|id| {
                 let values = vec![
                     CqlValue::Text(generation.model.to_string()),
                     CqlValue::Int(version),
                     CqlValue::Text(id),
                 ];
-                self.session
-                    .execute_unpaged(delete, values)
-                    .await
-                    .map(|_| ())
-                    .map_err(unavailable)
+                (delete.clone(), values)
             })
-            .buffer_unordered(self.concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
+            .collect();
+        self.execute_all(statements).await
     }
 }
 
@@ -490,19 +490,7 @@ impl AggregatorStore for ScyllaStorage {
             );
             statements.push((cql, values));
         }
-        futures_util::stream::iter(statements)
-            .map(|(cql, values)| async move {
-                let statement = self.prepare(cql).await?;
-                self.session
-                    .execute_unpaged(&statement, values)
-                    .await
-                    .map(|_| ())
-                    .map_err(unavailable)
-            })
-            .buffer_unordered(self.concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
+        self.execute_all(statements).await
     }
 }
 

@@ -59,6 +59,24 @@ fn with_metadata<T>(message: T, caller: Option<&str>, token: Option<&str>) -> to
     req
 }
 
+/// What is wrong with an answer that should have been `code` with exactly `message`.
+fn mismatch<T: std::fmt::Debug>(
+    case: &str,
+    got: Result<tonic::Response<T>, tonic::Status>,
+    code: Code,
+    message: &str,
+) -> Option<String> {
+    match got {
+        Err(s) if s.code() == code && s.message() == message => None,
+        Err(s) => Some(format!(
+            "{case}: got {:?} {:?}, want {code:?} {message:?}",
+            s.code(),
+            s.message()
+        )),
+        Ok(r) => Some(format!("{case}: answered {:?}", r.into_inner())),
+    }
+}
+
 fn authed<T>(message: T) -> tonic::Request<T> {
     with_metadata(message, Some("e2e"), Some(TOKEN))
 }
@@ -243,15 +261,7 @@ async fn malformed_requests_get_exact_statuses_and_messages() {
     let mut wrong = Vec::new();
     for (case, req, code, message) in cases {
         let got = search.get_similar_candidates(req).await;
-        match got {
-            Err(s) if s.code() == code && s.message() == message => {}
-            Err(s) => wrong.push(format!(
-                "{case}: got {:?} {:?}, want {code:?} {message:?}",
-                s.code(),
-                s.message()
-            )),
-            Ok(r) => wrong.push(format!("{case}: answered {:?}", r.into_inner())),
-        }
+        wrong.extend(mismatch(case, got, code, message));
     }
 
     let bulk = |ids: Vec<&str>| SkyeBulkEmbeddingRequest {
@@ -283,15 +293,12 @@ async fn malformed_requests_get_exact_statuses_and_messages() {
             "skye-auth-token header is missing",
         ),
     ] {
-        match embeddings.get_embeddings_for_candidates(req).await {
-            Err(s) if s.code() == code && s.message() == message => {}
-            Err(s) => wrong.push(format!(
-                "{case}: got {:?} {:?}, want {code:?} {message:?}",
-                s.code(),
-                s.message()
-            )),
-            Ok(r) => wrong.push(format!("{case}: answered {:?}", r.into_inner())),
-        }
+        wrong.extend(mismatch(
+            case,
+            embeddings.get_embeddings_for_candidates(req).await,
+            code,
+            message,
+        ));
     }
     let dot = |embedding: Vec<f64>| EmbeddingDotProductRequest {
         entity: "catalog".into(),
@@ -323,15 +330,12 @@ async fn malformed_requests_get_exact_statuses_and_messages() {
             "candidateIds are required",
         ),
     ] {
-        match embeddings.get_candidate_embedding_scores(req).await {
-            Err(s) if s.code() == code && s.message() == message => {}
-            Err(s) => wrong.push(format!(
-                "{case}: got {:?} {:?}, want {code:?} {message:?}",
-                s.code(),
-                s.message()
-            )),
-            Ok(r) => wrong.push(format!("{case}: answered {:?}", r.into_inner())),
-        }
+        wrong.extend(mismatch(
+            case,
+            embeddings.get_candidate_embedding_scores(req).await,
+            code,
+            message,
+        ));
     }
 
     // HTTP: (case, method, component, path, with the token, body, status, exact `error`)
