@@ -55,7 +55,7 @@ impl VectorRouter {
                 Some(remote) => remote.for_variant(v, write),
                 None => Err(VectorStoreError::Unavailable(format!(
                     "variant '{}' uses {}, and this build has no client for it (rebuild with \
-                     `--features qdrant`)",
+                     `--features qdrant` or `--features ngt-eigenix`)",
                     v.name, v.vector_db_type
                 ))),
             },

@@ -31,8 +31,17 @@ use tokio::sync::watch;
 use crate::cli::{BenchGrpcArgs, BenchIngestArgs};
 use crate::rng::Rng;
 
-fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// The `p` quantile (0..=1, nearest rank) of sorted latencies in µs, in ms; 0 when empty.
+pub(crate) fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() as f64 * p).ceil() as usize).clamp(1, sorted_us.len()) - 1;
+    f64::from(sorted_us[i]) / 1000.0
 }
 
 /// `skye bench ingest`.
@@ -338,13 +347,7 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
     }
     let took = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        f64::from(all[i]) / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&all, p);
     say(&format!(
         "  {} requests, {errors} errors, {:.0} QPS; latency ms p50 {:.3}  p95 {:.3}  p99 {:.3}  p99.9 {:.3}",
         all.len(),

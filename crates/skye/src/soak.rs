@@ -24,14 +24,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::bench_cmd::{percentile_ms, say};
 use crate::cli::BenchSoakArgs;
 use crate::http_client::HttpClient;
 use crate::ingest_cli::{self, IngestJob};
 use crate::rng::Rng;
-
-fn say(text: &str) {
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
-}
 
 /// The child server; killed when dropped.
 struct Server {
@@ -119,14 +116,6 @@ struct Sample {
     errors: u64,
     shed: u64,
     events: u64,
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    f64::from(sorted[i]) / 1000.0
 }
 
 /// `skye bench soak`.
@@ -332,8 +321,8 @@ async fn run(args: &BenchSoakArgs, dir: &Path) -> anyhow::Result<()> {
             at_s: started.elapsed().as_secs_f64(),
             rss_mib: rss_mib(pid)?,
             qps: window.len() as f64 / took.max(1e-9),
-            p50_ms: percentile(&window, 0.50),
-            p99_ms: percentile(&window, 0.99),
+            p50_ms: percentile_ms(&window, 0.50),
+            p99_ms: percentile_ms(&window, 0.99),
             errors: e - errors_before,
             shed: sh - shed_before,
             events: ev - events_before,

@@ -49,6 +49,15 @@ fn status(service: &str, s: tonic::Status) -> VectorStoreError {
     }
 }
 
+/// A lazily connecting channel to `url` with the variant's deadline.
+fn channel(service: &str, url: &str, deadline: Duration) -> Result<Channel, VectorStoreError> {
+    Ok(Endpoint::from_shared(url.to_string())
+        .map_err(|e| VectorStoreError::InvalidArgument(format!("{service}: bad URL {url}: {e}")))?
+        .timeout(deadline)
+        .connect_timeout(deadline)
+        .connect_lazy())
+}
+
 /// Refuses what these services cannot do for a query.
 fn check_query(service: &str, q: &SearchQuery) -> Result<(), VectorStoreError> {
     if q.filter
@@ -148,11 +157,7 @@ impl NgtStore {
                 }),
             }
         };
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| VectorStoreError::InvalidArgument(format!("NGT: bad URL {url}: {e}")))?
-            .timeout(deadline)
-            .connect_timeout(deadline)
-            .connect_lazy();
+        let channel = channel("NGT", url, deadline)?;
         Ok(NgtStore {
             client: EmbeddingServiceClient::new(channel),
             epsilon: number("epsilon", 0.1)?,
@@ -252,11 +257,7 @@ impl EigenixStore {
             Some(v) => skye_proto::eigenix::DatabaseType::from_str_name(&v.to_ascii_uppercase())
                 .ok_or_else(|| bad("database_type", v, "HNSW_LIB or QDRANT"))?,
         };
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| VectorStoreError::InvalidArgument(format!("Eigenix: bad URL {url}: {e}")))?
-            .timeout(deadline)
-            .connect_timeout(deadline)
-            .connect_lazy();
+        let channel = channel("Eigenix", url, deadline)?;
         Ok(EigenixStore {
             client: EigenixServiceClient::new(channel),
             index_prefix: format!("{model}_{variant}_"),
