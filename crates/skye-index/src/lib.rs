@@ -10,6 +10,8 @@ pub mod error;
 pub mod filter;
 pub mod flat;
 pub mod hnsw;
+#[cfg(feature = "core")]
+pub mod neutral;
 pub mod npy;
 pub mod payload;
 pub mod persist;

@@ -197,7 +197,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
                 max_concurrent: settings.serving.max_concurrent_searches,
             },
         )
-        .with_embeddings(backends.embeddings.clone());
+        .with_embeddings(backends.embeddings.clone())
+        .with_aggregator(backends.aggregator.clone());
         let engine = match skye_backends::factory::open_distributed_cache(&settings)? {
             Some(cache) => {
                 tracing::info!(addr = %settings.backends.redis.addr, "distributed cache: Redis");
@@ -343,7 +344,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
                     max_concurrent: 4,
                 },
             )
-            .with_embeddings(backends.embeddings.clone()),
+            .with_embeddings(backends.embeddings.clone())
+            .with_aggregator(backends.aggregator.clone()),
             serving_port: serving_port.unwrap_or(settings.serving.listen.port),
         };
         servers.spawn(async move {

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use skye_core::domain::{DistanceFunction, names};
 use skye_core::vector_store::{
-    CollectionInfo, CollectionSpec, Condition, PayloadValue, ScoredPoint, SearchFilter,
-    SearchQuery, VectorPoint, VectorRead, VectorStore, VectorStoreError,
+    CollectionInfo, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery, VectorPoint,
+    VectorRead, VectorStore, VectorStoreError,
 };
 use skye_index::{CollectionConfig, DurableCollection, IndexError, Metric};
 
@@ -151,70 +151,6 @@ fn compaction_due(info: &skye_index::CollectionInfo) -> bool {
         && info.tombstones * 4 >= info.points
 }
 
-/// Typed payload → engine value.
-pub(crate) fn to_value(v: &PayloadValue) -> skye_index::Value {
-    match v {
-        PayloadValue::Keyword(s) => skye_index::Value::Keyword(s.clone()),
-        PayloadValue::Integer(i) => skye_index::Value::Integer(*i),
-        PayloadValue::Float(f) => skye_index::Value::Float(*f),
-        PayloadValue::Bool(b) => skye_index::Value::Bool(*b),
-        PayloadValue::Geo(lat, lon) => skye_index::Value::Geo(skye_index::GeoPoint {
-            lat: *lat,
-            lon: *lon,
-        }),
-        PayloadValue::List(items) => skye_index::Value::List(items.iter().map(to_value).collect()),
-    }
-}
-
-fn to_condition(c: &Condition) -> skye_index::Condition {
-    match c {
-        Condition::Match { field, any } => skye_index::Condition::Match {
-            field: field.clone(),
-            any: any.iter().map(to_value).collect(),
-        },
-        Condition::Exists { field } => skye_index::Condition::Exists {
-            field: field.clone(),
-        },
-        Condition::Text { field, query } => skye_index::Condition::Text {
-            field: field.clone(),
-            query: query.clone(),
-        },
-        Condition::Range {
-            field,
-            gt,
-            gte,
-            lt,
-            lte,
-        } => skye_index::Condition::Range {
-            field: field.clone(),
-            gt: *gt,
-            gte: *gte,
-            lt: *lt,
-            lte: *lte,
-        },
-        Condition::GeoRadius {
-            field,
-            lat,
-            lon,
-            radius_m,
-        } => skye_index::Condition::GeoRadius {
-            field: field.clone(),
-            center: skye_index::GeoPoint {
-                lat: *lat,
-                lon: *lon,
-            },
-            radius_m: *radius_m,
-        },
-    }
-}
-
-pub(crate) fn to_filter(f: &SearchFilter) -> skye_index::Filter {
-    skye_index::Filter {
-        must: f.must.iter().map(to_condition).collect(),
-        must_not: f.must_not.iter().map(to_condition).collect(),
-    }
-}
-
 #[async_trait]
 impl VectorRead for EmbeddedVectorStore {
     async fn search(
@@ -228,7 +164,7 @@ impl VectorRead for EmbeddedVectorStore {
             queries
                 .iter()
                 .map(|q| {
-                    let filter = q.filter.as_ref().map(to_filter);
+                    let filter = q.filter.as_ref().map(skye_index::Filter::from);
                     let req = skye_index::SearchRequest {
                         vector: &q.vector,
                         limit: q.limit,
@@ -337,7 +273,7 @@ impl VectorStore for EmbeddedVectorStore {
                 payload: p
                     .payload
                     .iter()
-                    .map(|(k, v)| (k.clone(), to_value(v)))
+                    .map(|(k, v)| (k.clone(), skye_index::Value::from(v)))
                     .collect(),
             })
             .collect();
@@ -375,7 +311,7 @@ impl VectorStore for EmbeddedVectorStore {
             for (id, fields) in updates {
                 let fields = fields
                     .iter()
-                    .map(|(k, v)| (k.clone(), Some(to_value(v))))
+                    .map(|(k, v)| (k.clone(), Some(skye_index::Value::from(v))))
                     .collect();
                 match handle.durable.set_payload(&id, fields) {
                     Ok(()) | Err(IndexError::PointNotFound(_)) => {}

@@ -8,9 +8,10 @@
 //! * `offset` and the ids a `candidateIds` query must not return are applied by Skye over a
 //!   larger `k`;
 //! * filters and attributes: the services have neither payloads nor filters. The original
-//!   silently ignores them (returning unfiltered results); Skye refuses a filtered request with
-//!   INVALID_ARGUMENT rather than answer something the caller did not ask for, and returns no
-//!   attributes;
+//!   silently ignores them (returning unfiltered results). Skye's serving engine evaluates them
+//!   itself over a wider search (`skye_engine::search::payloadless`), so these stores only ever
+//!   see unfiltered queries; a filtered query that reaches them directly is refused with
+//!   INVALID_ARGUMENT rather than answered unfiltered;
 //! * Eigenix gets one `limit` for the batch (the original takes the first query's); each query's
 //!   own limit is applied to its result set.
 //!
@@ -65,8 +66,8 @@ fn check_query(service: &str, q: &SearchQuery) -> Result<(), VectorStoreError> {
         .is_some_and(|f| !f.must.is_empty() || !f.must_not.is_empty())
     {
         return Err(VectorStoreError::InvalidArgument(format!(
-            "{service} variants cannot filter (the service holds no payloads); send the request \
-             without filters"
+            "{service} holds no payloads and cannot filter; Skye's serving engine filters its \
+             answers (send filtered queries through it)"
         )));
     }
     Ok(())

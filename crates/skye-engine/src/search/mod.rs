@@ -4,4 +4,5 @@
 pub mod cache;
 pub mod embeddings;
 pub mod filters;
+pub mod payloadless;
 pub mod similar;

@@ -9,13 +9,14 @@ use tokio::sync::Semaphore;
 use skye_core::domain::Variant;
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::snapshot::LookupError;
-use skye_core::storage::{EmbeddingStore, Generation, StorageError};
+use skye_core::storage::{AggregatorStore, EmbeddingStore, Generation, StorageError};
 use skye_core::vector_store::{
     ScoredPoint, SearchFilter, SearchQuery, VectorRead, VectorStoreError,
 };
 
 use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache, decode_hits, encode_hits};
 use super::filters::{FilterError, FilterSpec, translate_all};
+use super::payloadless::{self, PayloadSource};
 use crate::registry::Registry;
 use skye_core::cache::DistributedCache;
 
@@ -63,6 +64,8 @@ pub enum SearchError {
     DeadlineExceeded(Duration),
     #[error("embedding store: {0}")]
     Embeddings(#[from] StorageError),
+    #[error("aggregator store: {0}")]
+    Aggregator(StorageError),
     #[error("collection {collection} of the variant's read version: {source}")]
     Store {
         collection: String,
@@ -78,7 +81,7 @@ impl HasErrorCode for SearchError {
             SearchError::NotAvailable(_) => ErrorCode::FailedPrecondition,
             SearchError::Overloaded => ErrorCode::ResourceExhausted,
             SearchError::DeadlineExceeded(_) => ErrorCode::Timeout,
-            SearchError::Embeddings(e) => e.code(),
+            SearchError::Embeddings(e) | SearchError::Aggregator(e) => e.code(),
             SearchError::Store { source, .. } => match source {
                 // The variant points at a collection that does not exist (not onboarded yet).
                 VectorStoreError::CollectionNotFound(_) => ErrorCode::FailedPrecondition,
@@ -94,6 +97,7 @@ pub struct SimilarService {
     registry: Arc<Registry>,
     vectors: Arc<dyn VectorRead>,
     embeddings: Option<Arc<dyn EmbeddingStore>>,
+    aggregator: Option<Arc<dyn AggregatorStore>>,
     distributed: Option<Arc<dyn DistributedCache>>,
     max_limit: u32,
     cache: Arc<ResultCache>,
@@ -129,6 +133,7 @@ impl SimilarService {
             registry,
             vectors,
             embeddings: None,
+            aggregator: None,
             distributed: None,
             max_limit: limits.max_limit,
             cache: Arc::new(ResultCache::new(limits.cache_bytes)),
@@ -139,6 +144,13 @@ impl SimilarService {
     /// Enables `candidateIds` queries: their vectors come from this store.
     pub fn with_embeddings(mut self, store: Arc<dyn EmbeddingStore>) -> Self {
         self.embeddings = Some(store);
+        self
+    }
+
+    /// Enables filters and attributes on variants whose vector DB holds no payloads (NGT,
+    /// Eigenix): hit payloads are built from this store's rows (see [`payloadless`]).
+    pub fn with_aggregator(mut self, store: Arc<dyn AggregatorStore>) -> Self {
+        self.aggregator = Some(store);
         self
     }
 
@@ -412,11 +424,26 @@ impl SimilarService {
             .try_acquire_owned()
             .map_err(|_| SearchError::Overloaded)?;
         let collection = variant.collection_name(variant.vector_db_read_version);
-        let found = self
-            .vectors
-            .search(&collection, search)
-            .await
-            .map_err(|source| SearchError::Store { collection, source })?;
+        let found =
+            if payloadless::applies(variant) && search.iter().any(payloadless::needs_payloads) {
+                let aggregator = self.aggregator.as_deref().ok_or_else(|| {
+                    SearchError::NotAvailable(format!(
+                        "filters and attributes on {} variants need the aggregator store",
+                        variant.vector_db_type
+                    ))
+                })?;
+                let source = PayloadSource {
+                    variant,
+                    aggregator,
+                    table: &snapshot.store_of(&req.entity)?.aggregator_table,
+                };
+                payloadless::search(self.vectors.as_ref(), &collection, source, search).await?
+            } else {
+                self.vectors
+                    .search(&collection, search)
+                    .await
+                    .map_err(|source| SearchError::Store { collection, source })?
+            };
         let ttl = Duration::from_secs(caching.in_memory_cache_ttl_seconds);
         let mut write_back = Vec::new();
         for ((i, key), hits) in searched.into_iter().zip(found) {

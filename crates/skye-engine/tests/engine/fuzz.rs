@@ -17,6 +17,7 @@ use skye_core::domain::variant::collection_name;
 use skye_core::domain::{DistanceFunction, FieldSchema};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::event_log::Record;
+use skye_core::storage::AggregatorStore;
 use skye_core::vector_store::{
     CollectionSpec, PayloadValue, SearchQuery, VectorPoint, VectorRead, VectorStore,
 };
@@ -26,6 +27,8 @@ use skye_engine::ingest::runner::{BatchHandler, EmbeddingHandler};
 use skye_engine::lifecycle::Lifecycle;
 use skye_engine::search::filters::{FilterOp, FilterSpec};
 use skye_engine::search::similar::{Limits, SimilarRequest, SimilarService};
+
+use crate::support::PayloadBlind;
 
 const POINTS: i64 = 40;
 
@@ -175,20 +178,38 @@ fn expected(spec: &FilterSpec) -> Option<Result<Vec<i64>, ()>> {
     }
 }
 
+/// Variant `v` is served by the embedded engine from point payloads; variant `n` is an NGT
+/// variant whose store holds bare vectors, with the same values in the aggregator table. Both
+/// must answer every filter the same way, and as the oracle says where it models the filter.
 #[test]
 fn random_filters_select_what_the_spec_says_or_are_refused() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let (service, _vectors) = rt.block_on(async {
+    let service = rt.block_on(async {
+        let mut ngt = schema();
+        ngt["read_host"] = json!("ngt.invalid");
+        ngt["port"] = json!("8080");
         let registry = crate::support::registry_with(
             dir.path(),
-            &[json!({"variant": "v", "vector_db_config": schema()})],
+            &[
+                json!({"variant": "v", "vector_db_config": schema()}),
+                json!({"variant": "n", "vector_db_type": "NGT", "vector_db_config": ngt}),
+            ],
         )
         .await;
         let vectors = Arc::new(EmbeddedVectorStore::open(&dir.path().join("vectors")).unwrap());
+        let storage = Arc::new(EmbeddedStorage::open(&dir.path().join("storage.redb")).unwrap());
         let snapshot = registry.snapshot();
         let variant = snapshot.variant("e", "m", "v").unwrap();
         let name = collection_name("v", "m", variant.vector_db_read_version);
+        let ngt_name = collection_name(
+            "n",
+            "m",
+            snapshot
+                .variant("e", "m", "n")
+                .unwrap()
+                .vector_db_read_version,
+        );
         let payload_schema = [
             ("brand", FieldSchema::Keyword),
             ("price", FieldSchema::Integer),
@@ -200,18 +221,16 @@ fn random_filters_select_what_the_spec_says_or_are_refused() {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        vectors
-            .create_collection(CollectionSpec {
-                name: name.clone(),
-                dimension: 2,
-                distance: DistanceFunction::Dot,
-                m: 16,
-                ef_construct: 64,
-                indexing_threshold: 0,
-                payload_schema,
-            })
-            .await
-            .unwrap();
+        let spec = CollectionSpec {
+            name: name.clone(),
+            dimension: 2,
+            distance: DistanceFunction::Dot,
+            m: 16,
+            ef_construct: 64,
+            indexing_threshold: 0,
+            payload_schema,
+        };
+        vectors.create_collection(spec.clone()).await.unwrap();
         let points = (0..POINTS)
             .map(|i| VectorPoint {
                 id: i.to_string(),
@@ -230,30 +249,76 @@ fn random_filters_select_what_the_spec_says_or_are_refused() {
             })
             .collect();
         vectors.upsert(&name, points).await.unwrap();
-        let service = SimilarService::new(
+        // The NGT variant: bare vectors, the payload values as aggregator text.
+        let mut bare = spec.clone();
+        bare.name = ngt_name.clone();
+        bare.payload_schema = BTreeMap::new();
+        vectors.create_collection(bare).await.unwrap();
+        let bare_points = (0..POINTS)
+            .map(|i| VectorPoint {
+                id: i.to_string(),
+                vector: vec![i as f32 / 10.0, 1.0],
+                payload: BTreeMap::new(),
+            })
+            .collect();
+        vectors.upsert(&ngt_name, bare_points).await.unwrap();
+        let rows = (0..POINTS)
+            .map(|i| {
+                let row = [
+                    ("brand", brand(i)),
+                    ("price", price(i).to_string()),
+                    ("rating", rating(i).to_string()),
+                    ("active", (i % 2 == 0).to_string()),
+                    ("ts", (1_700_000_000 + i).to_string()),
+                    ("loc", format!("{},77", 12.0 + i as f64 / 100.0)),
+                ];
+                (
+                    i.to_string(),
+                    row.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                )
+            })
+            .collect();
+        let table = &snapshot.store_of("e").unwrap().aggregator_table;
+        storage.merge(table, rows).await.unwrap();
+        SimilarService::new(
             registry,
-            vectors.clone(),
+            Arc::new(PayloadBlind::new(vectors)),
             Limits {
                 max_limit: 100,
                 cache_bytes: 0,
                 max_concurrent: 4,
             },
-        );
-        (service, vectors)
+        )
+        .with_aggregator(storage)
     });
     let (checked, refused) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
     runner()
         .run(&prop_oneof![3 => prop::collection::vec(filter_spec(), 1..2), 1 => prop::collection::vec(filter_spec(), 2..4)], |specs| {
-            let request = SimilarRequest {
+            let request = |variant: &str| SimilarRequest {
                 entity: "e".into(),
                 model: "m".into(),
-                variant: "v".into(),
+                variant: variant.into(),
                 limit: 100,
                 embeddings: vec![vec![1.0, 0.0]],
                 global_filters: specs.clone(),
+                attributes: vec!["brand".into(), "rating".into(), "loc".into()],
                 ..Default::default()
             };
-            let got = rt.block_on(service.similar(request, 1_700_000_100));
+            let got = rt.block_on(service.similar(request("v"), 1_700_000_100));
+            let by_skye = rt.block_on(service.similar(request("n"), 1_700_000_100));
+            match (&got, &by_skye) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(
+                    &a.answers, &b.answers,
+                    "filters {:?}: the NGT variant (filtered by Skye) differs from the embedded one",
+                    specs
+                ),
+                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => {
+                    return Err(TestCaseError::fail(format!(
+                        "filters {specs:?}: embedded {a:?}, NGT {b:?}"
+                    )));
+                }
+            }
             // The conjunction of the per-filter oracles, when every filter is modelled.
             let mut want: Option<Result<Vec<i64>, ()>> = Some(Ok((0..POINTS).collect()));
             for spec in &specs {

@@ -3,6 +3,7 @@
 mod caching;
 mod fuzz;
 mod overload;
+mod payloadless;
 mod registry;
 mod routing;
 mod support;

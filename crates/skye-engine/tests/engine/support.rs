@@ -3,10 +3,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
-use skye_backends::embedded::EmbeddedConfigStore;
+use skye_backends::embedded::{EmbeddedConfigStore, EmbeddedVectorStore};
 use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
+use skye_core::vector_store::{
+    CollectionInfo, ScoredPoint, SearchQuery, VectorRead, VectorStoreError,
+};
 use skye_engine::registry::Registry;
 
 /// Registers the fixture; each of `variants` is a register-variant body without entity/model.
@@ -35,4 +39,51 @@ pub async fn registry_with(dir: &Path, variants: &[Value]) -> Arc<Registry> {
             .unwrap();
     }
     r
+}
+
+/// A vector DB without payloads (as NGT and Eigenix) over collections named `n_*`: it fails a
+/// query that carries a filter or asks for payload fields, so the engine must filter such
+/// variants itself. Other collections pass through. Counts the searches it answers.
+#[derive(Debug)]
+pub struct PayloadBlind {
+    inner: Arc<EmbeddedVectorStore>,
+    pub searches: AtomicUsize,
+}
+
+impl PayloadBlind {
+    pub fn new(inner: Arc<EmbeddedVectorStore>) -> Self {
+        PayloadBlind {
+            inner,
+            searches: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl VectorRead for PayloadBlind {
+    async fn search(
+        &self,
+        collection: &str,
+        queries: Vec<SearchQuery>,
+    ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
+        if collection.starts_with("n_")
+            && queries
+                .iter()
+                .any(|q| q.filter.is_some() || !q.with_payload.is_empty())
+        {
+            return Err(VectorStoreError::InvalidArgument(
+                "this store holds no payloads".into(),
+            ));
+        }
+        self.searches.fetch_add(1, Ordering::Relaxed);
+        self.inner.search(collection, queries).await
+    }
+
+    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError> {
+        self.inner.collection_info(collection).await
+    }
+
+    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
+        self.inner.list_collections().await
+    }
 }
