@@ -177,6 +177,21 @@ pub struct RedisSettings {
     pub addr: String,
     pub password: String,
     pub db: i64,
+    /// How similar-candidates answers are keyed and encoded.
+    pub key_format: CacheKeyFormat,
+}
+
+/// The distributed cache's key and value format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheKeyFormat {
+    /// Keys over everything that changes an answer (read version, `limit`, `offset`), compact
+    /// values: never a stale or short answer.
+    #[default]
+    Skye,
+    /// The original's `sc:…:V2` keys and protobuf `CandidateResponse` values (spec serving
+    /// §4.2), to share a Redis with the original's pods or start on a warm one.
+    Original,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -457,6 +472,11 @@ impl Settings {
                     Ok(n) => self.backends.redis.db = n,
                     Err(_) => errors.push(field, format!("'{value}' is not a database number")),
                 },
+                "REDIS_KEY_FORMAT" => match value.trim().to_ascii_lowercase().as_str() {
+                    "skye" => self.backends.redis.key_format = CacheKeyFormat::Skye,
+                    "original" => self.backends.redis.key_format = CacheKeyFormat::Original,
+                    _ => errors.push(field, format!("'{value}' is not 'skye' or 'original'")),
+                },
                 _ if kafka_ids.offer(&name, value) => {}
                 _ => {}
             }
@@ -592,6 +612,7 @@ mod tests {
                 ("Auth_Tokens", "a, b,"),
                 ("etcd_server", "127.0.0.1:2379,127.0.0.2:2379"),
                 ("REDIS_ADDR", "localhost:6379"),
+                ("redis_key_format", "Original"),
                 ("kafka_broker", "localhost:9092"),
                 ("APP_ENV", "int"),
                 ("HOME", "/root"),
@@ -605,6 +626,7 @@ mod tests {
         assert_eq!(s.backends.config_store, ConfigStoreKind::Etcd);
         assert_eq!(s.backends.etcd.endpoints.len(), 2);
         assert_eq!(s.backends.redis.addr, "localhost:6379");
+        assert_eq!(s.backends.redis.key_format, CacheKeyFormat::Original);
         assert_eq!(s.backends.kafka.broker, "localhost:9092");
         assert_eq!(s.app_env, "int");
     }
@@ -617,11 +639,20 @@ mod tests {
         assert_eq!(s.consumers.listen.port, 7000);
         let err = s
             .apply_env(
-                [("PORT", "http"), ("REDIS_DB", "x"), ("LOG_FORMAT", "xml")],
+                [
+                    ("PORT", "http"),
+                    ("REDIS_DB", "x"),
+                    ("LOG_FORMAT", "xml"),
+                    ("REDIS_KEY_FORMAT", "v2"),
+                ],
                 PortTarget::Admin,
             )
             .unwrap_err();
-        assert_eq!(err.0.len(), 3, "{err}");
+        assert_eq!(err.0.len(), 4, "{err}");
+        assert!(
+            err.to_string().contains("'v2' is not 'skye' or 'original'"),
+            "{err}"
+        );
     }
 
     #[test]

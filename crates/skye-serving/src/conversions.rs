@@ -1,9 +1,8 @@
 //! Proto ↔ engine types.
 
-use skye_core::vector_store::ScoredPoint;
 use skye_engine::search::filters::{FilterOp, FilterSpec};
 use skye_engine::search::similar::SimilarRequest;
-use skye_proto::{Candidate, CandidateResponse, Filters, Meta, SkyeRequest};
+use skye_proto::{Filters, SkyeRequest};
 use tonic::Status;
 
 fn specs(group: &Filters) -> Result<Vec<FilterSpec>, Status> {
@@ -46,20 +45,5 @@ pub(crate) fn similar_request(r: SkyeRequest) -> Result<SimilarRequest, Status> 
                 .unwrap_or_default(),
             attributes: r.attribute,
         })
-    }
-}
-
-pub(crate) fn candidates(hits: Vec<ScoredPoint>) -> CandidateResponse {
-    CandidateResponse {
-        candidates: hits
-            .into_iter()
-            .map(|h| Candidate {
-                id: h.id,
-                meta: Some(Meta {
-                    score: f64::from(h.score),
-                    attributes_map: h.payload.into_iter().collect(),
-                }),
-            })
-            .collect(),
     }
 }

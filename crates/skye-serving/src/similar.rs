@@ -10,7 +10,9 @@ use skye_proto::{SkyeRequest, SkyeResponse};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::conversions::{candidates, similar_request};
+use skye_engine::search::original_cache::to_response as candidates;
+
+use crate::conversions::similar_request;
 use crate::metrics::{Metrics, RequestLabels, VariantLabels};
 use crate::status;
 

@@ -201,8 +201,11 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         .with_aggregator(backends.aggregator.clone());
         let engine = match skye_backends::factory::open_distributed_cache(&settings)? {
             Some(cache) => {
-                tracing::info!(addr = %settings.backends.redis.addr, "distributed cache: Redis");
-                engine.with_distributed_cache(cache)
+                tracing::info!(addr = %settings.backends.redis.addr,
+                    key_format = ?settings.backends.redis.key_format, "distributed cache: Redis");
+                engine
+                    .with_distributed_cache(cache)
+                    .with_distributed_format(settings.backends.redis.key_format)
             }
             None => engine,
         };

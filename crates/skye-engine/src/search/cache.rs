@@ -76,16 +76,18 @@ impl KeyBuilder {
 
 impl CacheKey {
     /// The key in the distributed cache: a readable prefix (for operators: `SCAN sc:catalog:*`)
-    /// and a 128-bit hash of every part. Not the original's key format (spec serving §4.2): that
-    /// one omits the read version and `limit` and serves stale or short answers (§9 S23).
+    /// and the FNV-1a 128 hash of every part (stable across builds, so pods of different
+    /// releases share entries). Not the original's key format (spec serving §4.2; see
+    /// [`super::original_cache`]): that one omits the read version and `limit` and serves stale
+    /// or short answers (§9 S23).
     pub fn distributed(&self, prefix: &str) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut a = std::hash::DefaultHasher::new();
-        self.0.hash(&mut a);
-        let mut b = std::hash::DefaultHasher::new();
-        0xA5u8.hash(&mut b);
-        self.0.hash(&mut b);
-        format!("{prefix}:{:016x}{:016x}:V3", a.finish(), b.finish())
+        const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+        const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+        let hash = self
+            .0
+            .iter()
+            .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME));
+        format!("{prefix}:{hash:032x}:V3")
     }
 }
 

@@ -52,6 +52,11 @@ impl FilterOp {
         .copied()
     }
 
+    /// The operator's proto number.
+    pub fn to_proto(self) -> i32 {
+        self as i32
+    }
+
     pub fn name(self) -> &'static str {
         use FilterOp::*;
         match self {
@@ -434,6 +439,9 @@ mod tests {
         assert_eq!(FilterOp::from_proto(11), Some(FilterOp::Wthn));
         assert_eq!(FilterOp::from_proto(12), None);
         assert_eq!(FilterOp::from_proto(-1), None);
+        for n in 0..12 {
+            assert_eq!(FilterOp::from_proto(n).map(FilterOp::to_proto), Some(n));
+        }
         let all = translate_all(
             &[
                 FilterSpec {

@@ -4,5 +4,6 @@
 pub mod cache;
 pub mod embeddings;
 pub mod filters;
+pub mod original_cache;
 pub mod payloadless;
 pub mod similar;

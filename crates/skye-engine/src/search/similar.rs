@@ -16,9 +16,11 @@ use skye_core::vector_store::{
 
 use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache, decode_hits, encode_hits};
 use super::filters::{FilterError, FilterSpec, translate_all};
+use super::original_cache;
 use super::payloadless::{self, PayloadSource};
 use crate::registry::Registry;
 use skye_core::cache::DistributedCache;
+use skye_core::settings::CacheKeyFormat;
 
 /// A similar-candidates request, engine-side (transport-neutral).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -99,9 +101,21 @@ pub struct SimilarService {
     embeddings: Option<Arc<dyn EmbeddingStore>>,
     aggregator: Option<Arc<dyn AggregatorStore>>,
     distributed: Option<Arc<dyn DistributedCache>>,
+    distributed_format: CacheKeyFormat,
     max_limit: u32,
     cache: Arc<ResultCache>,
     searches: Arc<Semaphore>,
+}
+
+/// A query that was not answered from the in-process cache, and its cache keys.
+#[derive(Debug)]
+struct Searched {
+    /// Index in the request.
+    index: usize,
+    /// In-process key (also the source of Skye-format distributed keys).
+    key: Option<CacheKey>,
+    /// Distributed-cache key, when the variant uses that layer for this query.
+    remote_key: Option<String>,
 }
 
 /// The answers of a request.
@@ -135,6 +149,7 @@ impl SimilarService {
             embeddings: None,
             aggregator: None,
             distributed: None,
+            distributed_format: CacheKeyFormat::Skye,
             max_limit: limits.max_limit,
             cache: Arc::new(ResultCache::new(limits.cache_bytes)),
             searches: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
@@ -159,6 +174,27 @@ impl SimilarService {
     pub fn with_distributed_cache(mut self, cache: Arc<dyn DistributedCache>) -> Self {
         self.distributed = Some(cache);
         self
+    }
+
+    /// Keys and values of the distributed cache in `format` (default: Skye's own).
+    pub fn with_distributed_format(mut self, format: CacheKeyFormat) -> Self {
+        self.distributed_format = format;
+        self
+    }
+
+    /// A distributed-cache value as an answer for `limit`; `None` = a miss.
+    fn decode_remote(
+        &self,
+        bytes: &[u8],
+        limit: usize,
+        caching: &skye_core::domain::CachingConfig,
+    ) -> Option<Vec<ScoredPoint>> {
+        match self.distributed_format {
+            CacheKeyFormat::Skye => decode_hits(bytes),
+            CacheKeyFormat::Original => {
+                original_cache::decode(bytes, limit, caching.partial_hit_disabled)
+            }
+        }
     }
 
     /// Hits and misses of the result cache since start.
@@ -298,10 +334,15 @@ impl SimilarService {
         let global = translate_all(&req.global_filters, schema, now_unix)?;
         let mut search = Vec::with_capacity(queries);
         // An empty embedding gets an empty answer (as the original); cached answers are reused;
-        // the rest are searched together. `searched` remembers each one's index and cache key.
-        let mut searched: Vec<(usize, Option<CacheKey>)> = Vec::with_capacity(queries);
+        // the rest are searched together. `searched` remembers each one's index and cache keys.
+        let mut searched: Vec<Searched> = Vec::with_capacity(queries);
         let mut answers = vec![Vec::new(); queries];
         let caching = &variant.caching;
+        let remote = self
+            .distributed
+            .clone()
+            .filter(|_| caching.distributed_caching_enabled);
+        let prefix = format!("sc:{}:{}:{}", req.entity, req.model, req.variant);
         let (mut cache_hits, mut cache_misses) = (0, 0);
         for (i, source) in sources.into_iter().enumerate() {
             let Some((vector, exclude)) = source else {
@@ -315,8 +356,7 @@ impl SimilarService {
                 Some(specs) => translate_all(specs, schema, now_unix)?,
                 None => global.clone(),
             };
-            let distributed = caching.distributed_caching_enabled && self.distributed.is_some();
-            let key = (caching.in_memory_caching_enabled || distributed).then(|| {
+            let key = (caching.in_memory_caching_enabled || remote.is_some()).then(|| {
                 let k = KeyBuilder::default()
                     .str(&req.entity)
                     .str(&req.model)
@@ -344,7 +384,30 @@ impl SimilarService {
                 cache_hits += 1;
                 continue;
             }
-            searched.push((i, key));
+            let remote_key = match (&remote, self.distributed_format) {
+                (None, _) => None,
+                (Some(_), CacheKeyFormat::Skye) => key.as_ref().map(|k| k.distributed(&prefix)),
+                // The original's key has no offset: only first pages are shared there.
+                (Some(_), CacheKeyFormat::Original) => (req.offset == 0).then(|| {
+                    let query = match exclude {
+                        Some(id) => original_cache::Query::Id(id),
+                        None => original_cache::Query::Vector(&vector),
+                    };
+                    original_cache::similar_key(
+                        &req.entity,
+                        &req.model,
+                        &req.variant,
+                        query,
+                        specs,
+                        &req.attributes,
+                    )
+                }),
+            };
+            searched.push(Searched {
+                index: i,
+                key,
+                remote_key,
+            });
             search.push(SearchQuery {
                 vector,
                 limit: req.limit as usize,
@@ -358,30 +421,27 @@ impl SimilarService {
             });
         }
         // Second layer: one round trip for every in-memory miss. Errors are misses.
-        let remote = self
-            .distributed
-            .clone()
-            .filter(|_| caching.distributed_caching_enabled);
-        let prefix = format!("sc:{}:{}:{}", req.entity, req.model, req.variant);
         if let Some(remote) = &remote {
             let asked: Vec<usize> = (0..searched.len())
-                .filter(|n| searched[*n].1.is_some())
+                .filter(|n| searched[*n].remote_key.is_some())
                 .collect();
             let keys: Vec<String> = asked
                 .iter()
-                .filter_map(|n| searched[*n].1.as_ref().map(|k| k.distributed(&prefix)))
+                .filter_map(|n| searched[*n].remote_key.clone())
                 .collect();
             if !keys.is_empty() {
                 match remote.get_many(&keys).await {
                     Ok(values) => {
                         let mut found = vec![false; searched.len()];
                         for (n, value) in asked.iter().zip(values) {
-                            let Some(hits) = value.as_deref().and_then(decode_hits) else {
+                            let Some(hits) = value.as_deref().and_then(|bytes| {
+                                self.decode_remote(bytes, req.limit as usize, caching)
+                            }) else {
                                 continue;
                             };
-                            let (i, key) = &searched[*n];
+                            let s = &searched[*n];
                             if caching.in_memory_caching_enabled
-                                && let Some(key) = key
+                                && let Some(key) = &s.key
                             {
                                 self.cache.insert(
                                     key.clone(),
@@ -389,7 +449,7 @@ impl SimilarService {
                                     Duration::from_secs(caching.in_memory_cache_ttl_seconds),
                                 );
                             }
-                            answers[*i] = hits;
+                            answers[s.index] = hits;
                             found[*n] = true;
                             cache_hits += 1;
                         }
@@ -410,7 +470,7 @@ impl SimilarService {
                 }
             }
         }
-        cache_misses += searched.iter().filter(|(_, k)| k.is_some()).count();
+        cache_misses += searched.iter().filter(|s| s.key.is_some()).count();
         if search.is_empty() {
             return Ok(SimilarAnswer {
                 answers,
@@ -446,16 +506,20 @@ impl SimilarService {
             };
         let ttl = Duration::from_secs(caching.in_memory_cache_ttl_seconds);
         let mut write_back = Vec::new();
-        for ((i, key), hits) in searched.into_iter().zip(found) {
-            if let Some(key) = key {
-                if remote.is_some() {
-                    write_back.push((key.distributed(&prefix), encode_hits(&hits)));
-                }
-                if caching.in_memory_caching_enabled {
-                    self.cache.insert(key, hits.clone(), ttl);
-                }
+        for (s, hits) in searched.into_iter().zip(found) {
+            if let Some(remote_key) = s.remote_key {
+                let value = match self.distributed_format {
+                    CacheKeyFormat::Skye => encode_hits(&hits),
+                    CacheKeyFormat::Original => original_cache::encode(&hits),
+                };
+                write_back.push((remote_key, value));
             }
-            answers[i] = hits;
+            if let Some(key) = s.key
+                && caching.in_memory_caching_enabled
+            {
+                self.cache.insert(key, hits.clone(), ttl);
+            }
+            answers[s.index] = hits;
         }
         if let Some(remote) = remote
             && !write_back.is_empty()

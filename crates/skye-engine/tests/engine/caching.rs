@@ -141,3 +141,105 @@ async fn a_second_instance_is_served_from_the_distributed_cache_and_failures_are
     );
     assert_eq!(vectors.searches.load(Ordering::SeqCst), 2);
 }
+
+/// The key of a mode-A query as the spec writes it (serving §4.2), computed here independently of
+/// the engine: FNV-1a 64 of the float32 LE bytes, `e` for no filters and no attributes.
+fn original_key(vector: &[f32], attributes: &[&str]) -> String {
+    let fnv = |bytes: &[u8]| {
+        let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+        format!("{h:016x}")
+    };
+    let q: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let ah = match attributes.concat() {
+        a if a.is_empty() => "e".to_string(),
+        a => fnv(a.as_bytes()),
+    };
+    format!("sc:e:m:v:{}:e:{ah}:V2", fnv(&q))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_key_format_shares_entries_with_the_original_pods() {
+    use prost::Message;
+    use skye_core::settings::CacheKeyFormat;
+    use skye_proto::{Candidate, CandidateResponse, Meta};
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = crate::support::registry_with(
+        dir.path(),
+        &[json!({"variant": "v", "distributed_caching_enabled": true,
+            "distributed_cache_ttl_seconds": 60})],
+    )
+    .await;
+    let vectors = Arc::new(Counting::default());
+    let cache = Arc::new(MapCache::default());
+    let service = SimilarService::new(
+        registry.clone(),
+        vectors.clone(),
+        Limits {
+            max_limit: 10,
+            cache_bytes: 0,
+            max_concurrent: 4,
+        },
+    )
+    .with_distributed_cache(cache.clone())
+    .with_distributed_format(CacheKeyFormat::Original);
+    let request = |x: f64, limit: i64, offset: i64| SimilarRequest {
+        entity: "e".into(),
+        model: "m".into(),
+        variant: "v".into(),
+        limit,
+        offset,
+        embeddings: vec![vec![x, 0.0]],
+        ..Default::default()
+    };
+    // An entry an original pod wrote: 4 candidates for the query (2, 0).
+    let go_value = CandidateResponse {
+        candidates: (0..4)
+            .map(|i| Candidate {
+                id: format!("go-{i}"),
+                meta: Some(Meta {
+                    score: 0.9 - f64::from(i) / 10.0,
+                    attributes_map: Default::default(),
+                }),
+            })
+            .collect(),
+    };
+    cache
+        .map
+        .lock()
+        .unwrap()
+        .insert(original_key(&[2.0, 0.0], &[]), go_value.encode_to_vec());
+    let answer = service.similar(request(2.0, 3, 0), 0).await.unwrap();
+    let ids: Vec<&str> = answer.answers[0].iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, ["go-0", "go-1", "go-2"], "served and cut to limit");
+    assert_eq!(vectors.searches.load(Ordering::SeqCst), 0);
+    // limit 5 still takes 4 (limit − 1); limit 6 treats them as a partial answer and searches.
+    service.similar(request(2.0, 5, 0), 0).await.unwrap();
+    assert_eq!(vectors.searches.load(Ordering::SeqCst), 0);
+    service.similar(request(2.0, 6, 0), 0).await.unwrap();
+    assert_eq!(vectors.searches.load(Ordering::SeqCst), 1);
+    // A second page never uses the cache: the original's keys have no offset.
+    service.similar(request(2.0, 3, 3), 0).await.unwrap();
+    assert_eq!(vectors.searches.load(Ordering::SeqCst), 2);
+
+    // What Skye writes back, an original pod can read: the key of the spec, a CandidateResponse.
+    let answer = service.similar(request(3.0, 1, 0), 0).await.unwrap();
+    let key = original_key(&[3.0, 0.0], &[]);
+    let mut written = None;
+    for _ in 0..100 {
+        written = cache.map.lock().unwrap().get(&key).cloned();
+        if written.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let written = CandidateResponse::decode(written.expect("written back").as_slice()).unwrap();
+    assert_eq!(written.candidates.len(), 1);
+    assert_eq!(written.candidates[0].id, answer.answers[0][0].id);
+    assert_eq!(
+        written.candidates[0].meta.as_ref().unwrap().attributes_map["brand"],
+        "acme"
+    );
+}

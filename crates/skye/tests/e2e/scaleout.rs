@@ -120,9 +120,6 @@ fn etcd_e2e_needs_the_etcd_feature() {
 #[cfg(all(feature = "kafka", feature = "etcd", feature = "redis"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_admin_kafka_ingestion_and_redis_cached_serving_end_to_end() {
-    use crate::lifecycle::{job_events, register, wait_completed};
-    use serde_json::Value;
-    use skye_client::{ClientConfig, SkyeClient};
     use skye_proto::{Embedding, SkyeRequest};
 
     let (Some(brokers), Some(etcd), Some(redis)) = (
@@ -144,42 +141,8 @@ async fn etcd_admin_kafka_ingestion_and_redis_cached_serving_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let skye = Skye::standalone(dir.path(), &env);
     let http = Http::new();
-    register(&skye, &http).await;
-    let r = http
-        .post(
-            &skye.url("admin", "/api/v1/model/register-variant"),
-            &json!({"entity": "catalog", "model": "intent", "variant": "cached",
-                "distributed_caching_enabled": true, "distributed_cache_ttl_seconds": 60}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let r = http
-        .post(
-            &skye.url("admin", "/api/v1/qdrant/process-multi-variant"),
-            &json!({"entity": "catalog", "model": "intent", "variants": ["cached"]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.raw);
     let ids: Vec<usize> = (0..40).collect();
-    let mut events = job_events(&r.body, &ids, 0, &[]);
-    for e in &mut events {
-        e["index_space"]["variants_index_map"] = json!({"cached": true});
-    }
-    let r = http
-        .post(
-            &skye.url("consumers", "/api/v1/ingest/skye.embedding"),
-            &Value::Array(events),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let v = wait_completed(&skye, &http, "cached").await;
-    assert_eq!(v["vector_db_read_version"], 1);
-
-    let client = SkyeClient::connect(
-        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    let client = serve_cached_variant(&skye, &ids).await;
     let request = || SkyeRequest {
         entity: "catalog".into(),
         model_name: "intent".into(),
@@ -217,41 +180,11 @@ async fn etcd_admin_kafka_ingestion_and_redis_cached_serving_end_to_end() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searches_are_served_while_redis_is_down() {
-    use crate::lifecycle::{job_events, register, wait_completed};
-    use serde_json::Value;
-    use skye_client::{ClientConfig, SkyeClient};
     use skye_proto::{Embedding, SkyeRequest};
 
     let dir = tempfile::tempdir().unwrap();
     let skye = Skye::standalone(dir.path(), &[("REDIS_ADDR", "127.0.0.1:1")]);
-    let http = Http::new();
-    register(&skye, &http).await;
-    let r = http
-        .post(
-            &skye.url("admin", "/api/v1/model/register-variant"),
-            &json!({"entity": "catalog", "model": "intent", "variant": "cached",
-                "distributed_caching_enabled": true}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let r = http
-        .post(
-            &skye.url("admin", "/api/v1/qdrant/process-multi-variant"),
-            &json!({"entity": "catalog", "model": "intent", "variants": ["cached"]}),
-        )
-        .await;
-    let mut events = job_events(&r.body, &[1, 2, 3], 0, &[]);
-    for e in &mut events {
-        e["index_space"]["variants_index_map"] = json!({"cached": true});
-    }
-    let url = skye.url("consumers", "/api/v1/ingest/skye.embedding");
-    assert_eq!(http.post(&url, &Value::Array(events)).await.status, 200);
-    wait_completed(&skye, &http, "cached").await;
-    let client = SkyeClient::connect(
-        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    let client = serve_cached_variant(&skye, &[1, 2, 3]).await;
     for _ in 0..5 {
         let started = std::time::Instant::now();
         let r = client
@@ -274,4 +207,142 @@ async fn searches_are_served_while_redis_is_down() {
             started.elapsed()
         );
     }
+}
+
+/// Registers variant `cached` (distributed caching on, 60 s), ingests `ids` through the
+/// consumers' HTTP ingest, waits for it to serve, and connects a client.
+#[cfg(feature = "redis")]
+async fn serve_cached_variant(skye: &Skye, ids: &[usize]) -> skye_client::SkyeClient {
+    use crate::lifecycle::{job_events, register, wait_completed};
+    use serde_json::Value;
+    use skye_client::{ClientConfig, SkyeClient};
+
+    let http = Http::new();
+    register(skye, &http).await;
+    let r = http
+        .post(
+            &skye.url("admin", "/api/v1/model/register-variant"),
+            &json!({"entity": "catalog", "model": "intent", "variant": "cached",
+                "distributed_caching_enabled": true, "distributed_cache_ttl_seconds": 60}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = http
+        .post(
+            &skye.url("admin", "/api/v1/qdrant/process-multi-variant"),
+            &json!({"entity": "catalog", "model": "intent", "variants": ["cached"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let mut events = job_events(&r.body, ids, 0, &[]);
+    for e in &mut events {
+        e["index_space"]["variants_index_map"] = json!({"cached": true});
+    }
+    let url = skye.url("consumers", "/api/v1/ingest/skye.embedding");
+    let r = http.post(&url, &Value::Array(events)).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let v = wait_completed(skye, &http, "cached").await;
+    assert_eq!(v["vector_db_read_version"], 1);
+    SkyeClient::connect(
+        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap()
+}
+
+/// `REDIS_KEY_FORMAT=original` against a real Redis: an entry an original pod wrote (its key
+/// computed here from the spec, its value a protobuf `CandidateResponse`) is served without a
+/// search, and what Skye writes back is in the same format.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn original_format_entries_are_shared_through_a_real_redis() {
+    use prost::Message;
+    use skye_backends::redis::RedisCache;
+    use skye_core::cache::DistributedCache;
+    use skye_proto::{Candidate, CandidateResponse, Embedding, Meta, SkyeRequest};
+
+    let Some(addr) = service("SKYE_TEST_REDIS_ADDR", "original Redis format") else {
+        return;
+    };
+    // FNV-1a 64 of the query's float32 LE bytes; no filters, no attributes (spec serving §4.2).
+    let key = |v: &[f32]| {
+        let h = v
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        format!("sc:catalog:intent:cached:{h:016x}:e:e:V2")
+    };
+    let redis = RedisCache::new(&addr, "", 0, Duration::from_secs(2)).unwrap();
+    // A query vector no other run uses, so a warm Redis cannot answer for it.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let go_query = [0.25, nanos as f32, 0.5, 1.0];
+    let go_answer = CandidateResponse {
+        candidates: vec![Candidate {
+            id: "written-by-go".into(),
+            meta: Some(Meta {
+                score: 0.75,
+                attributes_map: Default::default(),
+            }),
+        }],
+    };
+    redis
+        .set_many(
+            vec![(key(&go_query), go_answer.encode_to_vec())],
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(
+        dir.path(),
+        &[
+            ("REDIS_ADDR", addr.as_str()),
+            ("REDIS_KEY_FORMAT", "original"),
+        ],
+    );
+    let client = serve_cached_variant(&skye, &[1, 2, 3]).await;
+    let request = |v: &[f32]| SkyeRequest {
+        entity: "catalog".into(),
+        model_name: "intent".into(),
+        variant: "cached".into(),
+        limit: 2,
+        embeddings: vec![Embedding {
+            embedding: v.iter().map(|x| f64::from(*x)).collect(),
+        }],
+        ..Default::default()
+    };
+    let served = client.similar_candidates(request(&go_query)).await.unwrap();
+    assert_eq!(
+        served.responses[0], go_answer,
+        "the original pod's entry, not a search (the collection holds ids 1-3)"
+    );
+
+    let own_query = [1.0, nanos as f32, 0.0, 0.0];
+    let searched = client
+        .similar_candidates(request(&own_query))
+        .await
+        .unwrap();
+    assert_eq!(searched.responses[0].candidates.len(), 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let written = loop {
+        if let Some(v) = redis.get_many(&[key(&own_query)]).await.unwrap().remove(0) {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing written back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        CandidateResponse::decode(written.as_slice()).unwrap(),
+        searched.responses[0],
+        "written back as the original's value"
+    );
 }
