@@ -1,5 +1,6 @@
 //! Chooses backend implementations from [`Settings`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -138,15 +139,23 @@ pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryE
 /// File of the embedded embedding and aggregator store, under the data directory.
 pub const STORAGE_FILE: &str = "storage.redb";
 
+/// The embedding and aggregator stores of a process.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// Stores registered with `conf_id` 1, or a `conf_id` without a block of its own.
+    pub embeddings: Arc<dyn EmbeddingStore>,
+    pub aggregator: Arc<dyn AggregatorStore>,
+    /// One ScyllaDB session per further `conf_id` block (`STORAGE_*_<n>_*`, n ≥ 2).
+    pub embeddings_by_conf_id: BTreeMap<i64, Arc<dyn EmbeddingStore>>,
+    pub aggregator_by_conf_id: BTreeMap<i64, Arc<dyn AggregatorStore>>,
+}
+
 /// The embedding and aggregator stores: ScyllaDB for each family whose contact points are set
-/// (`backends.scylla_embeddings`, `backends.scylla_aggregator`), else the embedded file.
-pub async fn open_storage(
-    settings: &Settings,
-) -> Result<(Arc<dyn EmbeddingStore>, Arc<dyn AggregatorStore>), FactoryError> {
-    let (e, a) = (
-        &settings.backends.scylla_embeddings,
-        &settings.backends.scylla_aggregator,
-    );
+/// (`backends.scylla_embeddings`, `backends.scylla_aggregator`), else the embedded file; plus
+/// a ScyllaDB session for every further `conf_id` block.
+pub async fn open_storage(settings: &Settings) -> Result<Storage, FactoryError> {
+    let b = &settings.backends;
+    let (e, a) = (&b.scylla_embeddings, &b.scylla_aggregator);
     let embedded = if e.enabled() && a.enabled() {
         None
     } else {
@@ -163,7 +172,21 @@ pub async fn open_storage(
         (Some(store), false) => store.clone(),
         _ => scylla(a).await?,
     };
-    Ok((embeddings, aggregator))
+    let mut storage = Storage {
+        embeddings,
+        aggregator,
+        embeddings_by_conf_id: BTreeMap::new(),
+        aggregator_by_conf_id: BTreeMap::new(),
+    };
+    for (conf_id, block) in b.embeddings_blocks() {
+        let store = scylla(block).await?;
+        storage.embeddings_by_conf_id.insert(conf_id, store);
+    }
+    for (conf_id, block) in b.aggregator_blocks() {
+        let store = scylla(block).await?;
+        storage.aggregator_by_conf_id.insert(conf_id, store);
+    }
+    Ok(storage)
 }
 
 #[cfg(feature = "scylla")]

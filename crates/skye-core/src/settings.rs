@@ -4,6 +4,7 @@
 //! original's variable names, spec AC §6, matched case-insensitively) and validation. Library
 //! crates receive a [`Settings`] value and never read the environment themselves.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -277,10 +278,36 @@ pub struct BackendSettings {
     pub etcd: EtcdSettings,
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
-    /// The embedding store on ScyllaDB (`STORAGE_EMBEDDING_STORE_1_*`).
+    /// The embedding store on ScyllaDB (`STORAGE_EMBEDDING_STORE_1_*`): stores registered with
+    /// `conf_id` 1, and any `conf_id` without a block of its own.
     pub scylla_embeddings: ScyllaSettings,
-    /// The aggregator table on ScyllaDB (`STORAGE_AGGREGATOR_DB_1_*`).
+    /// The aggregator table on ScyllaDB (`STORAGE_AGGREGATOR_DB_1_*`), chosen the same way.
     pub scylla_aggregator: ScyllaSettings,
+    /// Further embedding-store clusters by store `conf_id` ≥ 2 (`STORAGE_EMBEDDING_STORE_<n>_*`;
+    /// TOML keys are the numbers as strings: `[backends.scylla_embeddings_by_conf_id.2]`).
+    pub scylla_embeddings_by_conf_id: BTreeMap<String, ScyllaSettings>,
+    /// Further aggregator clusters by store `conf_id` ≥ 2 (`STORAGE_AGGREGATOR_DB_<n>_*`).
+    pub scylla_aggregator_by_conf_id: BTreeMap<String, ScyllaSettings>,
+}
+
+impl BackendSettings {
+    /// The ScyllaDB blocks of one family by `conf_id` ≥ 2; keys that are not such numbers are
+    /// left out (validation reports them).
+    fn conf_blocks(map: &BTreeMap<String, ScyllaSettings>) -> BTreeMap<i64, &ScyllaSettings> {
+        map.iter()
+            .filter_map(|(k, v)| Some((k.trim().parse::<i64>().ok().filter(|n| *n >= 2)?, v)))
+            .collect()
+    }
+
+    /// `scylla_embeddings_by_conf_id` keyed by number.
+    pub fn embeddings_blocks(&self) -> BTreeMap<i64, &ScyllaSettings> {
+        Self::conf_blocks(&self.scylla_embeddings_by_conf_id)
+    }
+
+    /// `scylla_aggregator_by_conf_id` keyed by number.
+    pub fn aggregator_blocks(&self) -> BTreeMap<i64, &ScyllaSettings> {
+        Self::conf_blocks(&self.scylla_aggregator_by_conf_id)
+    }
 }
 
 /// Everything a Skye process is configured with.
@@ -336,7 +363,13 @@ fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// One `STORAGE_*_1_<suffix>` variable; suffixes the driver has no use for are ignored.
+/// The block number and suffix of `<prefix><n>_<suffix>` (n ≥ 1).
+fn storage_block<'a>(name: &'a str, prefix: &str) -> Option<(i64, &'a str)> {
+    let (n, suffix) = name.strip_prefix(prefix)?.split_once('_')?;
+    Some((n.parse::<i64>().ok().filter(|n| *n >= 1)?, suffix))
+}
+
+/// One `STORAGE_*_<n>_<suffix>` variable; suffixes the driver has no use for are ignored.
 fn scylla_env(
     s: &mut ScyllaSettings,
     suffix: &str,
@@ -452,20 +485,28 @@ impl Settings {
                     Ok(n) => self.backends.kafka.max_poll_interval_ms = n,
                     Err(_) => errors.push(field, format!("'{value}' is not a number of ms")),
                 },
-                _ if name.starts_with("STORAGE_EMBEDDING_STORE_1_") => scylla_env(
-                    &mut self.backends.scylla_embeddings,
-                    &name["STORAGE_EMBEDDING_STORE_1_".len()..],
-                    value,
-                    &field,
-                    &mut errors,
-                ),
-                _ if name.starts_with("STORAGE_AGGREGATOR_DB_1_") => scylla_env(
-                    &mut self.backends.scylla_aggregator,
-                    &name["STORAGE_AGGREGATOR_DB_1_".len()..],
-                    value,
-                    &field,
-                    &mut errors,
-                ),
+                _ if let Some((n, suffix)) = storage_block(&name, "STORAGE_EMBEDDING_STORE_") => {
+                    let block = match n {
+                        1 => &mut self.backends.scylla_embeddings,
+                        n => self
+                            .backends
+                            .scylla_embeddings_by_conf_id
+                            .entry(n.to_string())
+                            .or_default(),
+                    };
+                    scylla_env(block, suffix, value, &field, &mut errors)
+                }
+                _ if let Some((n, suffix)) = storage_block(&name, "STORAGE_AGGREGATOR_DB_") => {
+                    let block = match n {
+                        1 => &mut self.backends.scylla_aggregator,
+                        n => self
+                            .backends
+                            .scylla_aggregator_by_conf_id
+                            .entry(n.to_string())
+                            .or_default(),
+                    };
+                    scylla_env(block, suffix, value, &field, &mut errors)
+                }
                 "REDIS_ADDR" => self.backends.redis.addr = value.to_string(),
                 "REDIS_PASSWORD" => self.backends.redis.password = value.to_string(),
                 "REDIS_DB" => match value.parse() {
@@ -551,16 +592,42 @@ impl Settings {
                 "is required when backends.config_store = \"etcd\"",
             );
         }
-        for (name, scylla) in [
+        let mut blocks = vec![
             (
-                "backends.scylla_embeddings",
+                "backends.scylla_embeddings".to_string(),
                 &self.backends.scylla_embeddings,
             ),
             (
-                "backends.scylla_aggregator",
+                "backends.scylla_aggregator".to_string(),
                 &self.backends.scylla_aggregator,
             ),
+        ];
+        for (family, map) in [
+            (
+                "backends.scylla_embeddings_by_conf_id",
+                &self.backends.scylla_embeddings_by_conf_id,
+            ),
+            (
+                "backends.scylla_aggregator_by_conf_id",
+                &self.backends.scylla_aggregator_by_conf_id,
+            ),
         ] {
+            for (key, block) in map {
+                let name = format!("{family}.{key}");
+                if !key.trim().parse::<i64>().is_ok_and(|n| n >= 2) {
+                    errors.push(
+                        name.clone(),
+                        "keys are store conf_ids of 2 or more (conf_id 1 is the family's main \
+                         block)",
+                    );
+                }
+                if !block.enabled() {
+                    errors.push(format!("{name}.contact_points"), "must not be empty");
+                }
+                blocks.push((name, block));
+            }
+        }
+        for (name, scylla) in blocks {
             if scylla.enabled() && scylla.keyspace.trim().is_empty() {
                 errors.push(
                     format!("{name}.keyspace"),
@@ -584,7 +651,15 @@ impl Settings {
             &mut s.backends.kafka.sasl_password,
             &mut s.backends.scylla_embeddings.password,
             &mut s.backends.scylla_aggregator.password,
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            s.backends
+                .scylla_embeddings_by_conf_id
+                .values_mut()
+                .chain(s.backends.scylla_aggregator_by_conf_id.values_mut())
+                .map(|b| &mut b.password),
+        ) {
             if !secret.is_empty() {
                 *secret = MASK.to_string();
             }
@@ -656,6 +731,38 @@ mod tests {
     }
 
     #[test]
+    fn storage_blocks_go_to_their_conf_id() {
+        let mut s = Settings::default();
+        s.apply_env(
+            [
+                ("STORAGE_EMBEDDING_STORE_COUNT", "3"),
+                ("STORAGE_EMBEDDING_STORE_1_CONTACT_POINTS", "a1,a2"),
+                ("STORAGE_EMBEDDING_STORE_1_KEYSPACE", "ks1"),
+                ("STORAGE_EMBEDDING_STORE_3_CONTACT_POINTS", "c1"),
+                ("storage_embedding_store_3_keyspace", "ks3"),
+                ("STORAGE_AGGREGATOR_DB_2_CONTACT_POINTS", "b1"),
+                ("STORAGE_AGGREGATOR_DB_2_KEYSPACE", "agg2"),
+                ("STORAGE_AGGREGATOR_DB_0_KEYSPACE", "ignored"),
+            ],
+            PortTarget::Consumers,
+        )
+        .unwrap();
+        let b = &s.backends;
+        assert_eq!(b.scylla_embeddings.contact_points, ["a1", "a2"]);
+        assert_eq!(b.embeddings_blocks()[&3].keyspace, "ks3");
+        assert_eq!(b.aggregator_blocks()[&2].contact_points, ["b1"]);
+        assert!(!b.scylla_aggregator.enabled());
+        s.validate().unwrap();
+
+        s.backends
+            .scylla_embeddings_by_conf_id
+            .insert("one".into(), ScyllaSettings::default());
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("scylla_embeddings_by_conf_id.one"), "{err}");
+        assert!(err.contains("must not be empty"), "{err}");
+    }
+
+    #[test]
     fn validation_reports_port_clashes_and_missing_etcd_endpoints() {
         let mut s = Settings::default();
         s.serving.listen.port = s.admin.port;
@@ -672,9 +779,17 @@ mod tests {
             ..Settings::default()
         };
         s.backends.redis.password = "pw".into();
+        s.backends.scylla_aggregator_by_conf_id.insert(
+            "2".into(),
+            ScyllaSettings {
+                password: "scylla-pw".into(),
+                ..ScyllaSettings::default()
+            },
+        );
         let m = s.masked();
         let text = format!("{m:?}");
         assert!(!text.contains("secret-token") && !text.contains("\"pw\""));
+        assert!(!text.contains("scylla-pw"), "{text}");
         assert_eq!(m.auth_tokens, [MASK]);
     }
 }

@@ -1,4 +1,5 @@
-//! Which vector DB holds a collection: the variant's `vector-db-type` decides.
+//! Which vector DB holds a collection: the variant's `vector-db-type` decides. Which ScyllaDB
+//! cluster holds a table: the `conf_id` of its store ([`StorageRouter`]).
 //!
 //! A collection name `<variant>_<model>_<version>` is matched against the registered variants;
 //! EMBEDDED variants (and names no variant claims, e.g. benchmarks) go to the embedded engine,
@@ -8,9 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use skye_core::domain::VectorDbType;
+use skye_core::domain::{Store, VectorDbType};
+use skye_core::storage::{
+    AggregatorRow, AggregatorStore, EmbeddingRow, EmbeddingStore, Generation, StorageError,
+};
 use skye_core::vector_store::{
     CollectionInfo, CollectionSpec, PayloadValue, RemoteVectorStores, ScoredPoint, SearchQuery,
     VectorPoint, VectorRead, VectorStore, VectorStoreError,
@@ -154,5 +159,110 @@ impl VectorStore for VectorRouter {
         self.route(collection, true)?
             .set_indexing_threshold(collection, threshold)
             .await
+    }
+}
+
+/// Which ScyllaDB cluster holds a table: the `conf_id` of the store that names it (spec AC §5.1:
+/// a store's `conf_id` picks the `STORAGE_*_<n>_*` block in both families). A table no store
+/// names, or a `conf_id` without a block of its own, goes to the default store.
+#[derive(Debug)]
+pub struct StorageRouter {
+    registry: Arc<Registry>,
+    embeddings: Arc<dyn EmbeddingStore>,
+    aggregator: Arc<dyn AggregatorStore>,
+    embeddings_by_conf_id: BTreeMap<i64, Arc<dyn EmbeddingStore>>,
+    aggregator_by_conf_id: BTreeMap<i64, Arc<dyn AggregatorStore>>,
+}
+
+impl StorageRouter {
+    pub fn new(
+        registry: Arc<Registry>,
+        (embeddings, embeddings_by_conf_id): (
+            Arc<dyn EmbeddingStore>,
+            BTreeMap<i64, Arc<dyn EmbeddingStore>>,
+        ),
+        (aggregator, aggregator_by_conf_id): (
+            Arc<dyn AggregatorStore>,
+            BTreeMap<i64, Arc<dyn AggregatorStore>>,
+        ),
+    ) -> Self {
+        StorageRouter {
+            registry,
+            embeddings,
+            aggregator,
+            embeddings_by_conf_id,
+            aggregator_by_conf_id,
+        }
+    }
+
+    /// The `conf_id` of the store whose table `pick` returns `table`.
+    fn conf_id_of(&self, table: &str, pick: fn(&Store) -> &str) -> Option<i64> {
+        let snapshot = self.registry.snapshot();
+        snapshot
+            .stores
+            .values()
+            .find(|s| pick(s) == table)
+            .map(|s| s.conf_id)
+    }
+
+    fn embeddings_for(&self, table: &str) -> &Arc<dyn EmbeddingStore> {
+        self.conf_id_of(table, |s| &s.embeddings_table)
+            .and_then(|id| self.embeddings_by_conf_id.get(&id))
+            .unwrap_or(&self.embeddings)
+    }
+
+    fn aggregator_for(&self, table: &str) -> &Arc<dyn AggregatorStore> {
+        self.conf_id_of(table, |s| &s.aggregator_table)
+            .and_then(|id| self.aggregator_by_conf_id.get(&id))
+            .unwrap_or(&self.aggregator)
+    }
+}
+
+#[async_trait]
+impl EmbeddingStore for StorageRouter {
+    async fn put(
+        &self,
+        generation: Generation<'_>,
+        rows: Vec<EmbeddingRow>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StorageError> {
+        self.embeddings_for(generation.table)
+            .put(generation, rows, ttl)
+            .await
+    }
+
+    async fn get(
+        &self,
+        generation: Generation<'_>,
+        ids: &[String],
+    ) -> Result<Vec<Option<EmbeddingRow>>, StorageError> {
+        self.embeddings_for(generation.table)
+            .get(generation, ids)
+            .await
+    }
+
+    async fn drop_generation(&self, generation: Generation<'_>) -> Result<(), StorageError> {
+        self.embeddings_for(generation.table)
+            .drop_generation(generation)
+            .await
+    }
+}
+
+#[async_trait]
+impl AggregatorStore for StorageRouter {
+    async fn get(
+        &self,
+        table: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<AggregatorRow>>, StorageError> {
+        self.aggregator_for(table).get(table, ids).await
+    }
+
+    async fn merge(
+        &self,
+        table: &str,
+        updates: Vec<(String, AggregatorRow)>,
+    ) -> Result<(), StorageError> {
+        self.aggregator_for(table).merge(table, updates).await
     }
 }

@@ -24,7 +24,7 @@ use skye_engine::ingest::runner::{
 };
 use skye_engine::lifecycle::{Lifecycle, Reconciler};
 use skye_engine::registry::Registry;
-use skye_engine::routing::VectorRouter;
+use skye_engine::routing::{StorageRouter, VectorRouter};
 use skye_engine::search::embeddings::EmbeddingService;
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_embedding_service_server::SkyeEmbeddingServiceServer;
@@ -458,9 +458,26 @@ impl Backends {
             EmbeddedVectorStore::open(&dir.join("collections"))
                 .context("cannot open the embedded vector store")?,
         );
-        let (embeddings, aggregator) = skye_backends::factory::open_storage(settings)
+        let storage = skye_backends::factory::open_storage(settings)
             .await
             .context("cannot open the embedding/aggregator store")?;
+        let (embeddings, aggregator): (Arc<dyn EmbeddingStore>, Arc<dyn AggregatorStore>) =
+            if storage.embeddings_by_conf_id.is_empty() && storage.aggregator_by_conf_id.is_empty()
+            {
+                (storage.embeddings, storage.aggregator)
+            } else {
+                tracing::info!(
+                    embeddings = ?storage.embeddings_by_conf_id.keys().collect::<Vec<_>>(),
+                    aggregator = ?storage.aggregator_by_conf_id.keys().collect::<Vec<_>>(),
+                    "ScyllaDB blocks by store conf_id"
+                );
+                let router = Arc::new(StorageRouter::new(
+                    registry.clone(),
+                    (storage.embeddings, storage.embeddings_by_conf_id),
+                    (storage.aggregator, storage.aggregator_by_conf_id),
+                ));
+                (router.clone(), router)
+            };
         Ok(Backends {
             vectors: Arc::new(VectorRouter::new(
                 registry.clone(),

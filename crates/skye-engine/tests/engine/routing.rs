@@ -114,3 +114,89 @@ async fn collections_land_in_their_variants_store() {
     assert_eq!(e.code(), ErrorCode::Unavailable);
     assert!(e.to_string().contains("--features qdrant"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_land_in_the_cluster_of_their_stores_conf_id() {
+    use std::collections::BTreeMap;
+
+    use skye_backends::embedded::EmbeddedStorage;
+    use skye_core::registration::RegisterStore;
+    use skye_core::storage::{AggregatorStore, EmbeddingRow, EmbeddingStore, Generation};
+    use skye_engine::routing::StorageRouter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = crate::support::registry_with(dir.path(), &[]).await;
+    // Store "2": conf_id 2; store "3": conf_id 7, which has no block of its own.
+    for body in [
+        json!({"conf_id": 2, "embeddings_table": "emb2", "aggregator_table": "agg2"}),
+        json!({"conf_id": 7, "embeddings_table": "emb7", "aggregator_table": "agg7"}),
+    ] {
+        registry
+            .register_store(RegisterStore::from_json(body).unwrap())
+            .await
+            .unwrap();
+    }
+    let open = |name: &str| Arc::new(EmbeddedStorage::open(&dir.path().join(name)).unwrap());
+    let (main, second) = (open("main.redb"), open("second.redb"));
+    let router = StorageRouter::new(
+        registry,
+        (
+            main.clone(),
+            BTreeMap::from([(2, second.clone() as Arc<dyn EmbeddingStore>)]),
+        ),
+        (
+            main.clone(),
+            BTreeMap::from([(2, second.clone() as Arc<dyn AggregatorStore>)]),
+        ),
+    );
+    let row = |id: &str| EmbeddingRow {
+        id: id.into(),
+        embedding: vec![1.0, 0.0],
+        search_embedding: vec![1.0, 0.0],
+        to_be_indexed: BTreeMap::new(),
+    };
+    let generation = |table| Generation {
+        table,
+        model: "m",
+        version: 1,
+    };
+    for table in ["emb2", "emb7", "unregistered"] {
+        router
+            .put(generation(table), vec![row(table)], None)
+            .await
+            .unwrap();
+        let flag = BTreeMap::from([("out_of_stock".to_string(), "true".to_string())]);
+        let agg = table.replace("emb", "agg");
+        AggregatorStore::merge(&router, &agg, vec![(table.to_string(), flag)])
+            .await
+            .unwrap();
+    }
+    let has = |store: &Arc<EmbeddedStorage>, table: &'static str| {
+        let store = store.clone();
+        async move {
+            let e = EmbeddingStore::get(store.as_ref(), generation(table), &[table.into()])
+                .await
+                .unwrap()[0]
+                .is_some();
+            let agg = table.replace("emb", "agg");
+            let a = AggregatorStore::get(store.as_ref(), &agg, &[table.into()])
+                .await
+                .unwrap()[0]
+                .is_some();
+            assert_eq!(e, a, "{table}: both families follow the same conf_id");
+            e
+        }
+    };
+    assert!(has(&second, "emb2").await && !has(&main, "emb2").await);
+    assert!(
+        has(&main, "emb7").await,
+        "a conf_id without a block: the default"
+    );
+    assert!(has(&main, "unregistered").await);
+    assert!(!has(&second, "emb7").await && !has(&second, "unregistered").await);
+    // Reads go the same way.
+    let read = EmbeddingStore::get(&router, generation("emb2"), &["emb2".into()])
+        .await
+        .unwrap();
+    assert_eq!(read[0].as_ref().unwrap().id, "emb2");
+}
