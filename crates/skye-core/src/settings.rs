@@ -299,6 +299,24 @@ impl BackendSettings {
             .collect()
     }
 
+    /// Block `n` of `family` (1 = the family's main block), created when absent.
+    fn scylla_block(&mut self, family: StorageFamily, n: i64) -> &mut ScyllaSettings {
+        let (main, extra) = match family {
+            StorageFamily::Embeddings => (
+                &mut self.scylla_embeddings,
+                &mut self.scylla_embeddings_by_conf_id,
+            ),
+            StorageFamily::Aggregator => (
+                &mut self.scylla_aggregator,
+                &mut self.scylla_aggregator_by_conf_id,
+            ),
+        };
+        match n {
+            1 => main,
+            n => extra.entry(n.to_string()).or_default(),
+        }
+    }
+
     /// `scylla_embeddings_by_conf_id` keyed by number.
     pub fn embeddings_blocks(&self) -> BTreeMap<i64, &ScyllaSettings> {
         Self::conf_blocks(&self.scylla_embeddings_by_conf_id)
@@ -363,10 +381,24 @@ fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// The block number and suffix of `<prefix><n>_<suffix>` (n ≥ 1).
-fn storage_block<'a>(name: &'a str, prefix: &str) -> Option<(i64, &'a str)> {
-    let (n, suffix) = name.strip_prefix(prefix)?.split_once('_')?;
-    Some((n.parse::<i64>().ok().filter(|n| *n >= 1)?, suffix))
+/// A family of ScyllaDB connection blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StorageFamily {
+    Embeddings,
+    Aggregator,
+}
+
+/// The family, block number (≥ 1) and suffix of `STORAGE_<family>_<n>_<suffix>`.
+fn storage_block(name: &str) -> Option<(StorageFamily, i64, &str)> {
+    let (family, rest) = match name.strip_prefix("STORAGE_EMBEDDING_STORE_") {
+        Some(rest) => (StorageFamily::Embeddings, rest),
+        None => (
+            StorageFamily::Aggregator,
+            name.strip_prefix("STORAGE_AGGREGATOR_DB_")?,
+        ),
+    };
+    let (n, suffix) = rest.split_once('_')?;
+    Some((family, n.parse::<i64>().ok().filter(|n| *n >= 1)?, suffix))
 }
 
 /// One `STORAGE_*_<n>_<suffix>` variable; suffixes the driver has no use for are ignored.
@@ -485,28 +517,13 @@ impl Settings {
                     Ok(n) => self.backends.kafka.max_poll_interval_ms = n,
                     Err(_) => errors.push(field, format!("'{value}' is not a number of ms")),
                 },
-                _ if let Some((n, suffix)) = storage_block(&name, "STORAGE_EMBEDDING_STORE_") => {
-                    let block = match n {
-                        1 => &mut self.backends.scylla_embeddings,
-                        n => self
-                            .backends
-                            .scylla_embeddings_by_conf_id
-                            .entry(n.to_string())
-                            .or_default(),
-                    };
-                    scylla_env(block, suffix, value, &field, &mut errors)
-                }
-                _ if let Some((n, suffix)) = storage_block(&name, "STORAGE_AGGREGATOR_DB_") => {
-                    let block = match n {
-                        1 => &mut self.backends.scylla_aggregator,
-                        n => self
-                            .backends
-                            .scylla_aggregator_by_conf_id
-                            .entry(n.to_string())
-                            .or_default(),
-                    };
-                    scylla_env(block, suffix, value, &field, &mut errors)
-                }
+                _ if let Some((family, n, suffix)) = storage_block(&name) => scylla_env(
+                    self.backends.scylla_block(family, n),
+                    suffix,
+                    value,
+                    &field,
+                    &mut errors,
+                ),
                 "REDIS_ADDR" => self.backends.redis.addr = value.to_string(),
                 "REDIS_PASSWORD" => self.backends.redis.password = value.to_string(),
                 "REDIS_DB" => match value.parse() {

@@ -76,29 +76,39 @@ impl DistributedCache for MapCache {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_instance_is_served_from_the_distributed_cache_and_failures_are_misses() {
-    let dir = tempfile::tempdir().unwrap();
+/// Variant `v` with distributed caching on (60 s), a counting vector store and a map cache; the
+/// service uses `cache_bytes` of in-process cache.
+async fn fixture(
+    dir: &std::path::Path,
+    cache_bytes: u64,
+) -> (Arc<Counting>, Arc<MapCache>, SimilarService) {
     let registry = crate::support::registry_with(
-        dir.path(),
+        dir,
         &[json!({"variant": "v", "distributed_caching_enabled": true,
             "distributed_cache_ttl_seconds": 60})],
     )
     .await;
     let vectors = Arc::new(Counting::default());
     let cache = Arc::new(MapCache::default());
-    let service = || {
-        SimilarService::new(
-            registry.clone(),
-            vectors.clone(),
-            Limits {
-                max_limit: 10,
-                cache_bytes: 1 << 20,
-                max_concurrent: 4,
-            },
-        )
-        .with_distributed_cache(cache.clone())
-    };
+    let service = SimilarService::new(
+        registry,
+        vectors.clone(),
+        Limits {
+            max_limit: 10,
+            cache_bytes,
+            max_concurrent: 4,
+        },
+    )
+    .with_distributed_cache(cache.clone());
+    (vectors, cache, service)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_is_served_from_the_distributed_cache_and_failures_are_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    // In-process caching is off for `v`: every call sees only the distributed layer, as a
+    // second instance would.
+    let (vectors, cache, service) = fixture(dir.path(), 1 << 20).await;
     let request = |x: f64| SimilarRequest {
         entity: "e".into(),
         model: "m".into(),
@@ -107,7 +117,7 @@ async fn a_second_instance_is_served_from_the_distributed_cache_and_failures_are
         embeddings: vec![vec![x, 0.0], vec![]],
         ..Default::default()
     };
-    let first = service().similar(request(1.0), 0).await.unwrap();
+    let first = service.similar(request(1.0), 0).await.unwrap();
     assert_eq!(first.cache_misses, 1);
     assert_eq!(vectors.searches.load(Ordering::SeqCst), 1);
     // The write-back is asynchronous.
@@ -121,7 +131,7 @@ async fn a_second_instance_is_served_from_the_distributed_cache_and_failures_are
     assert_eq!(keys.len(), 1);
     assert!(keys[0].starts_with("sc:e:m:v:"), "{keys:?}");
 
-    let second = service().similar(request(1.0), 0).await.unwrap();
+    let second = service.similar(request(1.0), 0).await.unwrap();
     assert_eq!(
         second.answers, first.answers,
         "same answer, payload included"
@@ -134,7 +144,7 @@ async fn a_second_instance_is_served_from_the_distributed_cache_and_failures_are
     );
 
     cache.failing.store(true, Ordering::SeqCst);
-    let third = service().similar(request(1.0), 0).await.unwrap();
+    let third = service.similar(request(1.0), 0).await.unwrap();
     assert_eq!(
         third.answers, first.answers,
         "a broken cache only costs a search"
@@ -166,25 +176,8 @@ async fn the_original_key_format_shares_entries_with_the_original_pods() {
     use skye_proto::{Candidate, CandidateResponse, Meta};
 
     let dir = tempfile::tempdir().unwrap();
-    let registry = crate::support::registry_with(
-        dir.path(),
-        &[json!({"variant": "v", "distributed_caching_enabled": true,
-            "distributed_cache_ttl_seconds": 60})],
-    )
-    .await;
-    let vectors = Arc::new(Counting::default());
-    let cache = Arc::new(MapCache::default());
-    let service = SimilarService::new(
-        registry.clone(),
-        vectors.clone(),
-        Limits {
-            max_limit: 10,
-            cache_bytes: 0,
-            max_concurrent: 4,
-        },
-    )
-    .with_distributed_cache(cache.clone())
-    .with_distributed_format(CacheKeyFormat::Original);
+    let (vectors, cache, service) = fixture(dir.path(), 0).await;
+    let service = service.with_distributed_format(CacheKeyFormat::Original);
     let request = |x: f64, limit: i64, offset: i64| SimilarRequest {
         entity: "e".into(),
         model: "m".into(),
