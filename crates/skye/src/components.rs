@@ -199,22 +199,27 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         )
         .with_embeddings(backends.embeddings.clone())
         .with_aggregator(backends.aggregator.clone());
-        let engine = match skye_backends::factory::open_distributed_cache(&settings)? {
+        let vectors = EmbeddingService::new(
+            registry.clone(),
+            backends.embeddings.clone(),
+            settings.serving.in_memory_cache_size_in_bytes,
+        );
+        let format = settings.backends.redis.key_format;
+        let (engine, vectors) = match skye_backends::factory::open_distributed_cache(&settings)? {
             Some(cache) => {
-                tracing::info!(addr = %settings.backends.redis.addr,
-                    key_format = ?settings.backends.redis.key_format, "distributed cache: Redis");
-                engine
-                    .with_distributed_cache(cache)
-                    .with_distributed_format(settings.backends.redis.key_format)
+                tracing::info!(addr = %settings.backends.redis.addr, key_format = ?format,
+                    "distributed cache: Redis");
+                (
+                    engine
+                        .with_distributed_cache(cache.clone())
+                        .with_distributed_format(format),
+                    vectors.with_distributed_cache(cache, format),
+                )
             }
-            None => engine,
+            None => (engine, vectors),
         };
         let embeddings = SkyeEmbeddingServiceServer::with_interceptor(
-            Embeddings::new(
-                EmbeddingService::new(registry.clone(), backends.embeddings.clone()),
-                metrics.clone(),
-            )
-            .with_default_deadline(deadline),
+            Embeddings::new(vectors, metrics.clone()).with_default_deadline(deadline),
             AuthInterceptor::new(auth.clone()),
         );
         let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(

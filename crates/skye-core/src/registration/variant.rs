@@ -32,6 +32,12 @@ static SHAPE: Shape = Shape {
         ("in_memory_cache_ttl_seconds", Nested::Leaf),
         ("distributed_caching_enabled", Nested::Leaf),
         ("distributed_cache_ttl_seconds", Nested::Leaf),
+        // Skye extensions: the switches the original's second writer (Horizon) sets in the tree.
+        ("partial_hit_disabled", Nested::Leaf),
+        ("embedding_retrieval_in_memory_enabled", Nested::Leaf),
+        ("embedding_retrieval_distributed_enabled", Nested::Leaf),
+        ("dot_product_in_memory_enabled", Nested::Leaf),
+        ("dot_product_distributed_enabled", Nested::Leaf),
         ("rt_partition", Nested::Leaf),
         ("rate_limiters", Nested::Object(&RATE_LIMITERS_SHAPE)),
     ],
@@ -68,7 +74,12 @@ impl RegisterVariant {
             in_memory_cache_ttl_seconds: ttl(&mut r, "in_memory_cache_ttl_seconds"),
             distributed_caching_enabled: r.bool("distributed_caching_enabled"),
             distributed_cache_ttl_seconds: ttl(&mut r, "distributed_cache_ttl_seconds"),
-            ..CachingConfig::default()
+            partial_hit_disabled: r.bool("partial_hit_disabled"),
+            embedding_retrieval_in_memory_enabled: r.bool("embedding_retrieval_in_memory_enabled"),
+            embedding_retrieval_distributed_enabled: r
+                .bool("embedding_retrieval_distributed_enabled"),
+            dot_product_in_memory_enabled: r.bool("dot_product_in_memory_enabled"),
+            dot_product_distributed_enabled: r.bool("dot_product_distributed_enabled"),
         };
         // The original requires rt_partition ≠ 0 and refuses 0 rates; absent fields here get
         // documented defaults instead, an explicit 0 is still refused.
@@ -228,6 +239,18 @@ mod tests {
         assert_eq!(v.rt_partition, 3);
         assert!(v.enabled);
         assert_eq!(v.variant_state, VariantState::Completed);
+    }
+
+    #[test]
+    fn the_embedding_rpc_cache_switches_are_accepted() {
+        let mut b = body();
+        b["embedding_retrieval_distributed_enabled"] = json!(true);
+        b["dot_product_in_memory_enabled"] = json!(true);
+        b["partial_hit_disabled"] = json!(true);
+        let c = RegisterVariant::from_json(b).unwrap().variant.caching;
+        assert!(c.embedding_retrieval_distributed_enabled && c.dot_product_in_memory_enabled);
+        assert!(c.partial_hit_disabled);
+        assert!(!c.embedding_retrieval_in_memory_enabled && !c.dot_product_distributed_enabled);
     }
 
     #[test]

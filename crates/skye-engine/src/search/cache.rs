@@ -143,9 +143,29 @@ pub fn decode_hits(mut b: &[u8]) -> Option<Vec<ScoredPoint>> {
     b.is_empty().then_some(hits)
 }
 
+/// What a cached value costs in memory, roughly (the cache's capacity is in bytes).
+pub trait Weigh {
+    fn weigh(&self) -> u64;
+}
+
+impl Weigh for Vec<ScoredPoint> {
+    fn weigh(&self) -> u64 {
+        self.iter()
+            .map(|h| {
+                48 + h.id.len()
+                    + h.payload
+                        .iter()
+                        .map(|(k, v)| 48 + k.len() + v.len())
+                        .sum::<usize>()
+            })
+            .sum::<usize>() as u64
+            + 64
+    }
+}
+
 #[derive(Debug)]
-struct Entry {
-    hits: Arc<Vec<ScoredPoint>>,
+struct Entry<V> {
+    value: Arc<V>,
     expires: Instant,
     bytes: u64,
 }
@@ -153,20 +173,21 @@ struct Entry {
 #[derive(Clone)]
 struct ByBytes;
 
-impl Weighter<CacheKey, Arc<Entry>> for ByBytes {
-    fn weight(&self, key: &CacheKey, value: &Arc<Entry>) -> u64 {
+impl<V> Weighter<CacheKey, Arc<Entry<V>>> for ByBytes {
+    fn weight(&self, key: &CacheKey, value: &Arc<Entry<V>>) -> u64 {
         key.0.len() as u64 + value.bytes
     }
 }
 
-/// Byte-bounded, TTL'd cache of answers, with hit and miss counters.
-pub struct ResultCache {
-    cache: Cache<CacheKey, Arc<Entry>, ByBytes>,
+/// Byte-bounded, TTL'd cache (of similar-candidates answers by default), with hit and miss
+/// counters.
+pub struct ResultCache<V = Vec<ScoredPoint>> {
+    cache: Cache<CacheKey, Arc<Entry<V>>, ByBytes>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-impl std::fmt::Debug for ResultCache {
+impl<V: Weigh> std::fmt::Debug for ResultCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResultCache")
             .field("stats", &self.stats())
@@ -181,21 +202,8 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
-fn answer_bytes(hits: &[ScoredPoint]) -> u64 {
-    hits.iter()
-        .map(|h| {
-            48 + h.id.len()
-                + h.payload
-                    .iter()
-                    .map(|(k, v)| 48 + k.len() + v.len())
-                    .sum::<usize>()
-        })
-        .sum::<usize>() as u64
-        + 64
-}
-
-impl ResultCache {
-    /// A cache holding at most about `capacity_bytes` of keys and answers.
+impl<V: Weigh> ResultCache<V> {
+    /// A cache holding at most about `capacity_bytes` of keys and values.
     pub fn new(capacity_bytes: u64) -> Self {
         // Items estimate only sizes the internal tables; the weight bound is what limits.
         let items = (capacity_bytes / 512).clamp(16, 1 << 22) as usize;
@@ -206,12 +214,12 @@ impl ResultCache {
         }
     }
 
-    pub fn get(&self, key: &CacheKey) -> Option<Arc<Vec<ScoredPoint>>> {
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<V>> {
         let found = self
             .cache
             .get(key)
             .filter(|e| e.expires > Instant::now())
-            .map(|e| e.hits.clone());
+            .map(|e| e.value.clone());
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -221,13 +229,14 @@ impl ResultCache {
         found
     }
 
-    pub fn insert(&self, key: CacheKey, hits: Vec<ScoredPoint>, ttl: Duration) {
+    /// Inserts `value` for `ttl` (0 = [`DEFAULT_TTL`]).
+    pub fn insert(&self, key: CacheKey, value: V, ttl: Duration) {
         let ttl = if ttl.is_zero() { DEFAULT_TTL } else { ttl };
-        let bytes = answer_bytes(&hits);
+        let bytes = value.weigh();
         self.cache.insert(
             key,
             Arc::new(Entry {
-                hits: Arc::new(hits),
+                value: Arc::new(value),
                 expires: Instant::now() + ttl,
                 bytes,
             }),

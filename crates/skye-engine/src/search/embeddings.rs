@@ -10,13 +10,31 @@
 //!   vector whose length differs from the model's dimension is INVALID_ARGUMENT (the original
 //!   scores it 0);
 //! * an embedding-store failure is UNAVAILABLE, never a silent "missing" (the original hides it).
+//!
+//! Caching (spec serving §4): per variant, `embedding-retrieval-{in-memory,distributed}-config`
+//! and `dot-product-{in-memory,distributed}-config` switch an in-process layer and Redis on, with
+//! the similar-candidates TTL fields (0 = [`DEFAULT_TTL`]). Values are the original's: a protobuf
+//! `CandidateEmbedding` (a missing id is cached as empty, a negative entry) and, for dot products,
+//! the raw little-endian `embedding` (written only when not empty). Keys carry the
+//! embedding-store read version, so a reset never serves the old generation; with
+//! `REDIS_KEY_FORMAT=original` Redis keys are the original's `e:<entity>:<model>:<id>:V2` (no
+//! version) and `dp:<entity>:<model>:<version>:<id>:V2`. A Redis error is a miss. Within a
+//! version, a delta update is seen once the entry's TTL ends.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
+use prost::Message;
+use skye_core::cache::DistributedCache;
+use skye_core::domain::Variant;
 use skye_core::error::{ErrorCode, HasErrorCode};
-use skye_core::snapshot::{ConfigSnapshot, LookupError};
-use skye_core::storage::{EmbeddingRow, EmbeddingStore, Generation, StorageError};
+use skye_core::settings::CacheKeyFormat;
+use skye_core::snapshot::LookupError;
+use skye_core::storage::{EmbeddingStore, Generation, StorageError};
+use skye_proto::CandidateEmbedding;
 
+use super::cache::{CacheKey, CacheStats, DEFAULT_TTL, KeyBuilder, ResultCache, Weigh};
 use crate::registry::Registry;
 
 /// Errors of the embedding RPCs.
@@ -53,11 +71,129 @@ pub struct CandidateVectors {
     pub search_embedding: Vec<f32>,
 }
 
+impl Weigh for CandidateVectors {
+    fn weigh(&self) -> u64 {
+        (96 + self.id.len() + 4 * (self.embedding.len() + self.search_embedding.len())) as u64
+    }
+}
+
+/// Which RPC a cached vector serves: their switches, keys and values differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `getEmbeddingsForCandidates`: both vectors.
+    Embeddings,
+    /// `getCandidateEmbeddingScores`: the index-space `embedding` only.
+    DotProduct,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Embeddings => "e",
+            Kind::DotProduct => "dp",
+        }
+    }
+
+    /// The variant's (in-process, distributed) switches for this RPC.
+    fn switches(self, v: &Variant) -> (bool, bool) {
+        let c = &v.caching;
+        match self {
+            Kind::Embeddings => (
+                c.embedding_retrieval_in_memory_enabled,
+                c.embedding_retrieval_distributed_enabled,
+            ),
+            Kind::DotProduct => (
+                c.dot_product_in_memory_enabled,
+                c.dot_product_distributed_enabled,
+            ),
+        }
+    }
+
+    /// Whether an answer is cached (dot products never cache an empty vector).
+    fn keeps(self, v: &CandidateVectors) -> bool {
+        self == Kind::Embeddings || !v.embedding.is_empty()
+    }
+
+    fn encode(self, v: &CandidateVectors) -> Vec<u8> {
+        match self {
+            Kind::Embeddings => CandidateEmbedding {
+                id: v.id.clone(),
+                embedding: v.embedding.iter().map(|x| f64::from(*x)).collect(),
+                search_embedding: v.search_embedding.iter().map(|x| f64::from(*x)).collect(),
+            }
+            .encode_to_vec(),
+            Kind::DotProduct => v.embedding.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+
+    /// A cached value; `None` = undecodable (a miss).
+    fn decode(self, id: &str, bytes: &[u8]) -> Option<CandidateVectors> {
+        match self {
+            Kind::Embeddings => {
+                let e = CandidateEmbedding::decode(bytes).ok()?;
+                Some(CandidateVectors {
+                    id: id.to_string(),
+                    embedding: e.embedding.iter().map(|x| *x as f32).collect(),
+                    search_embedding: e.search_embedding.iter().map(|x| *x as f32).collect(),
+                })
+            }
+            Kind::DotProduct => bytes.len().is_multiple_of(4).then(|| CandidateVectors {
+                id: id.to_string(),
+                embedding: bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                search_embedding: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// Where one request's vectors live.
+#[derive(Debug, Clone, Copy)]
+struct Source<'a> {
+    entity: &'a str,
+    model: &'a str,
+    variant: &'a Variant,
+    table: &'a str,
+}
+
+impl Source<'_> {
+    fn version(&self) -> i64 {
+        self.variant.embedding_store_read_version
+    }
+
+    fn memory_key(&self, kind: Kind, id: &str) -> CacheKey {
+        KeyBuilder::default()
+            .str(kind.prefix())
+            .str(self.entity)
+            .str(self.model)
+            .num(self.version())
+            .str(id)
+            .build()
+    }
+
+    fn remote_key(&self, kind: Kind, format: CacheKeyFormat, id: &str) -> String {
+        let (prefix, entity, model, version) =
+            (kind.prefix(), self.entity, self.model, self.version());
+        match (format, kind) {
+            (CacheKeyFormat::Original, Kind::Embeddings) => format!("e:{entity}:{model}:{id}:V2"),
+            (CacheKeyFormat::Original, Kind::DotProduct) => {
+                format!("dp:{entity}:{model}:{version}:{id}:V2")
+            }
+            (CacheKeyFormat::Skye, _) => format!("{prefix}:{entity}:{model}:{version}:{id}:V3"),
+        }
+    }
+}
+
 /// The embedding service.
 #[derive(Debug, Clone)]
 pub struct EmbeddingService {
     registry: Arc<Registry>,
     store: Arc<dyn EmbeddingStore>,
+    cache: Arc<ResultCache<CandidateVectors>>,
+    distributed: Option<Arc<dyn DistributedCache>>,
+    distributed_format: CacheKeyFormat,
 }
 
 fn check_names(entity: &str, model: &str, variant: &str) -> Result<(), EmbeddingError> {
@@ -77,17 +213,42 @@ fn check_names(entity: &str, model: &str, variant: &str) -> Result<(), Embedding
 pub const MAX_IDS: usize = 10_000;
 
 impl EmbeddingService {
-    pub fn new(registry: Arc<Registry>, store: Arc<dyn EmbeddingStore>) -> Self {
-        EmbeddingService { registry, store }
+    /// A service with `cache_bytes` of in-process cache (used by variants that enable it).
+    pub fn new(registry: Arc<Registry>, store: Arc<dyn EmbeddingStore>, cache_bytes: u64) -> Self {
+        EmbeddingService {
+            registry,
+            store,
+            cache: Arc::new(ResultCache::new(cache_bytes)),
+            distributed: None,
+            distributed_format: CacheKeyFormat::Skye,
+        }
     }
 
-    async fn rows(
+    /// Adds the distributed cache (Redis), keyed in `format`, for variants that enable it.
+    pub fn with_distributed_cache(
+        mut self,
+        cache: Arc<dyn DistributedCache>,
+        format: CacheKeyFormat,
+    ) -> Self {
+        self.distributed = Some(cache);
+        self.distributed_format = format;
+        self
+    }
+
+    /// Hits and misses of the in-process cache since start.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Validates a request and answers it: one entry per id, in order.
+    async fn lookup(
         &self,
+        kind: Kind,
         entity: &str,
         model: &str,
         variant: &str,
         ids: &[String],
-    ) -> Result<(Arc<ConfigSnapshot>, Vec<Option<EmbeddingRow>>), EmbeddingError> {
+    ) -> Result<Vec<CandidateVectors>, EmbeddingError> {
         check_names(entity, model, variant)?;
         if ids.is_empty() {
             return Err(EmbeddingError::Invalid("candidateIds are required".into()));
@@ -108,20 +269,135 @@ impl EmbeddingService {
         if !v.enabled {
             return Err(EmbeddingError::Disabled(variant.to_string()));
         }
-        let version = v.embedding_store_read_version;
-        let table = snapshot.store_of(entity)?.embeddings_table.clone();
-        let rows = self
-            .store
-            .get(
-                Generation {
-                    table: &table,
-                    model,
-                    version,
-                },
-                ids,
-            )
-            .await?;
-        Ok((snapshot, rows))
+        let source = Source {
+            entity,
+            model,
+            variant: v,
+            table: &snapshot.store_of(entity)?.embeddings_table,
+        };
+        let found = self.cached(kind, source, ids).await?;
+        Ok(ids
+            .iter()
+            .map(|id| found.get(id.as_str()).cloned().unwrap_or_default())
+            .map(|mut v| {
+                if kind == Kind::DotProduct {
+                    v.search_embedding.clear();
+                }
+                v
+            })
+            .collect())
+    }
+
+    /// The vectors of every distinct id: the in-process cache, then Redis, then the store, with
+    /// write-back to the layers that missed.
+    async fn cached<'i>(
+        &self,
+        kind: Kind,
+        source: Source<'_>,
+        ids: &'i [String],
+    ) -> Result<HashMap<&'i str, CandidateVectors>, EmbeddingError> {
+        let (memory, distributed) = kind.switches(source.variant);
+        let remote = self.distributed.clone().filter(|_| distributed);
+        let mut seen = HashSet::new();
+        let mut todo: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let mut found = HashMap::with_capacity(todo.len());
+        if memory {
+            todo.retain(|id| match self.cache.get(&source.memory_key(kind, id)) {
+                Some(v) => {
+                    found.insert(*id, (*v).clone());
+                    false
+                }
+                None => true,
+            });
+        }
+        let missed_memory = todo.clone();
+        if let Some(remote) = &remote
+            && !todo.is_empty()
+        {
+            let keys: Vec<String> = todo
+                .iter()
+                .map(|id| source.remote_key(kind, self.distributed_format, id))
+                .collect();
+            match remote.get_many(&keys).await {
+                Ok(values) => {
+                    let mut values = values.into_iter();
+                    todo.retain(|id| {
+                        match values.next().flatten().and_then(|b| kind.decode(id, &b)) {
+                            Some(v) => {
+                                found.insert(*id, v);
+                                false
+                            }
+                            None => true,
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "distributed cache read failed; treated as a miss");
+                }
+            }
+        }
+        if !todo.is_empty() {
+            let owned: Vec<String> = todo.iter().map(|id| id.to_string()).collect();
+            let generation = Generation {
+                table: source.table,
+                model: source.model,
+                version: source.version(),
+            };
+            let rows = self.store.get(generation, &owned).await?;
+            for (id, row) in todo.iter().zip(rows) {
+                let v = match row {
+                    Some(r) => CandidateVectors {
+                        id: id.to_string(),
+                        embedding: r.embedding,
+                        search_embedding: r.search_embedding,
+                    },
+                    None => CandidateVectors {
+                        id: id.to_string(),
+                        ..CandidateVectors::default()
+                    },
+                };
+                found.insert(*id, v);
+            }
+        }
+        let ttl = |seconds: u64| match seconds {
+            0 => DEFAULT_TTL,
+            s => Duration::from_secs(s),
+        };
+        if memory {
+            let memory_ttl = ttl(source.variant.caching.in_memory_cache_ttl_seconds);
+            for id in &missed_memory {
+                if let Some(v) = found.get(id).filter(|v| kind.keeps(v)) {
+                    self.cache
+                        .insert(source.memory_key(kind, id), v.clone(), memory_ttl);
+                }
+            }
+        }
+        if let Some(remote) = remote {
+            let entries: Vec<(String, Vec<u8>)> = todo
+                .iter()
+                .filter_map(|id| found.get(id).filter(|v| kind.keeps(v)))
+                .map(|v| {
+                    (
+                        source.remote_key(kind, self.distributed_format, &v.id),
+                        kind.encode(v),
+                    )
+                })
+                .collect();
+            if !entries.is_empty() {
+                // Off the response path; a failure only costs a later miss.
+                let remote_ttl = ttl(source.variant.caching.distributed_cache_ttl_seconds);
+                tokio::spawn(async move {
+                    if let Err(e) = remote.set_many(entries, remote_ttl).await {
+                        tracing::warn!(error = %e, "distributed cache write failed");
+                    }
+                });
+            }
+        }
+        Ok(found)
     }
 
     /// `getEmbeddingsForCandidates`.
@@ -132,22 +408,8 @@ impl EmbeddingService {
         variant: &str,
         ids: &[String],
     ) -> Result<Vec<CandidateVectors>, EmbeddingError> {
-        let (_, rows) = self.rows(entity, model, variant, ids).await?;
-        Ok(ids
-            .iter()
-            .zip(rows)
-            .map(|(id, row)| match row {
-                Some(r) => CandidateVectors {
-                    id: id.clone(),
-                    embedding: r.embedding,
-                    search_embedding: r.search_embedding,
-                },
-                None => CandidateVectors {
-                    id: id.clone(),
-                    ..CandidateVectors::default()
-                },
-            })
-            .collect())
+        self.lookup(Kind::Embeddings, entity, model, variant, ids)
+            .await
     }
 
     /// `getCandidateEmbeddingScores`.
@@ -180,16 +442,18 @@ impl EmbeddingService {
             )));
         }
         let q: Vec<f32> = query.iter().map(|x| *x as f32).collect();
-        let (_, rows) = self.rows(entity, model, variant, ids).await?;
-        Ok(ids
-            .iter()
-            .zip(rows)
-            .map(|(id, row)| {
-                let score = row
-                    .filter(|r| r.embedding.len() == q.len())
-                    .map(|r| r.embedding.iter().zip(&q).map(|(a, b)| a * b).sum())
-                    .unwrap_or(0.0);
-                (id.clone(), score)
+        let vectors = self
+            .lookup(Kind::DotProduct, entity, model, variant, ids)
+            .await?;
+        Ok(vectors
+            .into_iter()
+            .map(|v| {
+                let score = if v.embedding.len() == q.len() {
+                    v.embedding.iter().zip(&q).map(|(a, b)| a * b).sum()
+                } else {
+                    0.0
+                };
+                (v.id, score)
             })
             .collect())
     }

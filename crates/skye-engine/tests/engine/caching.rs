@@ -236,3 +236,166 @@ async fn the_original_key_format_shares_entries_with_the_original_pods() {
         "acme"
     );
 }
+
+/// An embedding store that counts the ids it is asked for.
+#[derive(Debug)]
+struct CountingStore {
+    inner: skye_backends::embedded::EmbeddedStorage,
+    asked: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl skye_core::storage::EmbeddingStore for CountingStore {
+    async fn put(
+        &self,
+        generation: skye_core::storage::Generation<'_>,
+        rows: Vec<skye_core::storage::EmbeddingRow>,
+        ttl: Option<Duration>,
+    ) -> Result<(), skye_core::storage::StorageError> {
+        self.inner.put(generation, rows, ttl).await
+    }
+    async fn get(
+        &self,
+        generation: skye_core::storage::Generation<'_>,
+        ids: &[String],
+    ) -> Result<Vec<Option<skye_core::storage::EmbeddingRow>>, skye_core::storage::StorageError>
+    {
+        self.asked.lock().unwrap().extend(ids.iter().cloned());
+        skye_core::storage::EmbeddingStore::get(&self.inner, generation, ids).await
+    }
+    async fn drop_generation(
+        &self,
+        generation: skye_core::storage::Generation<'_>,
+    ) -> Result<(), skye_core::storage::StorageError> {
+        self.inner.drop_generation(generation).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedding_rpcs_cache_per_candidate_in_both_layers_and_both_formats() {
+    use prost::Message;
+    use skye_core::settings::CacheKeyFormat;
+    use skye_core::storage::{EmbeddingRow, EmbeddingStore, Generation};
+    use skye_engine::search::embeddings::EmbeddingService;
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = crate::support::registry_with(
+        dir.path(),
+        &[
+            json!({"variant": "v", "embedding_retrieval_in_memory_enabled": true,
+            "embedding_retrieval_distributed_enabled": true,
+            "dot_product_distributed_enabled": true}),
+        ],
+    )
+    .await;
+    let snapshot = registry.snapshot();
+    let version = snapshot
+        .variant("e", "m", "v")
+        .unwrap()
+        .embedding_store_read_version;
+    let table = snapshot.store_of("e").unwrap().embeddings_table.clone();
+    let store = Arc::new(CountingStore {
+        inner: skye_backends::embedded::EmbeddedStorage::open(&dir.path().join("s.redb")).unwrap(),
+        asked: Mutex::new(Vec::new()),
+    });
+    let rows = [("a", [1.0, 2.0]), ("b", [3.0, 4.0])]
+        .map(|(id, v)| EmbeddingRow {
+            id: id.into(),
+            embedding: v.to_vec(),
+            search_embedding: vec![v[1], v[0]],
+            to_be_indexed: Default::default(),
+        })
+        .to_vec();
+    let generation = Generation {
+        table: &table,
+        model: "m",
+        version,
+    };
+    store.put(generation, rows, None).await.unwrap();
+    let remote = Arc::new(MapCache::default());
+    let service = |format| {
+        EmbeddingService::new(registry.clone(), store.clone(), 1 << 20)
+            .with_distributed_cache(remote.clone(), format)
+    };
+    let asked = || std::mem::take(&mut *store.asked.lock().unwrap());
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let wait_for = |key: String| {
+        let remote = remote.clone();
+        async move {
+            for _ in 0..200 {
+                if let Some(v) = remote.map.lock().unwrap().get(&key) {
+                    return v.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{key} never written back");
+        }
+    };
+
+    let first = service(CacheKeyFormat::Skye);
+    let answer = first
+        .embeddings("e", "m", "v", &ids(&["a", "b", "a", "zz"]))
+        .await
+        .unwrap();
+    assert_eq!(answer[2].embedding, [1.0, 2.0]);
+    assert_eq!(answer[1].search_embedding, [4.0, 3.0]);
+    assert!(answer[3].embedding.is_empty() && answer[3].id == "zz");
+    assert_eq!(asked(), ["a", "b", "zz"], "one read per distinct id");
+    first
+        .embeddings("e", "m", "v", &ids(&["b", "zz"]))
+        .await
+        .unwrap();
+    assert!(
+        asked().is_empty(),
+        "in-process hits, the missing id included"
+    );
+
+    // A second instance: Redis answers (keys carry the read version).
+    let value = wait_for(format!("e:e:m:{version}:a:V3")).await;
+    assert_eq!(
+        skye_proto::CandidateEmbedding::decode(value.as_slice())
+            .unwrap()
+            .search_embedding,
+        [2.0, 1.0]
+    );
+    wait_for(format!("e:e:m:{version}:zz:V3")).await;
+    let second = service(CacheKeyFormat::Skye);
+    let again = second
+        .embeddings("e", "m", "v", &ids(&["a", "b", "a", "zz"]))
+        .await
+        .unwrap();
+    assert_eq!(again, answer);
+    assert!(asked().is_empty(), "all from Redis");
+
+    // Dot products: only non-empty vectors are cached (no in-process layer for this variant).
+    let scores = second
+        .dot_products("e", "m", "v", &ids(&["a", "zz"]), &[1.0, 1.0])
+        .await
+        .unwrap();
+    assert_eq!(scores, [("a".to_string(), 3.0), ("zz".to_string(), 0.0)]);
+    assert_eq!(asked(), ["a", "zz"]);
+    let raw = wait_for(format!("dp:e:m:{version}:a:V3")).await;
+    assert_eq!(raw, [1.0f32, 2.0].map(f32::to_le_bytes).concat());
+    second
+        .dot_products("e", "m", "v", &ids(&["a", "zz"]), &[1.0, 1.0])
+        .await
+        .unwrap();
+    assert_eq!(
+        asked(),
+        ["zz"],
+        "a from Redis; the empty one was not cached"
+    );
+
+    // The original's keys: no version in `e:`, the version in `dp:`.
+    let original = service(CacheKeyFormat::Original);
+    original
+        .embeddings("e", "m", "v", &ids(&["b"]))
+        .await
+        .unwrap();
+    wait_for("e:e:m:b:V2".to_string()).await;
+    original
+        .dot_products("e", "m", "v", &ids(&["b"]), &[1.0, 0.0])
+        .await
+        .unwrap();
+    wait_for(format!("dp:e:m:{version}:b:V2")).await;
+}

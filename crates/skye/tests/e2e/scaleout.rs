@@ -223,7 +223,8 @@ async fn serve_cached_variant(skye: &Skye, ids: &[usize]) -> skye_client::SkyeCl
         .post(
             &skye.url("admin", "/api/v1/model/register-variant"),
             &json!({"entity": "catalog", "model": "intent", "variant": "cached",
-                "distributed_caching_enabled": true, "distributed_cache_ttl_seconds": 60}),
+                "distributed_caching_enabled": true, "distributed_cache_ttl_seconds": 60,
+                "embedding_retrieval_distributed_enabled": true}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
@@ -259,7 +260,10 @@ async fn original_format_entries_are_shared_through_a_real_redis() {
     use prost::Message;
     use skye_backends::redis::RedisCache;
     use skye_core::cache::DistributedCache;
-    use skye_proto::{Candidate, CandidateResponse, Embedding, Meta, SkyeRequest};
+    use skye_proto::{
+        Candidate, CandidateEmbedding, CandidateResponse, Embedding, Meta,
+        SkyeBulkEmbeddingRequest, SkyeRequest,
+    };
 
     let Some(addr) = service("SKYE_TEST_REDIS_ADDR", "original Redis format") else {
         return;
@@ -345,4 +349,33 @@ async fn original_format_entries_are_shared_through_a_real_redis() {
         searched.responses[0],
         "written back as the original's value"
     );
+
+    // The embedding RPC's cache: `e:<entity>:<model>:<id>:V2`, a CandidateEmbedding. The key has
+    // no version, so a warm Redis may hold it from an earlier run: spoil it first (an
+    // undecodable value is a miss and gets overwritten).
+    let e_key = "e:catalog:intent:c2:V2".to_string();
+    redis
+        .set_many(vec![(e_key.clone(), vec![0xff])], Duration::from_secs(60))
+        .await
+        .unwrap();
+    let stored = client
+        .embeddings(SkyeBulkEmbeddingRequest {
+            entity: "catalog".into(),
+            model_name: "intent".into(),
+            variant: "cached".into(),
+            candidate_ids: vec!["c2".into()],
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let written = loop {
+        let value = redis.get_many(std::slice::from_ref(&e_key)).await.unwrap();
+        if let Some(Ok(v)) = value[0].as_deref().map(CandidateEmbedding::decode) {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no e: entry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(written, stored.candidates_embedding[0]);
+    assert!(!written.embedding.is_empty());
 }
