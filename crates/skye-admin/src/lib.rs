@@ -95,6 +95,22 @@ pub fn router(state: AdminState) -> Router {
             "/api/v1/qdrant/reset-variant-state",
             post(lifecycle::reset_variant_state),
         )
+        .route(
+            "/api/v1/qdrant/create-snapshot",
+            post(lifecycle::create_snapshot),
+        )
+        .route(
+            "/api/v1/qdrant/list-snapshots",
+            post(lifecycle::list_snapshots),
+        )
+        .route(
+            "/api/v1/qdrant/delete-snapshot",
+            post(lifecycle::delete_snapshot),
+        )
+        .route(
+            "/api/v1/qdrant/recover-snapshot",
+            post(lifecycle::recover_snapshot),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_token,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use skye_core::domain::VectorDbType;
 use skye_core::error::ErrorCode;
 use skye_core::json_compat::string_or_number;
+use skye_core::vector_store::SnapshotInfo;
 use skye_engine::lifecycle::{EofReport, ProcessRequest, Selection};
 
 use crate::registry::parse_body;
@@ -233,4 +234,99 @@ pub(crate) async fn reset_variant_state(
         "vector_db_read_version": v.vector_db_read_version,
         "vector_db_write_version": v.vector_db_write_version,
     })))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct SnapshotBody {
+    entity: String,
+    model: String,
+    variant: String,
+    /// Collection version; 0 = the variant's read version.
+    version: i64,
+    snapshot: String,
+}
+
+impl SnapshotBody {
+    fn parse(bytes: &Bytes, named: bool) -> Result<Self, ApiError> {
+        let b: SnapshotBody = body(bytes)?;
+        required("entity", &b.entity)?;
+        required("model", &b.model)?;
+        required("variant", &b.variant)?;
+        if named {
+            required("snapshot", &b.snapshot)?;
+        }
+        Ok(b)
+    }
+}
+
+fn snapshot_json(s: &SnapshotInfo) -> Value {
+    json!({"name": s.name, "created_unix": s.created_unix, "size_bytes": s.size_bytes})
+}
+
+/// Snapshots a variant's collection (Skye extension).
+pub(crate) async fn create_snapshot(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
+    let b = SnapshotBody::parse(&bytes, false)?;
+    let (collection, info) = s
+        .lifecycle
+        .create_snapshot(&b.entity, &b.model, &b.variant, b.version)
+        .await
+        .map_err(ApiError::from_error)?;
+    Ok(Json(json!({
+        "message": "Snapshot created",
+        "collection": collection,
+        "snapshot": snapshot_json(&info),
+    })))
+}
+
+/// Lists the snapshots of a variant's collection (Skye extension).
+pub(crate) async fn list_snapshots(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
+    let b = SnapshotBody::parse(&bytes, false)?;
+    let (collection, list) = s
+        .lifecycle
+        .list_snapshots(&b.entity, &b.model, &b.variant, b.version)
+        .await
+        .map_err(ApiError::from_error)?;
+    Ok(Json(json!({
+        "collection": collection,
+        "snapshots": list.iter().map(snapshot_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// Deletes one snapshot (Skye extension).
+pub(crate) async fn delete_snapshot(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
+    let b = SnapshotBody::parse(&bytes, true)?;
+    let collection = s
+        .lifecycle
+        .delete_snapshot(&b.entity, &b.model, &b.variant, b.version, &b.snapshot)
+        .await
+        .map_err(ApiError::from_error)?;
+    Ok(Json(
+        json!({"message": "Snapshot deleted", "collection": collection}),
+    ))
+}
+
+/// Returns a variant's collection to a snapshot (Skye extension).
+pub(crate) async fn recover_snapshot(
+    State(s): State<AdminState>,
+    LimitedBody(bytes): AdminBody,
+) -> ApiResult {
+    let b = SnapshotBody::parse(&bytes, true)?;
+    let collection = s
+        .lifecycle
+        .recover_snapshot(&b.entity, &b.model, &b.variant, b.version, &b.snapshot)
+        .await
+        .map_err(ApiError::from_error)?;
+    Ok(Json(
+        json!({"message": "Collection recovered", "collection": collection, "snapshot": b.snapshot}),
+    ))
 }

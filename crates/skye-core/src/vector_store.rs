@@ -135,6 +135,8 @@ pub enum VectorStoreError {
     CollectionExists(String),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("snapshot '{0}' not found")]
+    SnapshotNotFound(String),
     #[error("vector store unavailable: {0}")]
     Unavailable(String),
     #[error("vector store failure: {0}")]
@@ -144,7 +146,9 @@ pub enum VectorStoreError {
 impl HasErrorCode for VectorStoreError {
     fn code(&self) -> ErrorCode {
         match self {
-            VectorStoreError::CollectionNotFound(_) => ErrorCode::NotFound,
+            VectorStoreError::CollectionNotFound(_) | VectorStoreError::SnapshotNotFound(_) => {
+                ErrorCode::NotFound
+            }
             VectorStoreError::CollectionExists(_) => ErrorCode::AlreadyExists,
             VectorStoreError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             VectorStoreError::Unavailable(_) => ErrorCode::Unavailable,
@@ -206,6 +210,28 @@ pub trait VectorStore: VectorRead {
         collection: &str,
         threshold: usize,
     ) -> Result<(), VectorStoreError>;
+
+    /// Writes a point-in-time copy of `collection` (every acknowledged write included).
+    async fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo, VectorStoreError>;
+
+    /// The snapshots of `collection`, oldest first.
+    async fn list_snapshots(&self, collection: &str)
+    -> Result<Vec<SnapshotInfo>, VectorStoreError>;
+
+    /// Deletes one snapshot; `SnapshotNotFound` when there is none by that name.
+    async fn delete_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError>;
+
+    /// Replaces the contents of `collection` (created when absent) with snapshot `name` of it.
+    async fn recover_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError>;
+}
+
+/// A point-in-time copy of a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub name: String,
+    /// Creation time, Unix seconds.
+    pub created_unix: i64,
+    pub size_bytes: u64,
 }
 
 /// Remote vector DBs by variant (Qdrant in skye-backends), for the router that picks a

@@ -18,7 +18,7 @@ use skye_core::storage::{
 };
 use skye_core::vector_store::{
     CollectionInfo, CollectionSpec, PayloadValue, RemoteVectorStores, ScoredPoint, SearchQuery,
-    VectorPoint, VectorRead, VectorStore, VectorStoreError,
+    SnapshotInfo, VectorPoint, VectorRead, VectorStore, VectorStoreError,
 };
 
 use crate::registry::Registry;
@@ -158,6 +158,33 @@ impl VectorStore for VectorRouter {
     ) -> Result<(), VectorStoreError> {
         self.route(collection, true)?
             .set_indexing_threshold(collection, threshold)
+            .await
+    }
+
+    async fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo, VectorStoreError> {
+        self.route(collection, true)?
+            .create_snapshot(collection)
+            .await
+    }
+
+    async fn list_snapshots(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
+        self.route(collection, true)?
+            .list_snapshots(collection)
+            .await
+    }
+
+    async fn delete_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
+        self.route(collection, true)?
+            .delete_snapshot(collection, name)
+            .await
+    }
+
+    async fn recover_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
+        self.route(collection, true)?
+            .recover_snapshot(collection, name)
             .await
     }
 }

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use skye_core::domain::{DistanceFunction, names};
 use skye_core::vector_store::{
-    CollectionInfo, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery, VectorPoint,
-    VectorRead, VectorStore, VectorStoreError,
+    CollectionInfo, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery, SnapshotInfo,
+    VectorPoint, VectorRead, VectorStore, VectorStoreError,
 };
 use skye_index::{CollectionConfig, DurableCollection, IndexError, Metric};
 
@@ -73,7 +73,9 @@ impl EmbeddedVectorStore {
             else {
                 continue;
             };
-            if !path.is_dir() || !DurableCollection::exists(&path) {
+            // Dot-names are ours: snapshots, and a collection replaced by a recovery that a
+            // crash interrupted before its removal.
+            if name.starts_with('.') || !path.is_dir() || !DurableCollection::exists(&path) {
                 continue;
             }
             let (durable, recovery) = DurableCollection::open(&path).map_err(index_error)?;
@@ -101,6 +103,33 @@ impl EmbeddedVectorStore {
             .get(name)
             .cloned()
             .ok_or_else(|| VectorStoreError::CollectionNotFound(name.to_string()))
+    }
+
+    fn snapshot_dir(&self, collection: &str) -> PathBuf {
+        self.dir.join(SNAPSHOTS_DIR).join(collection)
+    }
+
+    /// The file of snapshot `name` of `collection`, which must exist.
+    fn existing_snapshot(&self, collection: &str, name: &str) -> Result<PathBuf, VectorStoreError> {
+        // Names are file names of ours: no separators, no leading dot (no `..`).
+        names::check_name(collection)
+            .map_err(|m| VectorStoreError::InvalidArgument(format!("collection name {m}")))?;
+        if name.starts_with('.') {
+            return Err(VectorStoreError::InvalidArgument(format!(
+                "snapshot name '{name}' must not start with '.'"
+            )));
+        }
+        if let Err(m) = names::check_name(name.get(..names::MAX_NAME_LEN).unwrap_or(name)) {
+            return Err(VectorStoreError::InvalidArgument(format!(
+                "snapshot name {m}"
+            )));
+        }
+        let file = snapshot_file(&self.snapshot_dir(collection), name);
+        if file.is_file() {
+            Ok(file)
+        } else {
+            Err(VectorStoreError::SnapshotNotFound(name.to_string()))
+        }
     }
 
     /// The engine's own figures for a collection (tombstones and memory included).
@@ -338,4 +367,163 @@ impl VectorStore for EmbeddedVectorStore {
         Self::schedule_maintenance(&handle);
         Ok(())
     }
+
+    async fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo, VectorStoreError> {
+        let handle = self.handle(collection)?;
+        let dir = self.snapshot_dir(collection);
+        let prefix = collection.to_string();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+            let mut millis = unix_millis();
+            let name = loop {
+                let name = format!("{prefix}-{millis}");
+                if !snapshot_file(&dir, &name).exists() {
+                    break name;
+                }
+                millis += 1;
+            };
+            handle
+                .durable
+                .snapshot_to(&snapshot_file(&dir, &name))
+                .map_err(index_error)?;
+            snapshot_info(&dir, &name)
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn list_snapshots(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
+        let dir = self.snapshot_dir(collection);
+        if !self.collections.read().contains_key(collection) && !dir.exists() {
+            return Err(VectorStoreError::CollectionNotFound(collection.to_string()));
+        }
+        tokio::task::spawn_blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(io_error(&dir, e)),
+            };
+            let mut out = Vec::new();
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if let Some(name) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(SNAPSHOT_EXT))
+                {
+                    out.push(snapshot_info(&dir, name)?);
+                }
+            }
+            out.sort_by(|a, b| (a.created_unix, &a.name).cmp(&(b.created_unix, &b.name)));
+            Ok(out)
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn delete_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
+        let file = self.existing_snapshot(collection, name)?;
+        tokio::task::spawn_blocking(move || {
+            std::fs::remove_file(&file).map_err(|e| io_error(&file, e))
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn recover_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
+        names::check_name(collection)
+            .map_err(|m| VectorStoreError::InvalidArgument(format!("collection name {m}")))?;
+        let file = self.existing_snapshot(collection, name)?;
+        // The collection is out of the map while its files are replaced: searches get
+        // CollectionNotFound for that time, writes in flight on the old files are discarded
+        // (recovering means returning to the snapshot's state).
+        let old = self.collections.write().remove(collection);
+        let live = self.dir.join(collection);
+        let trash = self
+            .dir
+            .join(format!(".recover-{collection}-{}", unix_millis()));
+        let restored = tokio::task::spawn_blocking({
+            let (live, trash) = (live.clone(), trash.clone());
+            move || {
+                if live.exists() {
+                    std::fs::rename(&live, &trash).map_err(|e| io_error(&live, e))?;
+                }
+                match DurableCollection::restore_from(&file, &live) {
+                    Ok(durable) => Ok(durable),
+                    Err(e) => {
+                        // Put the previous collection back as it was.
+                        let _ = std::fs::remove_dir_all(&live);
+                        if trash.exists() {
+                            let _ = std::fs::rename(&trash, &live);
+                        }
+                        Err(index_error(e))
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(join_error)?;
+        let durable = match restored {
+            Ok(durable) => durable,
+            Err(e) => {
+                if let Some(old) = old {
+                    self.collections.write().insert(collection.to_string(), old);
+                }
+                return Err(e);
+            }
+        };
+        durable.collection().maybe_index();
+        self.collections.write().insert(
+            collection.to_string(),
+            Arc::new(Handle {
+                durable,
+                indexing: AtomicBool::new(false),
+            }),
+        );
+        drop(old);
+        if trash.exists() {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = std::fs::remove_dir_all(&trash) {
+                    tracing::warn!(path = %trash.display(), error = %e, "cannot remove the replaced collection");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Snapshot files: `<dir>/.snapshots/<collection>/<name>.skye`.
+const SNAPSHOTS_DIR: &str = ".snapshots";
+const SNAPSHOT_EXT: &str = ".skye";
+
+fn snapshot_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{SNAPSHOT_EXT}"))
+}
+
+fn snapshot_info(dir: &Path, name: &str) -> Result<SnapshotInfo, VectorStoreError> {
+    let path = snapshot_file(dir, name);
+    let meta = std::fs::metadata(&path).map_err(|e| io_error(&path, e))?;
+    let created_unix = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    Ok(SnapshotInfo {
+        name: name.to_string(),
+        created_unix,
+        size_bytes: meta.len(),
+    })
+}
+
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> VectorStoreError {
+    VectorStoreError::Internal(format!("{}: {e}", path.display()))
 }

@@ -10,23 +10,26 @@
 //!   excluded ids become a `must_not has_id`.
 //! * Indexing threshold 0 (bulk load) and the lifecycle's re-enabling map to the optimizer's
 //!   `indexing_threshold` (Qdrant counts it in KB; 0 disables the HNSW build there too).
+//! * Snapshots: Qdrant's node-local collection snapshots (create, list, delete). Recovery is a
+//!   REST-only call in Qdrant, so it is refused here with the call to make.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
-    self, Condition as QCondition, CreateCollectionBuilder, DeletePointsBuilder, Distance, Filter,
-    GeoPoint, GeoRadius, HnswConfigDiffBuilder, ListValue, OptimizersConfigDiffBuilder, PointId,
-    PointStruct, PointsIdsList, Range, SearchBatchPointsBuilder, SearchParamsBuilder,
-    SearchPointsBuilder, SetPayloadPointsBuilder, UpdateCollectionBuilder, UpsertPointsBuilder,
-    Value, VectorParamsBuilder, r#match::MatchValue, point_id::PointIdOptions, value::Kind,
+    self, Condition as QCondition, CreateCollectionBuilder, DeletePointsBuilder,
+    DeleteSnapshotRequestBuilder, Distance, Filter, GeoPoint, GeoRadius, HnswConfigDiffBuilder,
+    ListValue, OptimizersConfigDiffBuilder, PointId, PointStruct, PointsIdsList, Range,
+    SearchBatchPointsBuilder, SearchParamsBuilder, SearchPointsBuilder, SetPayloadPointsBuilder,
+    UpdateCollectionBuilder, UpsertPointsBuilder, Value, VectorParamsBuilder, r#match::MatchValue,
+    point_id::PointIdOptions, value::Kind,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use skye_core::domain::DistanceFunction;
 use skye_core::vector_store::{
     CollectionInfo, CollectionSpec, Condition, PayloadValue, ScoredPoint, SearchFilter,
-    SearchQuery, VectorPoint, VectorRead, VectorStore, VectorStoreError,
+    SearchQuery, SnapshotInfo, VectorPoint, VectorRead, VectorStore, VectorStoreError,
 };
 
 /// Payload field holding a non-numeric candidate id.
@@ -502,6 +505,66 @@ impl VectorStore for QdrantVectorStore {
             .await
             .map_err(error)?;
         Ok(())
+    }
+
+    async fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo, VectorStoreError> {
+        let r = self
+            .client
+            .create_snapshot(collection)
+            .await
+            .map_err(error)?;
+        r.snapshot_description
+            .map(snapshot_info)
+            .ok_or_else(|| VectorStoreError::Internal("Qdrant described no snapshot".into()))
+    }
+
+    async fn list_snapshots(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
+        let r = self
+            .client
+            .list_snapshots(collection)
+            .await
+            .map_err(error)?;
+        let mut out: Vec<SnapshotInfo> = r
+            .snapshot_descriptions
+            .into_iter()
+            .map(snapshot_info)
+            .collect();
+        out.sort_by(|a, b| (a.created_unix, &a.name).cmp(&(b.created_unix, &b.name)));
+        Ok(out)
+    }
+
+    async fn delete_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
+        match self
+            .client
+            .delete_snapshot(DeleteSnapshotRequestBuilder::new(collection, name))
+            .await
+            .map_err(error)
+        {
+            // Qdrant answers NOT_FOUND for a missing snapshot as for a missing collection.
+            Err(VectorStoreError::CollectionNotFound(m)) if m.contains("napshot") => {
+                Err(VectorStoreError::SnapshotNotFound(name.to_string()))
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn recover_snapshot(&self, collection: &str, _: &str) -> Result<(), VectorStoreError> {
+        Err(VectorStoreError::InvalidArgument(format!(
+            "Qdrant recovers snapshots through its REST API only (PUT \
+             /collections/{collection}/snapshots/recover with the snapshot's location); its gRPC \
+             API, which Skye uses, has no recovery call"
+        )))
+    }
+}
+
+fn snapshot_info(d: qdrant::SnapshotDescription) -> SnapshotInfo {
+    SnapshotInfo {
+        name: d.name,
+        created_unix: d.creation_time.map_or(0, |t| t.seconds),
+        size_bytes: u64::try_from(d.size).unwrap_or(0),
     }
 }
 

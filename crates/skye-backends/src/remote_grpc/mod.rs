@@ -24,8 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use skye_core::domain::{Variant, VectorDbType};
 use skye_core::vector_store::{
-    CollectionInfo, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery, VectorPoint,
-    VectorRead, VectorStore, VectorStoreError,
+    CollectionInfo, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery, SnapshotInfo,
+    VectorPoint, VectorRead, VectorStore, VectorStoreError,
 };
 use skye_proto::eigenix::eigenix_service_client::EigenixServiceClient;
 use skye_proto::ngt::embedding_service_client::EmbeddingServiceClient;
@@ -125,6 +125,18 @@ macro_rules! read_only_store {
                 _: &str,
                 _: usize,
             ) -> Result<(), VectorStoreError> {
+                Err(read_only($name))
+            }
+            async fn create_snapshot(&self, _: &str) -> Result<SnapshotInfo, VectorStoreError> {
+                Err(read_only($name))
+            }
+            async fn list_snapshots(&self, _: &str) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
+                Err(read_only($name))
+            }
+            async fn delete_snapshot(&self, _: &str, _: &str) -> Result<(), VectorStoreError> {
+                Err(read_only($name))
+            }
+            async fn recover_snapshot(&self, _: &str, _: &str) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
         }

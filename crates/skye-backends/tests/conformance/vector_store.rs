@@ -47,13 +47,109 @@ fn ids(hits: &[skye_core::vector_store::ScoredPoint]) -> Vec<&str> {
     hits.iter().map(|h| h.id.as_str()).collect()
 }
 
-/// Every case, on collections whose names start with `prefix`.
-pub async fn run_suite(store: Arc<dyn VectorStore>, prefix: &str) {
+/// Every case, on collections whose names start with `prefix`. `recovers`: the store can
+/// restore a snapshot itself (Qdrant does it over REST only).
+pub async fn run_suite(store: Arc<dyn VectorStore>, prefix: &str, recovers: bool) {
     lifecycle(&*store, prefix).await;
     metrics_order_and_score(&*store, prefix).await;
     filters_exclusion_offset_and_payload(&*store, prefix).await;
     deletes_payload_updates_and_bad_input(&*store, prefix).await;
     indexing_threshold(&*store, prefix).await;
+    snapshots(&*store, prefix, recovers).await;
+}
+
+/// Every id in `collection`, sorted.
+async fn all_ids(store: &dyn VectorStore, collection: &str) -> Vec<String> {
+    let mut q = query([1.0, 1.0, 1.0], 10);
+    q.exact = true;
+    let hits = store.search(collection, vec![q]).await.unwrap().remove(0);
+    let mut ids: Vec<String> = hits.into_iter().map(|h| h.id).collect();
+    ids.sort();
+    ids
+}
+
+async fn snapshots(store: &dyn VectorStore, p: &str, recovers: bool) {
+    let name = format!("{p}_snap");
+    store
+        .create_collection(spec(&name, DistanceFunction::Dot, 0))
+        .await
+        .unwrap();
+    let brand = |b: &str| [("brand", PayloadValue::Keyword(b.into()))];
+    store
+        .upsert(
+            &name,
+            vec![
+                point("1", [1.0, 0.0, 0.0], &brand("a")),
+                point("2", [0.0, 1.0, 0.0], &brand("b")),
+            ],
+        )
+        .await
+        .unwrap();
+    let snap = store.create_snapshot(&name).await.unwrap();
+    assert!(snap.size_bytes > 0 && !snap.name.is_empty(), "{snap:?}");
+    let listed = store.list_snapshots(&name).await.unwrap();
+    assert_eq!(
+        listed.iter().filter(|s| s.name == snap.name).count(),
+        1,
+        "{listed:?}"
+    );
+    // Changes after the snapshot…
+    store.delete_points(&name, vec!["1".into()]).await.unwrap();
+    store
+        .upsert(&name, vec![point("3", [0.0, 0.0, 1.0], &brand("c"))])
+        .await
+        .unwrap();
+    assert_eq!(all_ids(store, &name).await, ["2", "3"]);
+    if recovers {
+        // …are undone by recovering it, payloads and all.
+        store.recover_snapshot(&name, &snap.name).await.unwrap();
+        assert_eq!(all_ids(store, &name).await, ["1", "2"]);
+        let mut q = query([1.0, 0.0, 0.0], 1);
+        q.filter = Some(SearchFilter {
+            must: vec![Condition::Match {
+                field: "brand".into(),
+                any: vec![PayloadValue::Keyword("a".into())],
+            }],
+            must_not: vec![],
+        });
+        let hits = store.search(&name, vec![q]).await.unwrap().remove(0);
+        assert_eq!(ids(&hits), ["1"]);
+        // Writes go on after a recovery.
+        store
+            .upsert(&name, vec![point("4", [1.0, 1.0, 0.0], &[])])
+            .await
+            .unwrap();
+        assert_eq!(all_ids(store, &name).await, ["1", "2", "4"]);
+    } else {
+        let e = store.recover_snapshot(&name, &snap.name).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    }
+    for bad in ["no-such-snapshot", "../x", ".", ""] {
+        let e = store.delete_snapshot(&name, bad).await.unwrap_err();
+        assert!(
+            matches!(e.code(), ErrorCode::NotFound | ErrorCode::InvalidArgument),
+            "{bad:?}: {e}"
+        );
+    }
+    store.delete_snapshot(&name, &snap.name).await.unwrap();
+    assert!(
+        !store
+            .list_snapshots(&name)
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.name == snap.name)
+    );
+    let e = store.delete_snapshot(&name, &snap.name).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
+    assert_eq!(
+        store
+            .create_snapshot(&format!("{p}_no_such"))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotFound
+    );
 }
 
 async fn lifecycle(store: &dyn VectorStore, p: &str) {
@@ -381,7 +477,7 @@ async fn embedded_vector_store_conforms_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Arc::new(EmbeddedVectorStore::open(dir.path()).unwrap());
-        run_suite(store.clone(), "conf").await;
+        run_suite(store.clone(), "conf", true).await;
     }
     let store = EmbeddedVectorStore::open(dir.path()).unwrap();
     let names = skye_core::vector_store::VectorRead::list_collections(&store)
@@ -390,6 +486,20 @@ async fn embedded_vector_store_conforms_and_survives_reopen() {
     assert!(
         names.contains(&"conf_filters".to_string()) && !names.contains(&"conf_life_1".to_string()),
         "{names:?}"
+    );
+    assert!(
+        names.contains(&"conf_snap".to_string()) && !names.iter().any(|n| n.starts_with('.')),
+        "snapshots and replaced collections are not collections: {names:?}"
+    );
+    let mut q = query([1.0, 1.0, 1.0], 10);
+    q.exact = true;
+    let recovered = skye_core::vector_store::VectorRead::search(&store, "conf_snap", vec![q])
+        .await
+        .unwrap();
+    assert_eq!(
+        recovered[0].len(),
+        3,
+        "the recovered collection survives a reopen"
     );
     let info = skye_core::vector_store::VectorRead::collection_info(&store, "conf_indexing")
         .await
@@ -418,7 +528,7 @@ async fn qdrant_vector_store_conforms() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    run_suite(Arc::new(store), &format!("conf{nanos}")).await;
+    run_suite(Arc::new(store), &format!("conf{nanos}"), false).await;
 }
 
 /// Churn (items removed and re-added, as real-time flags do) leaves tombstones; the store

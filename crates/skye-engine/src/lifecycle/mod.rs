@@ -24,7 +24,7 @@ use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::event_log::{EventLog, Produce, topics};
 use skye_core::snapshot::LookupError;
 use skye_core::storage::{EmbeddingStore, StorageError};
-use skye_core::vector_store::{CollectionSpec, VectorStore, VectorStoreError};
+use skye_core::vector_store::{CollectionSpec, SnapshotInfo, VectorStore, VectorStoreError};
 
 use crate::registry::{Registry, RegistryError};
 
@@ -143,6 +143,83 @@ impl Lifecycle {
         let name = spec.name.clone();
         self.vectors.create_collection(spec).await?;
         Ok(name)
+    }
+
+    /// The collection of `variant` at `version` (0 = the read version).
+    fn variant_collection(
+        &self,
+        entity: &str,
+        model: &str,
+        variant: &str,
+        version: i64,
+    ) -> Result<String, LifecycleError> {
+        if version < 0 {
+            return Err(LifecycleError::Invalid(format!(
+                "version must be >= 0, got {version}"
+            )));
+        }
+        let snapshot = self.registry.snapshot();
+        let v = snapshot.variant(entity, model, variant)?;
+        Ok(v.collection_name(match version {
+            0 => v.vector_db_read_version,
+            n => n,
+        }))
+    }
+
+    /// Snapshots a variant's collection at `version` (0 = the read version).
+    pub async fn create_snapshot(
+        &self,
+        entity: &str,
+        model: &str,
+        variant: &str,
+        version: i64,
+    ) -> Result<(String, SnapshotInfo), LifecycleError> {
+        let collection = self.variant_collection(entity, model, variant, version)?;
+        let info = self.vectors.create_snapshot(&collection).await?;
+        tracing::info!(%collection, snapshot = %info.name, bytes = info.size_bytes, "snapshot created");
+        Ok((collection, info))
+    }
+
+    /// The snapshots of a variant's collection at `version` (0 = the read version).
+    pub async fn list_snapshots(
+        &self,
+        entity: &str,
+        model: &str,
+        variant: &str,
+        version: i64,
+    ) -> Result<(String, Vec<SnapshotInfo>), LifecycleError> {
+        let collection = self.variant_collection(entity, model, variant, version)?;
+        let list = self.vectors.list_snapshots(&collection).await?;
+        Ok((collection, list))
+    }
+
+    /// Deletes snapshot `name` of a variant's collection at `version` (0 = the read version).
+    pub async fn delete_snapshot(
+        &self,
+        entity: &str,
+        model: &str,
+        variant: &str,
+        version: i64,
+        name: &str,
+    ) -> Result<String, LifecycleError> {
+        let collection = self.variant_collection(entity, model, variant, version)?;
+        self.vectors.delete_snapshot(&collection, name).await?;
+        Ok(collection)
+    }
+
+    /// Returns a variant's collection at `version` (0 = the read version) to snapshot `name`.
+    pub async fn recover_snapshot(
+        &self,
+        entity: &str,
+        model: &str,
+        variant: &str,
+        version: i64,
+        name: &str,
+    ) -> Result<String, LifecycleError> {
+        let collection = self.variant_collection(entity, model, variant, version)?;
+        self.vectors.recover_snapshot(&collection, name).await?;
+        tracing::warn!(%collection, snapshot = %name, "collection recovered from a snapshot");
+        Ok(collection)
     }
 
     /// Models of `entity` run at `frequency` (`process-models-with-freq`).
