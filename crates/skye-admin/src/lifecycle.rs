@@ -13,7 +13,7 @@ use skye_core::domain::VectorDbType;
 use skye_core::error::ErrorCode;
 use skye_core::json_compat::string_or_number;
 use skye_core::vector_store::SnapshotInfo;
-use skye_engine::lifecycle::{EofReport, ProcessRequest, Selection};
+use skye_engine::lifecycle::{EofReport, ProcessRequest, Selection, VariantVersion};
 
 use crate::registry::parse_body;
 use crate::{AdminBody, AdminState, ApiError, LimitedBody};
@@ -258,6 +258,15 @@ impl SnapshotBody {
         }
         Ok(b)
     }
+
+    fn target(&self) -> VariantVersion<'_> {
+        VariantVersion {
+            entity: &self.entity,
+            model: &self.model,
+            variant: &self.variant,
+            version: self.version,
+        }
+    }
 }
 
 fn snapshot_json(s: &SnapshotInfo) -> Value {
@@ -272,7 +281,7 @@ pub(crate) async fn create_snapshot(
     let b = SnapshotBody::parse(&bytes, false)?;
     let (collection, info) = s
         .lifecycle
-        .create_snapshot(&b.entity, &b.model, &b.variant, b.version)
+        .create_snapshot(b.target())
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(json!({
@@ -290,7 +299,7 @@ pub(crate) async fn list_snapshots(
     let b = SnapshotBody::parse(&bytes, false)?;
     let (collection, list) = s
         .lifecycle
-        .list_snapshots(&b.entity, &b.model, &b.variant, b.version)
+        .list_snapshots(b.target())
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(json!({
@@ -307,7 +316,7 @@ pub(crate) async fn delete_snapshot(
     let b = SnapshotBody::parse(&bytes, true)?;
     let collection = s
         .lifecycle
-        .delete_snapshot(&b.entity, &b.model, &b.variant, b.version, &b.snapshot)
+        .delete_snapshot(b.target(), &b.snapshot)
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(
@@ -323,7 +332,7 @@ pub(crate) async fn recover_snapshot(
     let b = SnapshotBody::parse(&bytes, true)?;
     let collection = s
         .lifecycle
-        .recover_snapshot(&b.entity, &b.model, &b.variant, b.version, &b.snapshot)
+        .recover_snapshot(b.target(), &b.snapshot)
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(

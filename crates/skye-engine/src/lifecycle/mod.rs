@@ -94,6 +94,25 @@ pub struct ModelStatePayload {
 /// Indexing threshold used when a variant's params name none.
 pub const DEFAULT_INDEXING_THRESHOLD: usize = 20_000;
 
+/// One collection of a variant: `version` 0 = the variant's read version.
+#[derive(Debug, Clone, Copy)]
+pub struct VariantVersion<'a> {
+    pub entity: &'a str,
+    pub model: &'a str,
+    pub variant: &'a str,
+    pub version: i64,
+}
+
+/// A collection version from a request: 0 or more.
+fn check_version(version: i64) -> Result<(), LifecycleError> {
+    if version < 0 {
+        return Err(LifecycleError::Invalid(format!(
+            "version must be >= 0, got {version}"
+        )));
+    }
+    Ok(())
+}
+
 /// The lifecycle service: shared by the admin endpoints, the embedding consumer (EOF) and the
 /// reconciler.
 #[derive(Debug)]
@@ -131,11 +150,7 @@ impl Lifecycle {
         variant: &str,
         version: i64,
     ) -> Result<String, LifecycleError> {
-        if version < 0 {
-            return Err(LifecycleError::Invalid(format!(
-                "version must be >= 0, got {version}"
-            )));
-        }
+        check_version(version)?;
         let snapshot = self.registry.snapshot();
         let m = snapshot.model(entity, model)?;
         let v = snapshot.variant(entity, model, variant)?;
@@ -145,78 +160,56 @@ impl Lifecycle {
         Ok(name)
     }
 
-    /// The collection of `variant` at `version` (0 = the read version).
-    fn variant_collection(
-        &self,
-        entity: &str,
-        model: &str,
-        variant: &str,
-        version: i64,
-    ) -> Result<String, LifecycleError> {
-        if version < 0 {
-            return Err(LifecycleError::Invalid(format!(
-                "version must be >= 0, got {version}"
-            )));
-        }
+    /// The collection `at` names (version 0 = the variant's read version).
+    fn variant_collection(&self, at: VariantVersion<'_>) -> Result<String, LifecycleError> {
+        check_version(at.version)?;
         let snapshot = self.registry.snapshot();
-        let v = snapshot.variant(entity, model, variant)?;
-        Ok(v.collection_name(match version {
+        let v = snapshot.variant(at.entity, at.model, at.variant)?;
+        Ok(v.collection_name(match at.version {
             0 => v.vector_db_read_version,
             n => n,
         }))
     }
 
-    /// Snapshots a variant's collection at `version` (0 = the read version).
+    /// Snapshots the collection `at` names; returns its name and the snapshot.
     pub async fn create_snapshot(
         &self,
-        entity: &str,
-        model: &str,
-        variant: &str,
-        version: i64,
+        at: VariantVersion<'_>,
     ) -> Result<(String, SnapshotInfo), LifecycleError> {
-        let collection = self.variant_collection(entity, model, variant, version)?;
+        let collection = self.variant_collection(at)?;
         let info = self.vectors.create_snapshot(&collection).await?;
         tracing::info!(%collection, snapshot = %info.name, bytes = info.size_bytes, "snapshot created");
         Ok((collection, info))
     }
 
-    /// The snapshots of a variant's collection at `version` (0 = the read version).
+    /// The snapshots of the collection `at` names.
     pub async fn list_snapshots(
         &self,
-        entity: &str,
-        model: &str,
-        variant: &str,
-        version: i64,
+        at: VariantVersion<'_>,
     ) -> Result<(String, Vec<SnapshotInfo>), LifecycleError> {
-        let collection = self.variant_collection(entity, model, variant, version)?;
+        let collection = self.variant_collection(at)?;
         let list = self.vectors.list_snapshots(&collection).await?;
         Ok((collection, list))
     }
 
-    /// Deletes snapshot `name` of a variant's collection at `version` (0 = the read version).
+    /// Deletes snapshot `name` of the collection `at` names.
     pub async fn delete_snapshot(
         &self,
-        entity: &str,
-        model: &str,
-        variant: &str,
-        version: i64,
+        at: VariantVersion<'_>,
         name: &str,
     ) -> Result<String, LifecycleError> {
-        let collection = self.variant_collection(entity, model, variant, version)?;
+        let collection = self.variant_collection(at)?;
         self.vectors.delete_snapshot(&collection, name).await?;
         Ok(collection)
     }
 
-    /// Returns a variant's collection at `version` (0 = the read version) to snapshot `name`.
+    /// Returns the collection `at` names to its snapshot `name`.
     pub async fn recover_snapshot(
         &self,
-        entity: &str,
-        model: &str,
-        variant: &str,
-        version: i64,
+        at: VariantVersion<'_>,
         name: &str,
     ) -> Result<String, LifecycleError> {
-        let collection = self.variant_collection(entity, model, variant, version)?;
+        let collection = self.variant_collection(at)?;
         self.vectors.recover_snapshot(&collection, name).await?;
         tracing::warn!(%collection, snapshot = %name, "collection recovered from a snapshot");
         Ok(collection)
