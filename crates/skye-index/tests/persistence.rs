@@ -93,6 +93,33 @@ fn writes_survive_reopen_with_and_without_checkpoint() {
     );
 }
 
+/// A retired collection (deleted or replaced by its store) still answers searches but never
+/// touches its directory again, so a new collection can take the path.
+#[test]
+fn a_retired_collection_leaves_its_directory_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c");
+    let old = DurableCollection::create(&path, config()).unwrap();
+    old.upsert((0..20).map(|i| point(i, 8)).collect()).unwrap();
+    old.retire();
+    std::fs::remove_dir_all(&path).unwrap();
+    let new = DurableCollection::create(&path, config()).unwrap();
+    new.upsert(vec![point(100, 8)]).unwrap();
+
+    assert!(old.upsert(vec![point(21, 8)]).is_err());
+    assert!(old.delete(vec!["p1".into()]).is_err());
+    assert!(old.checkpoint().is_err());
+    assert_eq!(old.collection().len(), 20, "reads still work");
+
+    drop(new);
+    let (reopened, _) = DurableCollection::open(&path).unwrap();
+    assert_eq!(
+        reopened.collection().len(),
+        1,
+        "only the new collection's write is there"
+    );
+}
+
 #[test]
 fn single_file_snapshot_restores_elsewhere() {
     let dir = tempfile::tempdir().unwrap();

@@ -149,22 +149,30 @@ impl EmbeddedVectorStore {
         }
         let handle = handle.clone();
         tokio::task::spawn_blocking(move || {
-            let c = handle.durable.collection();
-            let reclaimed = if compaction_due(&c.info()) {
-                c.compact()
-            } else {
-                0
-            };
-            let linked = c.index_pending();
-            // Persist the graph with the points: a restart then loads it instead of replaying
-            // the WAL and rebuilding the index.
-            if (linked > 0 || reclaimed > 0)
-                && let Err(e) = handle.durable.checkpoint()
-            {
-                tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write");
+            loop {
+                let c = handle.durable.collection();
+                let reclaimed = if compaction_due(&c.info()) {
+                    c.compact()
+                } else {
+                    0
+                };
+                let linked = c.index_pending();
+                // Persist the graph with the points: a restart then loads it instead of
+                // replaying the WAL and rebuilding the index.
+                if (linked > 0 || reclaimed > 0)
+                    && let Err(e) = handle.durable.checkpoint()
+                {
+                    tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write");
+                }
+                handle.indexing.store(false, Ordering::Release);
+                tracing::debug!(linked, reclaimed, "collection maintenance done");
+                // Writes that landed meanwhile found the flag set and left their upkeep to this
+                // task: look again, or the last batch of a job could wait for a next write.
+                let again = compaction_due(&c.info()) || c.indexing_due();
+                if !again || handle.indexing.swap(true, Ordering::AcqRel) {
+                    break;
+                }
             }
-            handle.indexing.store(false, Ordering::Release);
-            tracing::debug!(linked, reclaimed, "collection maintenance done");
         });
     }
 }
@@ -278,12 +286,17 @@ impl VectorStore for EmbeddedVectorStore {
 
     async fn delete_collection(&self, collection: &str) -> Result<(), VectorStoreError> {
         let removed = self.collections.write().remove(collection);
-        if removed.is_some() {
+        if let Some(handle) = removed {
             let path = self.dir.join(collection);
-            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path))
-                .await
-                .map_err(join_error)?
-                .map_err(|e| VectorStoreError::Internal(format!("removing {collection}: {e}")))?;
+            tokio::task::spawn_blocking(move || {
+                // Searches holding the handle finish; no write or checkpoint of it reaches the
+                // directory (or a new collection of the same name) again.
+                handle.durable.retire();
+                std::fs::remove_dir_all(&path)
+            })
+            .await
+            .map_err(join_error)?
+            .map_err(|e| VectorStoreError::Internal(format!("removing {collection}: {e}")))?;
         }
         Ok(())
     }
@@ -445,32 +458,42 @@ impl VectorStore for EmbeddedVectorStore {
         let trash = self
             .dir
             .join(format!(".recover-{collection}-{}", unix_millis()));
+        // Ok: the recovered collection. Err: why, and the previous collection reopened from
+        // its files when there was one (the old handle is retired and cannot be reused).
         let restored = tokio::task::spawn_blocking({
             let (live, trash) = (live.clone(), trash.clone());
+            let had_old = old.is_some();
             move || {
+                if let Some(old) = &old {
+                    // No write or checkpoint of the old collection may land in the new files.
+                    old.durable.retire();
+                }
                 if live.exists() {
-                    std::fs::rename(&live, &trash).map_err(|e| io_error(&live, e))?;
+                    std::fs::rename(&live, &trash).map_err(|e| (io_error(&live, e), None))?;
                 }
-                match DurableCollection::restore_from(&file, &live) {
-                    Ok(durable) => Ok(durable),
-                    Err(e) => {
-                        // Put the previous collection back as it was.
-                        let _ = std::fs::remove_dir_all(&live);
-                        if trash.exists() {
-                            let _ = std::fs::rename(&trash, &live);
-                        }
-                        Err(index_error(e))
-                    }
-                }
+                DurableCollection::restore_from(&file, &live).map_err(|e| {
+                    let _ = std::fs::remove_dir_all(&live);
+                    let back = (had_old && std::fs::rename(&trash, &live).is_ok())
+                        .then(|| DurableCollection::open(&live).ok())
+                        .flatten()
+                        .map(|(durable, _)| Box::new(durable));
+                    (index_error(e), back)
+                })
             }
         })
         .await
         .map_err(join_error)?;
         let durable = match restored {
             Ok(durable) => durable,
-            Err(e) => {
-                if let Some(old) = old {
-                    self.collections.write().insert(collection.to_string(), old);
+            Err((e, back)) => {
+                if let Some(durable) = back {
+                    self.collections.write().insert(
+                        collection.to_string(),
+                        Arc::new(Handle {
+                            durable: *durable,
+                            indexing: AtomicBool::new(false),
+                        }),
+                    );
                 }
                 return Err(e);
             }
@@ -483,7 +506,6 @@ impl VectorStore for EmbeddedVectorStore {
                 indexing: AtomicBool::new(false),
             }),
         );
-        drop(old);
         if trash.exists() {
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = std::fs::remove_dir_all(&trash) {

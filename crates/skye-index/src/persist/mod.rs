@@ -12,6 +12,7 @@ mod wal;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
@@ -49,6 +50,8 @@ pub struct DurableCollection {
     wal: Mutex<Wal>,
     dir: PathBuf,
     checkpoint_bytes: u64,
+    /// Set by [`DurableCollection::retire`]: no write or checkpoint touches the files again.
+    retired: AtomicBool,
 }
 
 /// What [`DurableCollection::open`] recovered.
@@ -86,6 +89,7 @@ impl DurableCollection {
             wal: Mutex::new(wal),
             dir: dir.to_path_buf(),
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -139,8 +143,26 @@ impl DurableCollection {
         &self.dir
     }
 
+    /// Stops every later write and checkpoint (they fail) and waits for one in progress, so the
+    /// directory can be removed or replaced while readers still hold the collection.
+    pub fn retire(&self) {
+        let _wal = self.wal.lock();
+        self.retired.store(true, Ordering::Release);
+    }
+
+    fn check_live(&self) -> Result<(), IndexError> {
+        if self.retired.load(Ordering::Acquire) {
+            return Err(IndexError::Storage(format!(
+                "{}: the collection was deleted or replaced",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     fn write(&self, op: Op) -> Result<usize, IndexError> {
         let mut wal = self.wal.lock();
+        self.check_live()?;
         wal.append(&op).map_err(|e| codec_error(wal.path(), e))?;
         let result = apply(&self.collection, op)?;
         if wal.size() >= self.checkpoint_bytes {
@@ -182,6 +204,7 @@ impl DurableCollection {
     /// Writes a snapshot of everything and empties the WAL.
     pub fn checkpoint(&self) -> Result<(), IndexError> {
         let mut wal = self.wal.lock();
+        self.check_live()?;
         self.checkpoint_locked(&mut wal)
     }
 
