@@ -14,7 +14,7 @@ use crate::support::{Http, Skye};
 const DIM: usize = 4;
 
 /// A deterministic vector for candidate `i` of generation `g`.
-fn vector(i: usize, g: usize) -> Vec<f32> {
+pub fn vector(i: usize, g: usize) -> Vec<f32> {
     (0..DIM)
         .map(|d| (((i * 7 + d * 13 + g * 29) % 17) as f32 - 8.0) / 8.0 + 0.01 * d as f32)
         .collect()
@@ -136,7 +136,12 @@ fn exact(query: &[f32], ids: &[usize], generation: usize, k: usize) -> Vec<Strin
         .collect()
 }
 
-async fn search(client: &SkyeClient, variant: &str, query: &[f32], k: i32) -> Vec<(String, f64)> {
+pub async fn search(
+    client: &SkyeClient,
+    variant: &str,
+    query: &[f32],
+    k: i32,
+) -> Vec<(String, f64)> {
     let r = client
         .similar_candidates(SkyeRequest {
             entity: "catalog".into(),
@@ -722,100 +727,4 @@ async fn delta_jobs_update_in_place_and_force_reset_switches_to_a_new_collection
     assert_eq!(v["vector_db_read_version"], 2, "{v}");
     let hits = search(&client, "all", &vector(104, 1), 100).await;
     assert_eq!(ids_of(&hits), exact(&vector(104, 1), &expected, 1, 100));
-}
-
-/// Snapshots through the admin API (a Skye extension): one taken of the empty collection before
-/// ingestion brings it back to empty; snapshots are listed and deleted; bad requests get 4xx.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_are_created_listed_recovered_and_deleted_over_the_admin_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let skye = Skye::standalone(dir.path(), &[]);
-    let http = Http::new();
-    register(&skye, &http).await;
-    let admin = |path: &str| skye.url("admin", &format!("/api/v1/qdrant/{path}"));
-    let r = http
-        .post(
-            &admin("process-multi-variant"),
-            &json!({"entity": "catalog", "model": "intent", "variants": ["all"]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let events = job_events(&r.body, &(0..10).collect::<Vec<_>>(), 0, &[]);
-    let target = json!({"entity": "catalog", "model": "intent", "variant": "all", "version": 1});
-    let r = http.post(&admin("create-snapshot"), &target).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(r.body["collection"], "all_intent_1");
-    let empty = r.body["snapshot"]["name"].as_str().unwrap().to_string();
-
-    let ingest = skye.url("consumers", "/api/v1/ingest/skye.embedding");
-    assert_eq!(http.post(&ingest, &Value::Array(events)).await.status, 200);
-    wait_completed(&skye, &http, "all").await;
-    let client = SkyeClient::connect(
-        ClientConfig::new(skye.url("serving", ""), "e2e").timeout(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(search(&client, "all", &vector(1, 0), 20).await.len(), 10);
-
-    // Version 0 means the read version (1 here).
-    let read = json!({"entity": "catalog", "model": "intent", "variant": "all"});
-    let r = http.post(&admin("create-snapshot"), &read).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let full = r.body["snapshot"]["name"].as_str().unwrap().to_string();
-    assert!(r.body["snapshot"]["size_bytes"].as_u64().unwrap() > 0);
-    let r = http.post(&admin("list-snapshots"), &read).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let names: Vec<&str> = r.body["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, [empty.as_str(), full.as_str()]);
-
-    let mut body = read.clone();
-    body["snapshot"] = json!(empty);
-    let r = http.post(&admin("recover-snapshot"), &body).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    assert!(search(&client, "all", &vector(1, 0), 20).await.is_empty());
-    body["snapshot"] = json!(full);
-    let r = http.post(&admin("recover-snapshot"), &body).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(search(&client, "all", &vector(1, 0), 20).await.len(), 10);
-
-    let r = http.post(&admin("delete-snapshot"), &body).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let r = http.post(&admin("delete-snapshot"), &body).await;
-    assert_eq!(r.status, 404, "{}", r.raw);
-    assert!(
-        r.body["error"].as_str().unwrap().contains(&full),
-        "{}",
-        r.raw
-    );
-    for (path, bad, code) in [
-        (
-            "recover-snapshot",
-            json!({"entity": "catalog", "model": "intent", "variant": "all"}),
-            400,
-        ),
-        (
-            "create-snapshot",
-            json!({"entity": "catalog", "model": "intent", "variant": "nope"}),
-            404,
-        ),
-        (
-            "create-snapshot",
-            json!({"entity": "catalog", "model": "intent", "variant": "all", "version": -1}),
-            400,
-        ),
-        (
-            "delete-snapshot",
-            json!({"entity": "catalog", "model": "intent", "variant": "all", "snapshot": "../../etc"}),
-            400,
-        ),
-    ] {
-        let r = http.post(&admin(path), &bad).await;
-        assert_eq!(r.status, code, "{path} {bad}: {}", r.raw);
-        assert!(r.body["error"].is_string(), "{}", r.raw);
-    }
 }

@@ -8,4 +8,5 @@ mod lifecycle;
 mod malformed;
 mod scaleout;
 mod serving;
+mod snapshots;
 mod support;
