@@ -206,12 +206,7 @@ pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
     if key.is_empty() || partitions <= 1 {
         return 0;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % u64::from(partitions)) as u32
+    (crate::hash::fnv1a64(key.as_bytes()) % u64::from(partitions)) as u32
 }
 
 /// How long consumers back off after a failed batch before retrying it (the original retries

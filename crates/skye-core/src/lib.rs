@@ -8,6 +8,7 @@ pub mod config_store;
 pub mod domain;
 pub mod error;
 pub mod event_log;
+pub mod hash;
 pub mod json_compat;
 pub mod registration;
 pub mod settings;

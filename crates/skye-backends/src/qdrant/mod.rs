@@ -27,6 +27,7 @@ use qdrant_client::qdrant::{
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use skye_core::domain::DistanceFunction;
+use skye_core::hash::{Fnv1a64, fnv1a64};
 use skye_core::vector_store::{
     CollectionInfo, CollectionSpec, Condition, PayloadValue, ScoredPoint, SearchFilter,
     SearchQuery, SnapshotInfo, VectorPoint, VectorRead, VectorStore, VectorStoreError,
@@ -85,15 +86,10 @@ pub fn point_id(id: &str) -> PointId {
 
 /// A deterministic UUID-shaped id for a non-numeric candidate id (two FNV-1a 64 hashes).
 fn uuid_for(id: &str) -> String {
-    let fnv = |seed: u64| {
-        let mut h = seed;
-        for b in id.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    };
-    let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
+    let a = fnv1a64(id.as_bytes());
+    let mut b = Fnv1a64::with_offset(0x8422_2325_cbf2_9ce4);
+    b.write(id.as_bytes());
+    let b = b.finish();
     let hex = format!("{a:016x}{b:016x}");
     format!(
         "{}-{}-{}-{}-{}",

@@ -11,34 +11,30 @@
 //! outlive a version switch until their TTL, as in the original (§9 S23): the price of sharing.
 
 use prost::Message;
+use skye_core::hash::Fnv1a64;
 use skye_core::vector_store::ScoredPoint;
 use skye_proto::{Candidate, CandidateResponse, Meta};
 
 use super::filters::FilterSpec;
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// FNV-1a 64 over the bytes fed to it.
+/// FNV-1a 64 over the bytes fed to it, written the original's way.
 #[derive(Debug, Clone, Copy)]
 struct Fnv {
-    hash: u64,
+    hash: Fnv1a64,
+    /// Nothing fed yet (not a byte).
     empty: bool,
 }
 
 impl Fnv {
     fn new() -> Self {
         Fnv {
-            hash: FNV_OFFSET,
+            hash: Fnv1a64::default(),
             empty: true,
         }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.hash ^= u64::from(*b);
-            self.hash = self.hash.wrapping_mul(FNV_PRIME);
-        }
+        self.hash.write(bytes);
         self.empty &= bytes.is_empty();
     }
 
@@ -47,7 +43,7 @@ impl Fnv {
         if self.empty {
             "e".to_string()
         } else {
-            format!("{:016x}", self.hash)
+            format!("{:016x}", self.hash.finish())
         }
     }
 }
