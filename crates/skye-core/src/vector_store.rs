@@ -92,6 +92,13 @@ pub struct SearchFilter {
     pub must_not: Vec<Condition>,
 }
 
+impl SearchFilter {
+    /// No condition at all: every point passes.
+    pub fn is_empty(&self) -> bool {
+        self.must.is_empty() && self.must_not.is_empty()
+    }
+}
+
 /// One k-NN query.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchQuery {

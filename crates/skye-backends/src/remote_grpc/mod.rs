@@ -61,10 +61,7 @@ fn channel(service: &str, url: &str, deadline: Duration) -> Result<Channel, Vect
 
 /// Refuses what these services cannot do for a query.
 fn check_query(service: &str, q: &SearchQuery) -> Result<(), VectorStoreError> {
-    if q.filter
-        .as_ref()
-        .is_some_and(|f| !f.must.is_empty() || !f.must_not.is_empty())
-    {
+    if q.filter.as_ref().is_some_and(|f| !f.is_empty()) {
         return Err(VectorStoreError::InvalidArgument(format!(
             "{service} holds no payloads and cannot filter; Skye's serving engine filters its \
              answers (send filtered queries through it)"

@@ -39,10 +39,7 @@ pub fn applies(variant: &Variant) -> bool {
 
 /// Whether a query needs payloads (a filter or attributes).
 pub fn needs_payloads(q: &SearchQuery) -> bool {
-    q.filter
-        .as_ref()
-        .is_some_and(|f| !f.must.is_empty() || !f.must_not.is_empty())
-        || !q.with_payload.is_empty()
+    q.filter.as_ref().is_some_and(|f| !f.is_empty()) || !q.with_payload.is_empty()
 }
 
 /// Where hit payloads come from.
@@ -102,7 +99,7 @@ pub async fn search(
             let filter = query
                 .filter
                 .as_ref()
-                .filter(|f| !f.must.is_empty() || !f.must_not.is_empty())
+                .filter(|f| !f.is_empty())
                 .map(NamedFilter::new);
             let wanted = query.offset + query.limit;
             let fetch = match filter {

@@ -10,9 +10,7 @@ use skye_core::domain::Variant;
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::snapshot::LookupError;
 use skye_core::storage::{AggregatorStore, EmbeddingStore, Generation, StorageError};
-use skye_core::vector_store::{
-    ScoredPoint, SearchFilter, SearchQuery, VectorRead, VectorStoreError,
-};
+use skye_core::vector_store::{ScoredPoint, SearchQuery, VectorRead, VectorStoreError};
 
 use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache, decode_hits, encode_hits};
 use super::filters::{FilterError, FilterSpec, translate_all};
@@ -412,7 +410,7 @@ impl SimilarService {
                 vector,
                 limit: req.limit as usize,
                 offset: req.offset as usize,
-                filter: (filter != SearchFilter::default()).then_some(filter),
+                filter: (!filter.is_empty()).then_some(filter),
                 with_payload: req.attributes.clone(),
                 // Mode B: the item itself is excluded inside the engine, so the answer still has
                 // `limit` items (the original drops it afterwards and returns limit − 1).
