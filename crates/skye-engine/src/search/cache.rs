@@ -13,12 +13,38 @@ use std::time::{Duration, Instant};
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use skye_core::cache::DistributedCache;
 use skye_core::vector_store::ScoredPoint;
 
 use super::filters::FilterSpec;
 
 /// TTL used when a variant enables caching with a TTL of 0.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// A variant's TTL field in seconds as a duration (0 = [`DEFAULT_TTL`]).
+pub fn ttl_of(seconds: u64) -> Duration {
+    match seconds {
+        0 => DEFAULT_TTL,
+        s => Duration::from_secs(s),
+    }
+}
+
+/// Writes `entries` to the distributed cache off the response path; a failure only costs a
+/// later miss.
+pub fn write_back(
+    remote: Arc<dyn DistributedCache>,
+    entries: Vec<(String, Vec<u8>)>,
+    ttl: Duration,
+) {
+    if entries.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        if let Err(e) = remote.set_many(entries, ttl).await {
+            tracing::warn!(error = %e, "distributed cache write failed");
+        }
+    });
+}
 
 /// What identifies one query's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -13,8 +13,9 @@
 //!
 //! Caching (spec serving §4): per variant, `embedding-retrieval-{in-memory,distributed}-config`
 //! and `dot-product-{in-memory,distributed}-config` switch an in-process layer and Redis on, with
-//! the similar-candidates TTL fields (0 = [`DEFAULT_TTL`]). Values are the original's: a protobuf
-//! `CandidateEmbedding` (a missing id is cached as empty, a negative entry) and, for dot products,
+//! the similar-candidates TTL fields (0 = [`DEFAULT_TTL`](super::cache::DEFAULT_TTL)). Values
+//! are the original's: a protobuf `CandidateEmbedding` (a missing id is cached as empty, a
+//! negative entry) and, for dot products,
 //! the raw little-endian `embedding` (written only when not empty). Keys carry the
 //! embedding-store read version, so a reset never serves the old generation; with
 //! `REDIS_KEY_FORMAT=original` Redis keys are the original's `e:<entity>:<model>:<id>:V2` (no
@@ -23,7 +24,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use prost::Message;
 use skye_core::cache::DistributedCache;
@@ -34,7 +34,7 @@ use skye_core::snapshot::LookupError;
 use skye_core::storage::{EmbeddingStore, Generation, StorageError};
 use skye_proto::CandidateEmbedding;
 
-use super::cache::{CacheKey, CacheStats, DEFAULT_TTL, KeyBuilder, ResultCache, Weigh};
+use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache, Weigh, ttl_of, write_back};
 use crate::registry::Registry;
 
 /// Errors of the embedding RPCs.
@@ -363,12 +363,8 @@ impl EmbeddingService {
                 found.insert(*id, v);
             }
         }
-        let ttl = |seconds: u64| match seconds {
-            0 => DEFAULT_TTL,
-            s => Duration::from_secs(s),
-        };
         if memory {
-            let memory_ttl = ttl(source.variant.caching.in_memory_cache_ttl_seconds);
+            let memory_ttl = ttl_of(source.variant.caching.in_memory_cache_ttl_seconds);
             for id in &missed_memory {
                 if let Some(v) = found.get(id).filter(|v| kind.keeps(v)) {
                     self.cache
@@ -387,15 +383,11 @@ impl EmbeddingService {
                     )
                 })
                 .collect();
-            if !entries.is_empty() {
-                // Off the response path; a failure only costs a later miss.
-                let remote_ttl = ttl(source.variant.caching.distributed_cache_ttl_seconds);
-                tokio::spawn(async move {
-                    if let Err(e) = remote.set_many(entries, remote_ttl).await {
-                        tracing::warn!(error = %e, "distributed cache write failed");
-                    }
-                });
-            }
+            write_back(
+                remote,
+                entries,
+                ttl_of(source.variant.caching.distributed_cache_ttl_seconds),
+            );
         }
         Ok(found)
     }

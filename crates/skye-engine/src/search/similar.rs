@@ -12,7 +12,7 @@ use skye_core::snapshot::LookupError;
 use skye_core::storage::{AggregatorStore, EmbeddingStore, Generation, StorageError};
 use skye_core::vector_store::{ScoredPoint, SearchQuery, VectorRead, VectorStoreError};
 
-use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache, decode_hits, encode_hits};
+use super::cache::{self, CacheKey, CacheStats, KeyBuilder, ResultCache, decode_hits, encode_hits};
 use super::filters::{FilterError, FilterSpec, translate_all};
 use super::original_cache;
 use super::payloadless::{self, PayloadSource};
@@ -519,19 +519,12 @@ impl SimilarService {
             }
             answers[s.index] = hits;
         }
-        if let Some(remote) = remote
-            && !write_back.is_empty()
-        {
-            // Off the response path; a failure only costs a later miss.
-            let ttl = match caching.distributed_cache_ttl_seconds {
-                0 => super::cache::DEFAULT_TTL,
-                s => Duration::from_secs(s),
-            };
-            tokio::spawn(async move {
-                if let Err(e) = remote.set_many(write_back, ttl).await {
-                    tracing::warn!(error = %e, "distributed cache write failed");
-                }
-            });
+        if let Some(remote) = remote {
+            cache::write_back(
+                remote,
+                write_back,
+                cache::ttl_of(caching.distributed_cache_ttl_seconds),
+            );
         }
         Ok(SimilarAnswer {
             answers,
