@@ -142,9 +142,8 @@ impl EmbeddedVectorStore {
     /// (tombstones) reach a quarter of the live ones. Without compaction, steady churn (real-time
     /// flags removing and re-adding items) grows memory and slows searches without bound.
     fn schedule_maintenance(handle: &Arc<Handle>) {
-        let c = handle.durable.collection();
-        let compact = compaction_due(&c.info());
-        if !(compact || c.indexing_due()) || handle.indexing.swap(true, Ordering::AcqRel) {
+        if !upkeep_due(handle.durable.collection()) || handle.indexing.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let handle = handle.clone();
@@ -168,13 +167,17 @@ impl EmbeddedVectorStore {
                 tracing::debug!(linked, reclaimed, "collection maintenance done");
                 // Writes that landed meanwhile found the flag set and left their upkeep to this
                 // task: look again, or the last batch of a job could wait for a next write.
-                let again = compaction_due(&c.info()) || c.indexing_due();
-                if !again || handle.indexing.swap(true, Ordering::AcqRel) {
+                if !upkeep_due(c) || handle.indexing.swap(true, Ordering::AcqRel) {
                     break;
                 }
             }
         });
     }
+}
+
+/// Whether a collection has points to link or tombstones to compact.
+fn upkeep_due(c: &skye_index::Collection) -> bool {
+    compaction_due(&c.info()) || c.indexing_due()
 }
 
 /// Tombstones that trigger a compaction: at least this many…
