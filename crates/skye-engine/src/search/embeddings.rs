@@ -279,12 +279,6 @@ impl EmbeddingService {
         Ok(ids
             .iter()
             .map(|id| found.get(id.as_str()).cloned().unwrap_or_default())
-            .map(|mut v| {
-                if kind == Kind::DotProduct {
-                    v.search_embedding.clear();
-                }
-                v
-            })
             .collect())
     }
 
@@ -353,7 +347,11 @@ impl EmbeddingService {
                     Some(r) => CandidateVectors {
                         id: id.to_string(),
                         embedding: r.embedding,
-                        search_embedding: r.search_embedding,
+                        // Dot products use the index-space vector only; the caches keep no more.
+                        search_embedding: match kind {
+                            Kind::Embeddings => r.search_embedding,
+                            Kind::DotProduct => Vec::new(),
+                        },
                     },
                     None => CandidateVectors {
                         id: id.to_string(),
