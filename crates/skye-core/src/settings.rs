@@ -295,7 +295,7 @@ impl BackendSettings {
     /// left out (validation reports them).
     fn conf_blocks(map: &BTreeMap<String, ScyllaSettings>) -> BTreeMap<i64, &ScyllaSettings> {
         map.iter()
-            .filter_map(|(k, v)| Some((k.trim().parse::<i64>().ok().filter(|n| *n >= 2)?, v)))
+            .filter_map(|(k, v)| Some((conf_id_key(k)?, v)))
             .collect()
     }
 
@@ -379,6 +379,11 @@ fn split_list(value: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// The `conf_id` a `*_by_conf_id` key names: a number of 2 or more.
+fn conf_id_key(key: &str) -> Option<i64> {
+    key.trim().parse::<i64>().ok().filter(|n| *n >= 2)
 }
 
 /// A family of ScyllaDB connection blocks.
@@ -631,7 +636,7 @@ impl Settings {
         ] {
             for (key, block) in map {
                 let name = format!("{family}.{key}");
-                if !key.trim().parse::<i64>().is_ok_and(|n| n >= 2) {
+                if conf_id_key(key).is_none() {
                     errors.push(
                         name.clone(),
                         "keys are store conf_ids of 2 or more (conf_id 1 is the family's main \
