@@ -6,16 +6,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/skye.proto");
     println!("cargo:rerun-if-changed=proto/external");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    // Feature `grpc`: services and clients too; without it, the messages only.
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("skye_descriptor.bin"))
-        .build_client(true)
-        .build_server(true)
+        .build_client(grpc)
+        .build_server(grpc)
         .compile_protos(&["proto/skye.proto"], &["proto"])
         .map_err(|e| {
             format!(
                 "protoc failed (install Debian's protobuf-compiler, or run scripts/setup.sh): {e}"
             )
         })?;
+    if !grpc {
+        return Ok(());
+    }
     // The external services: clients for Skye, servers for their protocol tests; not part of
     // the reflection descriptor.
     tonic_prost_build::configure()

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use skye_core::error::{ErrorCode, FieldError, HasErrorCode, ValidationErrors};
 
@@ -109,14 +109,35 @@ impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for LimitedBody<LIMIT> {
             };
             (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response()
         };
-        match Limited::new(req.into_body(), LIMIT).collect().await {
-            Ok(collected) => Ok(LimitedBody(collected.to_bytes())),
-            Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-            Err(e) => Err(ApiError::new(
-                ErrorCode::InvalidArgument,
-                format!("cannot read the request body: {e}"),
-            )
-            .into_response()),
+        let mut body = req.into_body();
+        let mut bytes = Vec::new();
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("cannot read the request body: {e}"),
+                )
+                .into_response()
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen = seen.saturating_add(data.len());
+            if seen <= LIMIT {
+                bytes.extend_from_slice(&data);
+            } else if seen > LIMIT.saturating_add(DRAIN_BYTES) {
+                // Far too large: answer now (the connection closes under the sender).
+                return Err(too_large());
+            }
         }
+        if seen > LIMIT {
+            // Read to its end, so the sender sees the 413 rather than a reset connection.
+            return Err(too_large());
+        }
+        Ok(LimitedBody(Bytes::from(bytes)))
     }
 }
+
+/// A body at most this much over the limit is read to its end before the 413 is sent.
+const DRAIN_BYTES: usize = 8 << 20;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use skye_core::domain::VectorDbType;
 use skye_core::error::ErrorCode;
 use skye_core::json_compat::string_or_number;
-use skye_core::vector_store::SnapshotInfo;
+use skye_core::vector_store::{CollectionRef, SnapshotInfo};
 use skye_engine::lifecycle::{EofReport, ProcessRequest, Selection, VariantVersion};
 
 use crate::registry::parse_body;
@@ -75,13 +75,13 @@ pub(crate) async fn create_collection(
     let b: ModelBody = body(&bytes)?;
     b.model()?;
     required("variant", &b.variant)?;
-    let name = s
+    let collection = s
         .lifecycle
         .create_collection(&b.entity, &b.model, &b.variant, b.version)
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(
-        json!({"message": "Collection created successfully", "collection": name}),
+        json!({"message": "Collection created successfully", "collection": collection_json(&collection)}),
     ))
 }
 
@@ -269,6 +269,17 @@ impl SnapshotBody {
     }
 }
 
+/// A collection as the admin API shows it: its parts, never a joined name.
+fn collection_json(c: &CollectionRef) -> Value {
+    json!({
+        "entity": c.variant.entity(),
+        "model": c.variant.model(),
+        "variant": c.variant.variant(),
+        "version": c.version,
+        "vector_db_type": c.variant.db(),
+    })
+}
+
 fn snapshot_json(s: &SnapshotInfo) -> Value {
     json!({"name": s.name, "created_unix": s.created_unix, "size_bytes": s.size_bytes})
 }
@@ -286,7 +297,7 @@ pub(crate) async fn create_snapshot(
         .map_err(ApiError::from_error)?;
     Ok(Json(json!({
         "message": "Snapshot created",
-        "collection": collection,
+        "collection": collection_json(&collection),
         "snapshot": snapshot_json(&info),
     })))
 }
@@ -303,7 +314,7 @@ pub(crate) async fn list_snapshots(
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(json!({
-        "collection": collection,
+        "collection": collection_json(&collection),
         "snapshots": list.iter().map(snapshot_json).collect::<Vec<_>>(),
     })))
 }
@@ -320,7 +331,7 @@ pub(crate) async fn delete_snapshot(
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(
-        json!({"message": "Snapshot deleted", "collection": collection}),
+        json!({"message": "Snapshot deleted", "collection": collection_json(&collection)}),
     ))
 }
 
@@ -336,6 +347,6 @@ pub(crate) async fn recover_snapshot(
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(
-        json!({"message": "Collection recovered", "collection": collection, "snapshot": b.snapshot}),
+        json!({"message": "Collection recovered", "collection": collection_json(&collection), "snapshot": b.snapshot}),
     ))
 }

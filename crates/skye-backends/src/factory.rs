@@ -109,7 +109,13 @@ pub const EVENT_LOG_FILE: &str = "events.redb";
 pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryError> {
     let k = &settings.backends.kafka;
     if k.broker.trim().is_empty() {
-        let log = crate::embedded::EmbeddedEventLog::open(&settings.data_dir.join(EVENT_LOG_FILE))?;
+        let l = &settings.backends.event_log;
+        let limits = crate::embedded::LogLimits {
+            retained_records: l.retained_records,
+            max_backlog_records: l.max_backlog_records,
+        };
+        let path = settings.data_dir.join(EVENT_LOG_FILE);
+        let log = crate::embedded::EmbeddedEventLog::open_with(&path, limits)?;
         return Ok(Arc::new(log));
     }
     #[cfg(feature = "kafka")]
@@ -194,6 +200,7 @@ async fn scylla(
     s: &skye_core::settings::ScyllaSettings,
 ) -> Result<Arc<crate::scylla::ScyllaStorage>, FactoryError> {
     let mut config = crate::scylla::ScyllaConfig::new(s.nodes(), s.keyspace.clone());
+    config.payload_column = s.payload_column;
     config.request_timeout = std::time::Duration::from_millis(s.timeout_ms);
     if !s.username.is_empty() {
         config.username = Some(s.username.clone());

@@ -88,6 +88,34 @@ pub enum EventLogError {
     Unavailable(String),
     #[error("event bus failure: {0}")]
     Internal(String),
+    /// A produce would leave more records unconsumed in a partition than the log may hold; it
+    /// is refused whole (nothing is written), never made room for by deleting unread records.
+    #[error(
+        "refused: partition {topic}/{partition} would hold {backlog} records that consumer group \
+         '{slowest}' has not committed, and may hold at most {cap}; nothing was written. Start or \
+         speed up the consumers, or raise `backends.event_log.max_backlog_records`"
+    )]
+    Backlogged {
+        topic: String,
+        partition: u32,
+        backlog: u64,
+        cap: u64,
+        slowest: String,
+    },
+    /// A group's committed offset lies below the first record the log still holds: records were
+    /// deleted (retention) before the group read them. Reported once; the group then goes on from
+    /// the log start.
+    #[error(
+        "consumer group '{group}' lost records {from}..{to} of {topic}/{partition}: they were \
+         deleted before it read them (its committed offset is below the log start)"
+    )]
+    OffsetOutOfRange {
+        group: String,
+        topic: String,
+        partition: u32,
+        from: u64,
+        to: u64,
+    },
 }
 
 impl HasErrorCode for EventLogError {
@@ -97,6 +125,8 @@ impl HasErrorCode for EventLogError {
             EventLogError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             EventLogError::Unavailable(_) => ErrorCode::Unavailable,
             EventLogError::Internal(_) => ErrorCode::Internal,
+            EventLogError::Backlogged { .. } => ErrorCode::ResourceExhausted,
+            EventLogError::OffsetOutOfRange { .. } => ErrorCode::FailedPrecondition,
         }
     }
 }
@@ -134,6 +164,8 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait Subscription: Send + std::fmt::Debug {
     /// Up to `max` records, waiting at most `wait` for the first one (an empty vector on timeout).
+    /// [`EventLogError::OffsetOutOfRange`] reports records lost to retention once; the next poll
+    /// goes on from the log start.
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, EventLogError>;
 
     /// Durably commits, per `(topic, partition)`, the offset of the next record to deliver.

@@ -14,6 +14,7 @@ pub mod registration;
 pub mod settings;
 pub mod snapshot;
 pub mod storage;
+pub mod time;
 pub mod tree;
 pub mod vector_store;
 

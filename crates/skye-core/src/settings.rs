@@ -225,6 +225,28 @@ impl Default for KafkaSettings {
     }
 }
 
+/// The embedded event log (used when no Kafka broker is set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventLogSettings {
+    /// Records kept per partition of a topic no consumer group reads (failure topics); the
+    /// oldest go first. Topics a group reads keep every record until each group committed it.
+    pub retained_records: u64,
+    /// Most records a partition may hold that some consumer group has not committed: a produce
+    /// past it is refused with a clear error (HTTP 429 on the ingest API), never made room for by
+    /// dropping unread events.
+    pub max_backlog_records: u64,
+}
+
+impl Default for EventLogSettings {
+    fn default() -> Self {
+        EventLogSettings {
+            retained_records: 1_000_000,
+            max_backlog_records: 100_000_000,
+        }
+    }
+}
+
 /// A ScyllaDB/Cassandra connection (the original's `STORAGE_*_<n>_*` block, spec AC §6.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -236,6 +258,12 @@ pub struct ScyllaSettings {
     pub username: String,
     pub password: String,
     pub timeout_ms: u64,
+    /// The embeddings table has Skye's `skye_payload text` column (added with
+    /// `ALTER TABLE <t> ADD skye_payload text`): each row then keeps its job payload, which an
+    /// item re-admitted by a real-time flag gets back. Off, re-admitted items take their payload
+    /// from the aggregator row and the field defaults (the original's tables have no such
+    /// column). `STORAGE_EMBEDDING_STORE_<n>_PAYLOAD_COLUMN`.
+    pub payload_column: bool,
 }
 
 impl Default for ScyllaSettings {
@@ -247,6 +275,7 @@ impl Default for ScyllaSettings {
             username: String::new(),
             password: String::new(),
             timeout_ms: 5_000,
+            payload_column: false,
         }
     }
 }
@@ -278,6 +307,7 @@ pub struct BackendSettings {
     pub etcd: EtcdSettings,
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
+    pub event_log: EventLogSettings,
     /// The embedding store on ScyllaDB (`STORAGE_EMBEDDING_STORE_1_*`): stores registered with
     /// `conf_id` 1, and any `conf_id` without a block of its own.
     pub scylla_embeddings: ScyllaSettings,
@@ -427,6 +457,10 @@ fn scylla_env(
             Ok(n) => s.timeout_ms = n,
             Err(_) => errors.push(field, format!("'{value}' is not a number of ms")),
         },
+        "PAYLOAD_COLUMN" => match crate::tree::parse_go_bool(value) {
+            Some(b) => s.payload_column = b,
+            None => errors.push(field, format!("'{value}' is not true or false")),
+        },
         _ => {}
     }
 }
@@ -559,6 +593,18 @@ impl Settings {
         }
         if self.data_dir.as_os_str().is_empty() {
             errors.push("data_dir", "is required");
+        }
+        let log = &self.backends.event_log;
+        for (field, value) in [
+            ("backends.event_log.retained_records", log.retained_records),
+            (
+                "backends.event_log.max_backlog_records",
+                log.max_backlog_records,
+            ),
+        ] {
+            if value == 0 {
+                errors.push(field, "must be positive");
+            }
         }
         if self.log.level.trim().is_empty() {
             errors.push("log.level", "is required");

@@ -25,6 +25,10 @@ pub struct EmbeddingRow {
     pub search_embedding: Vec<f32>,
     /// `<variant>_to_be_indexed` flags.
     pub to_be_indexed: BTreeMap<String, bool>,
+    /// The job's payload texts (`index_space.payload`), kept so that an item a real-time flag
+    /// re-admits gets its job payload back. Empty where the store has nowhere to keep it (see
+    /// the ScyllaDB store's `payload_column`).
+    pub payload: BTreeMap<String, String>,
 }
 
 /// Where a generation of a model's embeddings lives.

@@ -1,9 +1,11 @@
 //! The vector-DB trait: collections of points (vector + payload) searched by similarity.
 //!
-//! One collection holds one version of one variant (`<variant>_<model>_<version>`, spec serving
-//! §3.3.1). The embedded engine (skye-index) and remote engines (Qdrant, NGT, Eigenix) implement
-//! it; the same conformance suite runs against each. Types here are engine-neutral; backends
-//! translate them.
+//! One collection holds one version of one variant, named by a typed [`CollectionRef`] that
+//! every call carries; each store derives its own storage name from it (the embedded engine: a
+//! directory per entity/model/variant/version; Qdrant: the original's `<variant>_<model>_<version>`,
+//! spec serving §3.3.1). The embedded engine (skye-index) and remote engines (Qdrant, NGT,
+//! Eigenix) implement it; the same conformance suite runs against each. Types here are
+//! engine-neutral; backends translate them.
 //!
 //! Contract:
 //! * writes are durable when they return `Ok` and are visible to searches that start after;
@@ -18,6 +20,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+pub use crate::domain::{CollectionRef, VariantKey};
 use crate::domain::{DistanceFunction, FieldSchema};
 use crate::error::{ErrorCode, HasErrorCode};
 
@@ -44,7 +47,7 @@ pub struct VectorPoint {
 /// How a collection is created.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectionSpec {
-    pub name: String,
+    pub collection: CollectionRef,
     pub dimension: u32,
     pub distance: DistanceFunction,
     /// Graph degree.
@@ -114,6 +117,41 @@ pub struct SearchQuery {
     pub ef: Option<usize>,
     /// Force exact search.
     pub exact: bool,
+    /// Set once nobody waits for the answer any more; the engine checks it while it works.
+    pub stop: StopFlag,
+}
+
+/// A stop signal for work that outlives its caller: set when the caller's deadline passes or
+/// it goes away, checked by the engine between units of work (graph hops, scanned blocks), so a
+/// search that nobody waits for stops within a fraction of a millisecond instead of running to
+/// the end on a blocking thread.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl StopFlag {
+    pub fn new() -> Self {
+        StopFlag::default()
+    }
+
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The flag itself, for engines that poll it in their inner loops.
+    pub fn as_atomic(&self) -> &std::sync::atomic::AtomicBool {
+        &self.0
+    }
+}
+
+/// Two flags are equal when they are in the same state (queries compare by content).
+impl PartialEq for StopFlag {
+    fn eq(&self, other: &Self) -> bool {
+        self.is_stopped() == other.is_stopped()
+    }
 }
 
 /// One hit.
@@ -146,6 +184,8 @@ pub enum VectorStoreError {
     SnapshotNotFound(String),
     #[error("vector store unavailable: {0}")]
     Unavailable(String),
+    #[error("the search was abandoned by its caller")]
+    Cancelled,
     #[error("vector store failure: {0}")]
     Internal(String),
 }
@@ -159,6 +199,7 @@ impl HasErrorCode for VectorStoreError {
             VectorStoreError::CollectionExists(_) => ErrorCode::AlreadyExists,
             VectorStoreError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             VectorStoreError::Unavailable(_) => ErrorCode::Unavailable,
+            VectorStoreError::Cancelled => ErrorCode::Cancelled,
             VectorStoreError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -170,14 +211,25 @@ pub trait VectorRead: Send + Sync + std::fmt::Debug {
     /// Runs every query against `collection`; one result list per query, in order.
     async fn search(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError>;
 
-    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError>;
+    /// `CollectionNotFound` when the collection does not exist.
+    async fn collection_info(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<CollectionInfo, VectorStoreError>;
 
-    /// Names of every collection.
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError>;
+    /// The versions of `variant` that have a collection here, ascending.
+    async fn versions(&self, variant: &VariantKey) -> Result<Vec<i64>, VectorStoreError>;
+
+    /// A value that changes with every acknowledged write to `collection`, for result caches to
+    /// key answers on (a cached answer is then never older than the writes it could miss).
+    /// `None` when the store cannot tell cheaply (remote engines; absent collections).
+    fn content_epoch(&self, _collection: &CollectionRef) -> Option<u64> {
+        None
+    }
 }
 
 /// What ingestion and the lifecycle need.
@@ -188,48 +240,61 @@ pub trait VectorStore: VectorRead {
     async fn create_collection(&self, spec: CollectionSpec) -> Result<(), VectorStoreError>;
 
     /// Drops a collection; dropping a missing one is `Ok` (idempotent).
-    async fn delete_collection(&self, collection: &str) -> Result<(), VectorStoreError>;
+    async fn delete_collection(&self, collection: &CollectionRef) -> Result<(), VectorStoreError>;
 
     /// Inserts or replaces points (all-or-nothing per call).
     async fn upsert(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         points: Vec<VectorPoint>,
     ) -> Result<(), VectorStoreError>;
 
     /// Deletes points; missing ids are ignored.
     async fn delete_points(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         ids: Vec<String>,
     ) -> Result<(), VectorStoreError>;
 
     /// Merges payload fields into existing points; missing ids are ignored.
     async fn set_payload(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         updates: Vec<(String, BTreeMap<String, PayloadValue>)>,
     ) -> Result<(), VectorStoreError>;
 
     /// 0 turns indexing off; a positive value links pending points once that many are waiting.
     async fn set_indexing_threshold(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         threshold: usize,
     ) -> Result<(), VectorStoreError>;
 
     /// Writes a point-in-time copy of `collection` (every acknowledged write included).
-    async fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo, VectorStoreError>;
+    async fn create_snapshot(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<SnapshotInfo, VectorStoreError>;
 
     /// The snapshots of `collection`, oldest first.
-    async fn list_snapshots(&self, collection: &str)
-    -> Result<Vec<SnapshotInfo>, VectorStoreError>;
+    async fn list_snapshots(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<Vec<SnapshotInfo>, VectorStoreError>;
 
     /// Deletes one snapshot; `SnapshotNotFound` when there is none by that name.
-    async fn delete_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError>;
+    async fn delete_snapshot(
+        &self,
+        collection: &CollectionRef,
+        name: &str,
+    ) -> Result<(), VectorStoreError>;
 
     /// Replaces the contents of `collection` (created when absent) with snapshot `name` of it.
-    async fn recover_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError>;
+    async fn recover_snapshot(
+        &self,
+        collection: &CollectionRef,
+        name: &str,
+    ) -> Result<(), VectorStoreError>;
 }
 
 /// A point-in-time copy of a collection.
@@ -244,7 +309,8 @@ pub struct SnapshotInfo {
 /// Remote vector DBs by variant (Qdrant in skye-backends), for the router that picks a
 /// collection's store from its variant's `vector-db-type`.
 pub trait RemoteVectorStores: Send + Sync + std::fmt::Debug {
-    /// The store for `variant`'s collections; `write` picks its write host.
+    /// The store for `variant`'s collections (its `vector_db_config` names the hosts); `write`
+    /// picks its write host.
     fn for_variant(
         &self,
         variant: &crate::domain::Variant,

@@ -5,6 +5,10 @@
 //! success closes the breaker, a failure opens it again. Only failures that say the backend is
 //! unhealthy count (unavailable, internal, timeout); a client mistake (unknown collection, bad
 //! input) does not.
+//!
+//! Each allowed call holds a [`Call`]; one dropped without an outcome (its caller cancelled it
+//! at a deadline) counts as a failed probe when it was the probe, so a half-open breaker never
+//! waits for an outcome that will not come.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +17,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::vector_store::{
-    CollectionInfo, ScoredPoint, SearchQuery, VectorRead, VectorStoreError,
+    CollectionInfo, CollectionRef, ScoredPoint, SearchQuery, VariantKey, VectorRead,
+    VectorStoreError,
 };
 
 /// When a breaker opens and for how long.
@@ -55,24 +60,23 @@ impl CircuitBreaker {
         }
     }
 
-    /// Whether a call may go ahead now.
-    pub fn allow(&self) -> bool {
+    /// A call that may go ahead now, or `None` while the breaker is open.
+    pub fn allow(&self) -> Option<Call<'_>> {
         if self.config.failure_threshold == 0 {
-            return true;
+            return Some(Call::new(self, false));
         }
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match *s {
-            State::Closed { .. } => true,
+            State::Closed { .. } => Some(Call::new(self, false)),
             State::Open { until } if Instant::now() >= until => {
                 *s = State::HalfOpen;
-                true
+                Some(Call::new(self, true))
             }
-            State::Open { .. } | State::HalfOpen => false,
+            State::Open { .. } | State::HalfOpen => None,
         }
     }
 
-    /// Records the outcome of an allowed call.
-    pub fn record(&self, backend_failure: bool) {
+    fn record(&self, backend_failure: bool) {
         if self.config.failure_threshold == 0 {
             return;
         }
@@ -104,18 +108,50 @@ impl CircuitBreaker {
     }
 }
 
+/// One call let through by a breaker; [`Call::record`] reports how it went.
+#[derive(Debug)]
+pub struct Call<'a> {
+    breaker: &'a CircuitBreaker,
+    probe: bool,
+    recorded: bool,
+}
+
+impl<'a> Call<'a> {
+    fn new(breaker: &'a CircuitBreaker, probe: bool) -> Self {
+        Call {
+            breaker,
+            probe,
+            recorded: false,
+        }
+    }
+
+    pub fn record(mut self, backend_failure: bool) {
+        self.recorded = true;
+        self.breaker.record(backend_failure);
+    }
+}
+
+impl Drop for Call<'_> {
+    /// An abandoned probe re-opens the breaker for another period (the backend did not answer
+    /// in the caller's time); an abandoned ordinary call says nothing either way.
+    fn drop(&mut self) {
+        if !self.recorded && self.probe {
+            self.breaker.record(true);
+        }
+    }
+}
+
 /// Receives the latency and outcome of every backend call (Prometheus in the binary).
 pub trait BackendObserver: Send + Sync + std::fmt::Debug {
     fn observe(&self, backend: &'static str, op: &'static str, outcome: &'static str, seconds: f64);
 }
 
-/// A [`VectorRead`] behind one breaker per variant (the collection name without its version),
-/// reporting every call to an observer.
+/// A [`VectorRead`] behind one breaker per variant, reporting every call to an observer.
 #[derive(Debug)]
 pub struct GuardedVectorRead {
     inner: Arc<dyn VectorRead>,
     config: BreakerConfig,
-    breakers: Mutex<HashMap<String, Arc<CircuitBreaker>>>,
+    breakers: Mutex<HashMap<VariantKey, Arc<CircuitBreaker>>>,
     observer: Option<Arc<dyn BackendObserver>>,
 }
 
@@ -133,14 +169,11 @@ impl GuardedVectorRead {
         }
     }
 
-    fn breaker(&self, collection: &str) -> Arc<CircuitBreaker> {
-        let variant = collection
-            .rsplit_once('_')
-            .map_or(collection, |(head, _)| head);
+    fn breaker(&self, variant: &VariantKey) -> Arc<CircuitBreaker> {
         self.breakers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(variant.to_string())
+            .entry(variant.clone())
             .or_insert_with(|| Arc::new(CircuitBreaker::new(self.config)))
             .clone()
     }
@@ -149,7 +182,7 @@ impl GuardedVectorRead {
         &self,
         op: &'static str,
         started: Instant,
-        breaker: &CircuitBreaker,
+        call: Call<'_>,
         result: Result<T, VectorStoreError>,
     ) -> Result<T, VectorStoreError> {
         let failure = result.as_ref().err().is_some_and(|e| {
@@ -158,7 +191,7 @@ impl GuardedVectorRead {
                 ErrorCode::Unavailable | ErrorCode::Internal | ErrorCode::Timeout
             )
         });
-        breaker.record(failure);
+        call.record(failure);
         if let Some(o) = &self.observer {
             let outcome = match &result {
                 Ok(_) => "ok",
@@ -171,9 +204,10 @@ impl GuardedVectorRead {
     }
 }
 
-fn open(collection: &str) -> VectorStoreError {
+fn open(collection: &CollectionRef) -> VectorStoreError {
     VectorStoreError::Unavailable(format!(
-        "circuit open for '{collection}' after repeated backend failures; retry later"
+        "circuit open for {} after repeated backend failures; retry later",
+        collection.variant
     ))
 }
 
@@ -181,30 +215,40 @@ fn open(collection: &str) -> VectorStoreError {
 impl VectorRead for GuardedVectorRead {
     async fn search(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
-        let breaker = self.breaker(collection);
-        if !breaker.allow() {
+        let breaker = self.breaker(&collection.variant);
+        let Some(call) = breaker.allow() else {
             if let Some(o) = &self.observer {
                 o.observe("vector", "search", "circuit_open", 0.0);
             }
             return Err(open(collection));
-        }
+        };
         let started = Instant::now();
         let result = self.inner.search(collection, queries).await;
-        self.finish("search", started, &breaker, result)
+        self.finish("search", started, call, result)
     }
 
-    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError> {
+    async fn collection_info(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<CollectionInfo, VectorStoreError> {
+        let breaker = self.breaker(&collection.variant);
+        let Some(call) = breaker.allow() else {
+            return Err(open(collection));
+        };
         let started = Instant::now();
-        let breaker = self.breaker(collection);
         let result = self.inner.collection_info(collection).await;
-        self.finish("collection_info", started, &breaker, result)
+        self.finish("collection_info", started, call, result)
     }
 
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
-        self.inner.list_collections().await
+    async fn versions(&self, variant: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
+        self.inner.versions(variant).await
+    }
+
+    fn content_epoch(&self, collection: &CollectionRef) -> Option<u64> {
+        self.inner.content_epoch(collection)
     }
 }
 
@@ -212,31 +256,56 @@ impl VectorRead for GuardedVectorRead {
 mod tests {
     use super::*;
 
+    fn fail(b: &CircuitBreaker, n: usize) {
+        for _ in 0..n {
+            b.allow().expect("allowed").record(true);
+        }
+    }
+
     #[test]
     fn opens_after_consecutive_failures_then_probes_once() {
         let b = CircuitBreaker::new(BreakerConfig {
             failure_threshold: 3,
             open_for: Duration::from_millis(30),
         });
-        b.record(true);
-        b.record(true);
-        b.record(false);
-        assert!(b.allow(), "a success resets the count");
-        for _ in 0..3 {
-            assert!(b.allow());
-            b.record(true);
-        }
+        fail(&b, 2);
+        b.allow().unwrap().record(false);
+        assert!(b.allow().is_some(), "a success resets the count");
+        fail(&b, 3);
         assert!(b.is_open());
-        assert!(!b.allow());
+        assert!(b.allow().is_none());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(b.allow(), "one probe after the open period");
-        assert!(!b.allow(), "only one probe at a time");
-        b.record(true);
-        assert!(!b.allow(), "a failed probe opens it again");
+        let probe = b.allow().expect("one probe after the open period");
+        assert!(b.allow().is_none(), "only one probe at a time");
+        probe.record(true);
+        assert!(b.allow().is_none(), "a failed probe opens it again");
         std::thread::sleep(Duration::from_millis(40));
-        assert!(b.allow());
-        b.record(false);
-        assert!(b.allow() && b.allow(), "a good probe closes it");
+        b.allow().unwrap().record(false);
+        assert!(
+            b.allow().is_some() && b.allow().is_some(),
+            "a good probe closes it"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_probe_reopens_instead_of_blocking_for_good() {
+        let b = CircuitBreaker::new(BreakerConfig {
+            failure_threshold: 1,
+            open_for: Duration::from_millis(20),
+        });
+        fail(&b, 1);
+        std::thread::sleep(Duration::from_millis(30));
+        let probe = b.allow().expect("the probe");
+        drop(probe); // its caller's deadline passed: no outcome was recorded
+        assert!(b.is_open(), "counted as a failed probe");
+        std::thread::sleep(Duration::from_millis(30));
+        b.allow()
+            .expect("a new probe after the next period")
+            .record(false);
+        assert!(!b.is_open());
+        // An abandoned ordinary call changes nothing.
+        drop(b.allow().unwrap());
+        assert!(!b.is_open());
     }
 
     #[test]
@@ -245,9 +314,7 @@ mod tests {
             failure_threshold: 0,
             open_for: Duration::from_secs(60),
         });
-        for _ in 0..10 {
-            b.record(true);
-        }
-        assert!(b.allow());
+        fail(&b, 10);
+        assert!(b.allow().is_some());
     }
 }

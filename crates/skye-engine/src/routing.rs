@@ -1,11 +1,11 @@
-//! Which vector DB holds a collection: the variant's `vector-db-type` decides. Which ScyllaDB
-//! cluster holds a table: the `conf_id` of its store ([`StorageRouter`]).
+//! Which vector DB holds a collection: the variant's `vector-db-type`, carried by its typed
+//! [`CollectionRef`], decides. Which ScyllaDB cluster holds a table: the `conf_id` of its store
+//! ([`StorageRouter`]).
 //!
-//! A collection name `<variant>_<model>_<version>` is matched against the registered variants;
-//! EMBEDDED variants (and names no variant claims, e.g. benchmarks) go to the embedded engine,
-//! the others to a remote store chosen for the variant (Qdrant at its `read_host` for reads and
-//! `write_host` for writes). A build without the remote client answers UNAVAILABLE with the
-//! feature to enable, instead of silently writing somewhere else.
+//! EMBEDDED collections go to the embedded engine, the others to a remote store chosen for the
+//! variant (Qdrant at its `read_host` for reads and `write_host` for writes, looked up in the
+//! registry by the variant's key). A build without the remote client answers UNAVAILABLE with
+//! the feature to enable, instead of silently writing somewhere else.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use skye_core::storage::{
     AggregatorRow, AggregatorStore, EmbeddingRow, EmbeddingStore, Generation, StorageError,
 };
 use skye_core::vector_store::{
-    CollectionInfo, CollectionSpec, PayloadValue, RemoteVectorStores, ScoredPoint, SearchQuery,
-    SnapshotInfo, VectorPoint, VectorRead, VectorStore, VectorStoreError,
+    CollectionInfo, CollectionRef, CollectionSpec, PayloadValue, RemoteVectorStores, ScoredPoint,
+    SearchQuery, SnapshotInfo, VariantKey, VectorPoint, VectorRead, VectorStore, VectorStoreError,
 };
 
 use crate::registry::Registry;
@@ -46,26 +46,24 @@ impl VectorRouter {
 
     fn route(
         &self,
-        collection: &str,
+        key: &VariantKey,
         write: bool,
     ) -> Result<Arc<dyn VectorStore>, VectorStoreError> {
-        let snapshot = self.registry.snapshot();
-        let owner = snapshot.variants().find(|v| {
-            collection
-                .strip_prefix(&format!("{}_{}_", v.name, v.model))
-                .is_some_and(|version| version.parse::<i64>().is_ok())
-        });
-        match owner {
-            Some(v) if v.vector_db_type != VectorDbType::Embedded => match &self.remote {
-                Some(remote) => remote.for_variant(v, write),
-                None => Err(VectorStoreError::Unavailable(format!(
-                    "variant '{}' uses {}, and this build has no client for it (rebuild with \
-                     `--features qdrant` or `--features ngt-eigenix`)",
-                    v.name, v.vector_db_type
-                ))),
-            },
-            _ => Ok(self.embedded.clone()),
+        if key.db() == VectorDbType::Embedded {
+            return Ok(self.embedded.clone());
         }
+        let Some(remote) = &self.remote else {
+            return Err(VectorStoreError::Unavailable(format!(
+                "variant {key} uses {}, and this build has no client for it (rebuild with \
+                 `--features qdrant` or `--features ngt-eigenix`)",
+                key.db()
+            )));
+        };
+        let snapshot = self.registry.snapshot();
+        let variant = snapshot
+            .variant(key.entity(), key.model(), key.variant())
+            .map_err(|e| VectorStoreError::CollectionNotFound(format!("{key}: {e}")))?;
+        remote.for_variant(variant, write)
     }
 }
 
@@ -73,117 +71,122 @@ impl VectorRouter {
 impl VectorRead for VectorRouter {
     async fn search(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
-        self.route(collection, false)?
+        self.route(&collection.variant, false)?
             .search(collection, queries)
             .await
     }
 
-    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError> {
-        self.route(collection, true)?
+    async fn collection_info(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<CollectionInfo, VectorStoreError> {
+        self.route(&collection.variant, true)?
             .collection_info(collection)
             .await
     }
 
-    /// The embedded engine's collections plus those of every remote variant's write store.
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
-        let mut names = self.embedded.list_collections().await?;
-        if let Some(remote) = &self.remote {
-            let snapshot = self.registry.snapshot();
-            let mut seen = std::collections::HashSet::new();
-            for v in snapshot
-                .variants()
-                .filter(|v| v.vector_db_type != VectorDbType::Embedded)
-            {
-                if !seen.insert((v.vector_db_type, v.vector_db_config.write_host.clone())) {
-                    continue;
-                }
-                names.extend(remote.for_variant(v, true)?.list_collections().await?);
-            }
-        }
-        names.sort();
-        names.dedup();
-        Ok(names)
+    async fn versions(&self, variant: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
+        self.route(variant, true)?.versions(variant).await
+    }
+
+    fn content_epoch(&self, collection: &CollectionRef) -> Option<u64> {
+        (collection.variant.db() == VectorDbType::Embedded)
+            .then(|| self.embedded.content_epoch(collection))
+            .flatten()
     }
 }
 
 #[async_trait]
 impl VectorStore for VectorRouter {
     async fn create_collection(&self, spec: CollectionSpec) -> Result<(), VectorStoreError> {
-        self.route(&spec.name, true)?.create_collection(spec).await
+        self.route(&spec.collection.variant, true)?
+            .create_collection(spec)
+            .await
     }
 
-    async fn delete_collection(&self, collection: &str) -> Result<(), VectorStoreError> {
-        self.route(collection, true)?
+    async fn delete_collection(&self, collection: &CollectionRef) -> Result<(), VectorStoreError> {
+        self.route(&collection.variant, true)?
             .delete_collection(collection)
             .await
     }
 
     async fn upsert(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         points: Vec<VectorPoint>,
     ) -> Result<(), VectorStoreError> {
-        self.route(collection, true)?
+        self.route(&collection.variant, true)?
             .upsert(collection, points)
             .await
     }
 
     async fn delete_points(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         ids: Vec<String>,
     ) -> Result<(), VectorStoreError> {
-        self.route(collection, true)?
+        self.route(&collection.variant, true)?
             .delete_points(collection, ids)
             .await
     }
 
     async fn set_payload(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         updates: Vec<(String, BTreeMap<String, PayloadValue>)>,
     ) -> Result<(), VectorStoreError> {
-        self.route(collection, true)?
+        self.route(&collection.variant, true)?
             .set_payload(collection, updates)
             .await
     }
 
     async fn set_indexing_threshold(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         threshold: usize,
     ) -> Result<(), VectorStoreError> {
-        self.route(collection, true)?
+        self.route(&collection.variant, true)?
             .set_indexing_threshold(collection, threshold)
             .await
     }
 
-    async fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo, VectorStoreError> {
-        self.route(collection, true)?
+    async fn create_snapshot(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<SnapshotInfo, VectorStoreError> {
+        self.route(&collection.variant, true)?
             .create_snapshot(collection)
             .await
     }
 
     async fn list_snapshots(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
     ) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
-        self.route(collection, true)?
+        self.route(&collection.variant, true)?
             .list_snapshots(collection)
             .await
     }
 
-    async fn delete_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
-        self.route(collection, true)?
+    async fn delete_snapshot(
+        &self,
+        collection: &CollectionRef,
+        name: &str,
+    ) -> Result<(), VectorStoreError> {
+        self.route(&collection.variant, true)?
             .delete_snapshot(collection, name)
             .await
     }
 
-    async fn recover_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
-        self.route(collection, true)?
+    async fn recover_snapshot(
+        &self,
+        collection: &CollectionRef,
+        name: &str,
+    ) -> Result<(), VectorStoreError> {
+        self.route(&collection.variant, true)?
             .recover_snapshot(collection, name)
             .await
     }

@@ -20,7 +20,7 @@ use crate::distance::{DistanceFn, Kernels, Metric, normalize};
 use crate::error::IndexError;
 use crate::filter::{CompiledFilter, Filter};
 use crate::flat;
-use crate::hnsw::{Admit, Exact, Hnsw, HnswParams, Quantized, QueryDist, Scored, Space};
+use crate::hnsw::{Admit, Exact, Hnsw, HnswParams, Quantized, QueryDist, Scored, Space, Stoppable};
 use crate::payload::{FieldId, Fields, Payload, Value};
 use crate::quant::{QuantKernels, Quantizer};
 use crate::vectors::Vectors;
@@ -102,6 +102,8 @@ pub struct SearchRequest<'a> {
     pub with_payload: &'a [String],
     /// Point ids never returned (e.g. the query item itself).
     pub exclude: &'a [String],
+    /// Set when the caller has gone: the search ends early with [`IndexError::Cancelled`].
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// One result.
@@ -483,12 +485,15 @@ impl Collection {
             .filter
             .filter(|f| !f.is_empty())
             .map(|f| CompiledFilter::compile(f, &inner.fields));
-        let admit = |id: u32| {
-            !inner.deleted[id as usize]
-                && !excluded.contains(&id)
-                && compiled
-                    .as_ref()
-                    .is_none_or(|f| f.matches(&inner.payloads[id as usize]))
+        let admit = Stoppable {
+            admit: |id: u32| {
+                !inner.deleted[id as usize]
+                    && !excluded.contains(&id)
+                    && compiled
+                        .as_ref()
+                        .is_none_or(|f| f.matches(&inner.payloads[id as usize]))
+            },
+            stop: req.stop,
         };
         let n = inner.ids.len();
         let linked = inner.linked.load(Ordering::Acquire);
@@ -533,6 +538,9 @@ impl Collection {
             }
             hits
         };
+        if admit.stopped() {
+            return Err(IndexError::Cancelled);
+        }
         Ok(found
             .into_iter()
             .skip(req.offset)

@@ -27,6 +27,8 @@ pub enum IndexError {
     Storage(String),
     #[error("corrupt collection file {path}: {reason}")]
     Corrupt { path: String, reason: String },
+    #[error("the search was stopped: its caller has gone")]
+    Cancelled,
 }
 
 impl IndexError {
@@ -34,7 +36,10 @@ impl IndexError {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            IndexError::Storage(_) | IndexError::Corrupt { .. } | IndexError::Full(_)
+            IndexError::Storage(_)
+                | IndexError::Corrupt { .. }
+                | IndexError::Full(_)
+                | IndexError::Cancelled
         )
     }
 }

@@ -13,6 +13,8 @@ use crate::vectors::Vectors;
 
 /// Rows per parallel task.
 const CHUNK_ROWS: usize = 16 * 1024;
+/// Rows scanned between two checks of the stop flag.
+const STOP_CHECK_ROWS: usize = 4096;
 /// Scans shorter than this stay on the calling thread.
 pub const PARALLEL_FROM: usize = 64 * 1024;
 
@@ -30,7 +32,11 @@ fn top_k<A: Admit>(
         return heap;
     }
     let mut bound = f32::INFINITY;
+    let start = rows.start;
     for i in rows {
+        if (i - start).is_multiple_of(STOP_CHECK_ROWS) && admit.stopped() {
+            break;
+        }
         let id = i as u32;
         let d = dist.eval(q, vectors.get(i));
         if (heap.len() < k || d < bound) && admit.admit(id) {

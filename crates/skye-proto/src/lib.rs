@@ -1,5 +1,6 @@
 //! The gRPC API of Skye, generated from `proto/skye.proto`, and the clients of the external
-//! vector DBs (`ngt`, `eigenix`).
+//! vector DBs (`ngt`, `eigenix`). Feature `grpc` (default) adds the tonic services and clients;
+//! without it the crate is the prost messages alone.
 //!
 //! The proto has no package, so every type lives at the top of this crate and the method paths
 //! are the original's (`/SkyeSimilarCandidateService/getSimilarCandidates`, …).
@@ -14,11 +15,13 @@
 include!(concat!(env!("OUT_DIR"), "/_.rs"));
 
 /// The NGT search service (package `embedding`, spec serving §3.4), for NGT variants.
+#[cfg(feature = "grpc")]
 pub mod ngt {
     include!(concat!(env!("OUT_DIR"), "/embedding.rs"));
 }
 
 /// The Eigenix search service (package `eigenix`, spec serving §3.5), for EIGENIX variants.
+#[cfg(feature = "grpc")]
 pub mod eigenix {
     include!(concat!(env!("OUT_DIR"), "/eigenix.rs"));
 }

@@ -10,7 +10,9 @@ use skye_core::auth::AuthTokens;
 use skye_core::config_store::Txn;
 use skye_core::domain::DistanceFunction;
 use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
-use skye_core::vector_store::{CollectionSpec, PayloadValue, VectorPoint, VectorStore};
+use skye_core::vector_store::{
+    CollectionRef, CollectionSpec, PayloadValue, VectorPoint, VectorStore,
+};
 use skye_engine::registry::Registry;
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_similar_candidate_service_client::SkyeSimilarCandidateServiceClient;
@@ -29,9 +31,14 @@ struct Fixture {
     metrics: Arc<Metrics>,
 }
 
-fn spec(name: &str) -> CollectionSpec {
+/// Version `version` of `variant` of catalog/intent.
+fn at(variant: &str, version: i64) -> CollectionRef {
+    CollectionRef::embedded("catalog", "intent", variant, version)
+}
+
+fn spec(collection: CollectionRef) -> CollectionSpec {
     CollectionSpec {
-        name: name.into(),
+        collection,
         dimension: 3,
         distance: DistanceFunction::Cosine,
         m: 16,
@@ -46,7 +53,7 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
     let store = Arc::new(EmbeddedConfigStore::open(&dir.path().join("config.redb")).unwrap());
     let registry = Arc::new(Registry::open(store, "skye").await.unwrap());
     registry
-        .register_store(RegisterStore::from_json(json!({"conf_id": 1})).unwrap())
+        .register_store(RegisterStore::from_json(json!({"conf_id": 1, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"})).unwrap())
         .await
         .unwrap();
     registry
@@ -87,7 +94,7 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
         .unwrap();
     let vectors = Arc::new(EmbeddedVectorStore::open(&dir.path().join("collections")).unwrap());
     vectors
-        .create_collection(spec("organic_intent_1"))
+        .create_collection(spec(at("organic", 1)))
         .await
         .unwrap();
     let points: Vec<VectorPoint> = (0..30)
@@ -105,14 +112,14 @@ async fn fixture(tokens: Vec<String>) -> Fixture {
         })
         .collect();
     vectors
-        .upsert("organic_intent_1", points.clone())
+        .upsert(&at("organic", 1), points.clone())
         .await
         .unwrap();
     vectors
-        .create_collection(spec("cached_intent_1"))
+        .create_collection(spec(at("cached", 1)))
         .await
         .unwrap();
-    vectors.upsert("cached_intent_1", points).await.unwrap();
+    vectors.upsert(&at("cached", 1), points).await.unwrap();
     let engine = SimilarService::new(
         registry.clone(),
         vectors.clone(),
@@ -446,7 +453,7 @@ async fn repeats_hit_the_cache_and_a_version_switch_never_serves_stale_results()
     // Version 2 of the variant holds one different point; switching the read version must
     // answer from it at once, cache or not.
     f.vectors
-        .create_collection(spec("cached_intent_2"))
+        .create_collection(spec(at("cached", 2)))
         .await
         .unwrap();
     let point = VectorPoint {
@@ -455,7 +462,7 @@ async fn repeats_hit_the_cache_and_a_version_switch_never_serves_stale_results()
         payload: BTreeMap::new(),
     };
     f.vectors
-        .upsert("cached_intent_2", vec![point])
+        .upsert(&at("cached", 2), vec![point])
         .await
         .unwrap();
     let key =

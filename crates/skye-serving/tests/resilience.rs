@@ -10,7 +10,8 @@ use skye_backends::embedded::EmbeddedConfigStore;
 use skye_core::auth::AuthTokens;
 use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
 use skye_core::vector_store::{
-    CollectionInfo, ScoredPoint, SearchQuery, VectorRead, VectorStoreError,
+    CollectionInfo, CollectionRef, ScoredPoint, SearchQuery, VariantKey, VectorRead,
+    VectorStoreError,
 };
 use skye_engine::breaker::{BackendObserver, BreakerConfig, GuardedVectorRead};
 use skye_engine::registry::Registry;
@@ -33,7 +34,7 @@ struct Flaky {
 impl VectorRead for Flaky {
     async fn search(
         &self,
-        _: &str,
+        _: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -45,10 +46,10 @@ impl VectorRead for Flaky {
         }
         Ok(queries.iter().map(|_| Vec::new()).collect())
     }
-    async fn collection_info(&self, _: &str) -> Result<CollectionInfo, VectorStoreError> {
+    async fn collection_info(&self, _: &CollectionRef) -> Result<CollectionInfo, VectorStoreError> {
         Ok(CollectionInfo::default())
     }
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
+    async fn versions(&self, _: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
         Ok(Vec::new())
     }
 }
@@ -59,7 +60,7 @@ async fn deadlines_are_enforced_and_the_breaker_sheds_a_failing_backend() {
     let store = Arc::new(EmbeddedConfigStore::open(&dir.path().join("c.redb")).unwrap());
     let registry = Arc::new(Registry::open(store, "skye").await.unwrap());
     registry
-        .register_store(RegisterStore::from_json(json!({})).unwrap())
+        .register_store(RegisterStore::from_json(json!({"embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"})).unwrap())
         .await
         .unwrap();
     registry

@@ -137,6 +137,9 @@ pub async fn ingest(
     }
     report("decode JSON only", records.len(), started.elapsed());
 
+    // The consumer group reads the topic from the start: registered before the first append,
+    // retention keeps every event for it however far the consumer is behind.
+    drop(log.subscribe("bench", &[topics::EMBEDDING]).await?);
     let started = Instant::now();
     let total = records.len();
     let mut batch = Vec::with_capacity(args.batch);
@@ -172,6 +175,9 @@ pub async fn ingest(
         stop.clone(),
     ));
     while stats.view().records < total as u64 {
+        if let Some(loss) = stats.view().last_loss {
+            bail!("the consumer lost events: {loss}");
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     report(
@@ -209,9 +215,13 @@ pub async fn ingest(
     let _ = stop_tx.send(true);
     let _ = consumer.await;
     let _ = driver.await;
-    let info = vectors.collection_info("v_m_1").await?;
+    let collection = registry
+        .snapshot()
+        .variant("bench", "m", "v")?
+        .collection(1);
+    let info = vectors.collection_info(&collection).await?;
     say(&format!(
-        "  collection v_m_1: {} points, {} indexed",
+        "  collection {collection}: {} points, {} indexed",
         info.points_count, info.indexed_vectors_count
     ));
     Ok(())

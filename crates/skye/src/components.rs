@@ -26,6 +26,7 @@ use skye_engine::lifecycle::{Lifecycle, Reconciler};
 use skye_engine::registry::Registry;
 use skye_engine::routing::{StorageRouter, VectorRouter};
 use skye_engine::search::embeddings::EmbeddingService;
+use skye_engine::search::freshness::{EpochPublisher, SharedEpochs};
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_embedding_service_server::SkyeEmbeddingServiceServer;
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
@@ -324,6 +325,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             log: backends.events.clone(),
             embedding_topics: settings.consumers.embedding_topics.clone(),
             realtime_topics: settings.consumers.realtime_topics.clone(),
+            refused: Arc::default(),
         };
         serve(
             &mut servers,
@@ -413,6 +415,7 @@ fn consumers_router(
     ingest: IngestState,
     auth: Arc<AuthTokens>,
 ) -> Router {
+    let refused = ingest.refused.clone();
     let api = Router::new()
         .route("/api/v1/ingest/{topic}", post(ingest_api::ingest))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -426,15 +429,20 @@ fn consumers_router(
         .route(
             "/health",
             get(move || {
-                let stats = stats.clone();
+                let (stats, refused) = (stats.clone(), refused.clone());
                 async move {
                     let consumers: serde_json::Map<String, serde_json::Value> = stats
                         .iter()
                         .map(|(name, s)| (name.to_string(), json!(s.view())))
                         .collect();
+                    // Lost events mark the component degraded until it restarts (still 200: a
+                    // restart by a liveness probe would only hide the loss).
+                    let degraded = stats.iter().any(|(_, s)| s.degraded());
                     axum::Json(json!({
                         "message": "Application is up!!!",
+                        "status": if degraded { "degraded" } else { "ok" },
                         "consumers": consumers,
+                        "ingest": {"refused_event_log_full": refused.load(std::sync::atomic::Ordering::Relaxed)},
                     }))
                 }
             }),
@@ -456,6 +464,36 @@ struct Backends {
     events: Arc<dyn EventLog>,
 }
 
+/// Moves the collections of a data directory written before typed collections (flat
+/// `<variant>_<model>_<version>` directories) to the registered variants that own them.
+fn adopt_legacy_collections(
+    embedded: &EmbeddedVectorStore,
+    registry: &Registry,
+) -> anyhow::Result<()> {
+    let claims: Vec<_> = registry
+        .snapshot()
+        .variants()
+        .filter(|v| v.vector_db_type == skye_core::domain::VectorDbType::Embedded)
+        .flat_map(|v| {
+            let mut versions = vec![v.vector_db_read_version, v.vector_db_write_version];
+            versions.dedup();
+            versions
+                .into_iter()
+                .map(|n| v.collection(n))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let ambiguous = embedded
+        .adopt_legacy(&claims)
+        .context("cannot move the collections of an older release")?;
+    if !ambiguous.is_empty() {
+        tracing::error!(collections = ?ambiguous,
+            "collections of an older release that several variants claim were left in place; \
+             re-run a RESET job for those variants");
+    }
+    Ok(())
+}
+
 impl Backends {
     async fn open(settings: &Settings, registry: &Arc<Registry>) -> anyhow::Result<Self> {
         let dir = &settings.data_dir;
@@ -463,6 +501,7 @@ impl Backends {
             EmbeddedVectorStore::open(&dir.join("collections"))
                 .context("cannot open the embedded vector store")?,
         );
+        adopt_legacy_collections(&embedded, registry)?;
         let storage = skye_backends::factory::open_storage(settings)
             .await
             .context("cannot open the embedding/aggregator store")?;
@@ -483,12 +522,18 @@ impl Backends {
                 ));
                 (router.clone(), router)
             };
+        let vectors: Arc<dyn VectorStore> = Arc::new(VectorRouter::new(
+            registry.clone(),
+            embedded,
+            skye_backends::factory::remote_vector_stores(),
+        ));
+        // Writes to remote collections publish their new epoch for every pod's result cache.
+        let vectors = match skye_backends::factory::open_distributed_cache(settings)? {
+            Some(cache) => Arc::new(EpochPublisher::new(vectors, SharedEpochs::new(cache))),
+            None => vectors,
+        };
         Ok(Backends {
-            vectors: Arc::new(VectorRouter::new(
-                registry.clone(),
-                embedded,
-                skye_backends::factory::remote_vector_stores(),
-            )),
+            vectors,
             embeddings,
             aggregator,
             events: skye_backends::factory::open_event_log(settings)

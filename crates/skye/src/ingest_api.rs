@@ -4,6 +4,7 @@
 //! stored and will be consumed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use skye_admin::LimitedBody;
-use skye_core::event_log::{EventLog, Produce};
+use skye_core::event_log::{EventLog, EventLogError, Produce};
 use skye_engine::ingest::events::{EmbeddingEvent, RealtimeEvent};
 
 /// Largest accepted ingest body.
@@ -22,6 +23,8 @@ pub struct IngestState {
     pub log: Arc<dyn EventLog>,
     pub embedding_topics: Vec<String>,
     pub realtime_topics: Vec<String>,
+    /// Requests refused because the event bus was full (shown on `/health`).
+    pub refused: Arc<AtomicU64>,
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -100,6 +103,10 @@ pub async fn ingest(
         .into_response(),
         Err(e) => {
             use skye_core::error::HasErrorCode;
+            if matches!(e, EventLogError::Backlogged { .. }) {
+                s.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(topic = %topic, error = %e, "ingest refused: the event log is full");
+            }
             let status = StatusCode::from_u16(e.code().http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             error(status, format!("events not stored: {e}"))

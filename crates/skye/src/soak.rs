@@ -145,7 +145,7 @@ async fn run(args: &BenchSoakArgs, dir: &Path) -> anyhow::Result<()> {
     let pid = server.child.id();
     let http = HttpClient::new(None);
     let api = |path: &str| format!("{}/api/v1/model/{path}", server.admin);
-    http.post(&api("register-store"), &json!({"conf_id": 1}))
+    http.post(&api("register-store"), &json!({"conf_id": 1, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"}))
         .await?;
     http.post(
         &api("register-entity"),

@@ -3,14 +3,24 @@
 //!
 //! Every `produce` is one fsynced transaction (records plus the partitions' end offsets), so an
 //! acknowledged event survives `kill -9`. Consumers are woken through a watch channel instead of
-//! polling the file. Records below the lowest committed offset of every group that consumes a
-//! partition are deleted at commit time; a topic nobody consumes (failure topics) is kept whole.
+//! polling the file.
+//!
+//! Retention never deletes a record some consumer group has not read. Every group that ever
+//! subscribed to a topic is recorded with it; a record is deleted once *every* such group has
+//! committed past it. Only a topic no group reads (failure topics) is bounded by size, its
+//! oldest records going first ([`LogLimits::retained_records`]). A partition whose unread
+//! backlog would pass [`LogLimits::max_backlog_records`] refuses the produce with
+//! [`EventLogError::Backlogged`] (nothing written) instead of dropping anything; a group whose
+//! committed offset is below the log start (records deleted before it read them: possible only
+//! when it subscribed after the size bound removed them) is told so once
+//! ([`EventLogError::OffsetOutOfRange`]).
 //!
 //! One process owns the file; within it, a group has at most one live member (the embedded log
 //! does not rebalance partitions between members).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +42,8 @@ const TOPICS: TableDefinition<&str, u32> = TableDefinition::new("event_topics");
 const ENDS: TableDefinition<(&str, u32), u64> = TableDefinition::new("event_ends");
 /// (group, topic, partition) → committed next offset.
 const OFFSETS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("event_offsets");
+/// (topic, group) of every group that subscribed to the topic: retention waits for each.
+const GROUPS: TableDefinition<(&str, &str), ()> = TableDefinition::new("event_groups");
 
 fn internal(e: impl std::fmt::Display) -> EventLogError {
     EventLogError::Internal(e.to_string())
@@ -47,17 +59,44 @@ struct Inner {
     db: Database,
     /// Next offset per partition of every topic (the index is the partition).
     ends: Mutex<HashMap<String, Vec<u64>>>,
+    /// First offset still held per partition of every topic.
+    starts: Mutex<HashMap<String, Vec<u64>>>,
+    /// Groups that ever subscribed, per topic.
+    groups: Mutex<HashMap<String, BTreeSet<String>>>,
     /// Groups with a live subscription.
     members: Mutex<HashSet<String>>,
     /// Bumped after every produce; subscribers wait on it.
     produced: watch::Sender<u64>,
-    /// Most records kept per partition, consumed or not (Kafka's size retention).
-    max_records: u64,
+    limits: LogLimits,
+    /// Produces refused because a partition's backlog was full.
+    refused: AtomicU64,
 }
 
-/// Records kept per partition by default: bounds topics nobody consumes (failure, retry and
-/// model-state topics) while leaving days of backlog for a stopped consumer.
-pub const DEFAULT_MAX_RECORDS_PER_PARTITION: u64 = 1_000_000;
+/// How much the log holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Records kept per partition of a topic no group reads (failure, retry and model-state
+    /// topics); the oldest go first.
+    pub retained_records: u64,
+    /// Most records of a partition that some group has not committed; a produce past it is
+    /// refused.
+    pub max_backlog_records: u64,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            retained_records: DEFAULT_RETAINED_RECORDS,
+            max_backlog_records: DEFAULT_MAX_BACKLOG_RECORDS,
+        }
+    }
+}
+
+/// Records kept per partition of a topic nobody consumes, by default.
+pub const DEFAULT_RETAINED_RECORDS: u64 = 1_000_000;
+/// Unread records a partition may hold by default: a 100M-item reset on one partition with its
+/// consumers stopped (disk permitting; a 384-d event is about 4 KB).
+pub const DEFAULT_MAX_BACKLOG_RECORDS: u64 = 100_000_000;
 
 impl std::fmt::Debug for EmbeddedEventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,37 +137,79 @@ fn decode(topic: &str, partition: u32, offset: u64, bytes: &[u8]) -> Result<Reco
 }
 
 impl EmbeddedEventLog {
-    /// Opens (or creates) the log at `path`.
+    /// Opens (or creates) the log at `path` with the default limits.
     pub fn open(path: &Path) -> Result<Self, EventLogError> {
-        super::survive_damage(path, || Self::open_unguarded(path)).map_err(internal)?
+        Self::open_with(path, LogLimits::default())
     }
 
-    fn open_unguarded(path: &Path) -> Result<Self, EventLogError> {
+    /// Opens (or creates) the log at `path`.
+    pub fn open_with(path: &Path, limits: LogLimits) -> Result<Self, EventLogError> {
+        super::survive_damage(path, || Self::open_unguarded(path, limits)).map_err(internal)?
+    }
+
+    fn open_unguarded(path: &Path, limits: LogLimits) -> Result<Self, EventLogError> {
         let db = super::open_db(path, super::EVENT_LOG_CACHE_BYTES).map_err(|e| match e {
             super::OpenError::InUse(m) => EventLogError::Unavailable(m),
             super::OpenError::Failed(m) => internal(m),
         })?;
         let mut ends: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut starts: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut groups: HashMap<String, BTreeSet<String>> = HashMap::new();
         {
             let write = db.begin_write().map_err(internal)?;
             {
-                write.open_table(RECORDS).map_err(internal)?;
+                let records = write.open_table(RECORDS).map_err(internal)?;
                 write.open_table(OFFSETS).map_err(internal)?;
                 let topics = write.open_table(TOPICS).map_err(internal)?;
                 let end_table = write.open_table(ENDS).map_err(internal)?;
                 for entry in topics.iter().map_err(internal)? {
                     let (name, count) = entry.map_err(internal)?;
                     let name = name.value().to_string();
-                    let mut parts = Vec::with_capacity(count.value() as usize);
+                    let (mut e, mut s) = (Vec::new(), Vec::new());
                     for p in 0..count.value() {
                         let end = end_table
                             .get((name.as_str(), p))
                             .map_err(internal)?
                             .map(|g| g.value())
                             .unwrap_or(0);
-                        parts.push(end);
+                        let first = records
+                            .range((name.as_str(), p, 0)..(name.as_str(), p, u64::MAX))
+                            .map_err(internal)?
+                            .next()
+                            .transpose()
+                            .map_err(internal)?
+                            .map(|(k, _)| k.value().2);
+                        e.push(end);
+                        s.push(first.unwrap_or(end));
                     }
-                    ends.insert(name, parts);
+                    ends.insert(name.clone(), e);
+                    starts.insert(name, s);
+                }
+                let mut group_table = write.open_table(GROUPS).map_err(internal)?;
+                // A log written before groups were recorded knows them by their commits.
+                let committed: Vec<(String, String)> = write
+                    .open_table(OFFSETS)
+                    .map_err(internal)?
+                    .iter()
+                    .map_err(internal)?
+                    .map(|e| {
+                        let (key, _) = e.map_err(internal)?;
+                        let (group, topic, _) = key.value();
+                        Ok((topic.to_string(), group.to_string()))
+                    })
+                    .collect::<Result<_, EventLogError>>()?;
+                for (topic, group) in &committed {
+                    group_table
+                        .insert((topic.as_str(), group.as_str()), ())
+                        .map_err(internal)?;
+                }
+                for entry in group_table.iter().map_err(internal)? {
+                    let (key, _) = entry.map_err(internal)?;
+                    let (topic, group) = key.value();
+                    groups
+                        .entry(topic.to_string())
+                        .or_default()
+                        .insert(group.to_string());
                 }
             }
             write.commit().map_err(internal)?;
@@ -138,24 +219,84 @@ impl EmbeddedEventLog {
             inner: Arc::new(Inner {
                 db,
                 ends: Mutex::new(ends),
+                starts: Mutex::new(starts),
+                groups: Mutex::new(groups),
                 members: Mutex::new(HashSet::new()),
                 produced,
-                max_records: DEFAULT_MAX_RECORDS_PER_PARTITION,
+                limits: LogLimits {
+                    retained_records: limits.retained_records.max(1),
+                    max_backlog_records: limits.max_backlog_records.max(1),
+                },
+                refused: AtomicU64::new(0),
             }),
         })
     }
 
-    /// Keeps at most `max` records per partition (the oldest go first); for tests and small disks.
-    pub fn with_max_records_per_partition(path: &Path, max: u64) -> Result<Self, EventLogError> {
-        let mut log = Self::open(path)?;
-        if let Some(inner) = Arc::get_mut(&mut log.inner) {
-            inner.max_records = max.max(1);
-        }
-        Ok(log)
+    /// Produces refused since open because a partition's backlog was full.
+    pub fn refused_produces(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
     }
 
     fn ends(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u64>>> {
         self.inner.ends.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn starts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u64>>> {
+        self.inner.starts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The groups that subscribed to `topic`.
+    fn groups_of(&self, topic: &str) -> BTreeSet<String> {
+        let groups = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups.get(topic).cloned().unwrap_or_default()
+    }
+
+    /// The first offset `topic`/`partition` still holds.
+    fn start_of(&self, topic: &str, partition: u32) -> u64 {
+        self.starts()
+            .get(topic)
+            .and_then(|s| s.get(partition as usize).copied())
+            .unwrap_or(0)
+    }
+
+    fn set_start(&self, topic: &str, partition: u32, start: u64, partitions: usize) {
+        let mut starts = self.starts();
+        let s = starts.entry(topic.to_string()).or_default();
+        if s.len() < partitions {
+            s.resize(partitions, 0);
+        }
+        let slot = &mut s[partition as usize];
+        *slot = (*slot).max(start);
+    }
+
+    /// Records `group` as a reader of `topics`, durably: retention now waits for it.
+    fn register_group_blocking(&self, group: &str, topics: &[String]) -> Result<(), EventLogError> {
+        let missing: Vec<&String> = {
+            let groups = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+            topics
+                .iter()
+                .filter(|t| !groups.get(*t).is_some_and(|g| g.contains(group)))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let write = self.inner.db.begin_write().map_err(internal)?;
+        {
+            let mut table = write.open_table(GROUPS).map_err(internal)?;
+            for t in &missing {
+                table.insert((t.as_str(), group), ()).map_err(internal)?;
+            }
+        }
+        write.commit().map_err(internal)?;
+        let mut groups = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+        for t in missing {
+            groups
+                .entry(t.clone())
+                .or_default()
+                .insert(group.to_string());
+        }
+        Ok(())
     }
 
     fn ensure_topic_blocking(&self, topic: &str, partitions: u32) -> Result<u32, EventLogError> {
@@ -186,6 +327,7 @@ impl EmbeddedEventLog {
         let mut next: HashMap<String, Vec<u64>> = HashMap::new();
         let mut new_topics = Vec::new();
         let mut assigned = Vec::with_capacity(records.len());
+        let mut trimmed = Vec::new();
         let write = self.inner.db.begin_write().map_err(internal)?;
         {
             let mut table = write.open_table(RECORDS).map_err(internal)?;
@@ -234,23 +376,57 @@ impl EmbeddedEventLog {
             for t in &new_topics {
                 topics.insert(t.as_str(), 1).map_err(internal)?;
             }
-            // Size retention: drop what falls off the end of the window.
-            let cap = self.inner.max_records;
-            for (topic, parts) in &next {
-                for (p, end) in parts.iter().enumerate() {
-                    if *end > cap {
+            // Retention: a topic some group reads keeps every unread record (and refuses to grow
+            // past its backlog cap); only a topic nobody reads is bounded by size.
+            let offsets = write.open_table(OFFSETS).map_err(internal)?;
+            let mut touched: Vec<(&str, u32)> = assigned
+                .iter()
+                .zip(&records)
+                .map(|((p, _), r)| (r.topic.as_str(), *p))
+                .collect();
+            touched.sort_unstable();
+            touched.dedup();
+            for (topic, p) in touched {
+                let end = next[topic][p as usize];
+                let groups = self.groups_of(topic);
+                if groups.is_empty() {
+                    let cap = self.inner.limits.retained_records;
+                    if end > cap {
                         table
-                            .retain_in(
-                                (topic.as_str(), p as u32, 0)
-                                    ..(topic.as_str(), p as u32, end - cap),
-                                |_, _| false,
-                            )
+                            .retain_in((topic, p, 0)..(topic, p, end - cap), |_, _| false)
                             .map_err(internal)?;
+                        trimmed.push((topic.to_string(), p, end - cap, next[topic].len()));
                     }
+                    continue;
+                }
+                let start = self.start_of(topic, p);
+                let mut slowest = (u64::MAX, String::new());
+                for g in &groups {
+                    let at = offsets
+                        .get((g.as_str(), topic, p))
+                        .map_err(internal)?
+                        .map_or(start, |v| v.value().max(start));
+                    if at < slowest.0 {
+                        slowest = (at, g.clone());
+                    }
+                }
+                let cap = self.inner.limits.max_backlog_records;
+                if end - slowest.0 > cap {
+                    self.inner.refused.fetch_add(1, Ordering::Relaxed);
+                    return Err(EventLogError::Backlogged {
+                        topic: topic.to_string(),
+                        partition: p,
+                        backlog: end - slowest.0,
+                        cap,
+                        slowest: slowest.1,
+                    });
                 }
             }
         }
         write.commit().map_err(internal)?;
+        for (topic, p, start, partitions) in trimmed {
+            self.set_start(&topic, p, start, partitions);
+        }
         ends.extend(next);
         drop(ends);
         self.inner.produced.send_modify(|n| *n += 1);
@@ -303,6 +479,7 @@ impl EmbeddedEventLog {
         group: &str,
         next: &[(String, u32, u64)],
     ) -> Result<(), EventLogError> {
+        let mut trimmed = Vec::new();
         let write = self.inner.db.begin_write().map_err(internal)?;
         {
             let mut offsets = write.open_table(OFFSETS).map_err(internal)?;
@@ -311,29 +488,39 @@ impl EmbeddedEventLog {
                     .insert((group, topic.as_str(), *partition), *offset)
                     .map_err(internal)?;
             }
-            // Retention: drop what every group consuming the partition has committed past.
-            let mut floors: HashMap<(String, u32), u64> = HashMap::new();
-            for entry in offsets.iter().map_err(internal)? {
-                let (key, value) = entry.map_err(internal)?;
-                let (_, topic, partition) = key.value();
-                if next.iter().any(|(t, p, _)| t == topic && *p == partition) {
-                    let floor = floors
-                        .entry((topic.to_string(), partition))
-                        .or_insert(u64::MAX);
-                    *floor = (*floor).min(value.value());
+            // Retention: drop what every group that reads the partition has committed past (a
+            // group that has not committed yet holds everything).
+            let mut records = write.open_table(RECORDS).map_err(internal)?;
+            for (topic, partition, _) in next {
+                let mut floor = u64::MAX;
+                for g in self
+                    .groups_of(topic)
+                    .iter()
+                    .chain(std::iter::once(&group.to_string()))
+                {
+                    let at = offsets
+                        .get((g.as_str(), topic.as_str(), *partition))
+                        .map_err(internal)?
+                        .map_or(0, |v| v.value());
+                    floor = floor.min(at);
+                }
+                if floor > self.start_of(topic, *partition) {
+                    records
+                        .retain_in(
+                            (topic.as_str(), *partition, 0)..(topic.as_str(), *partition, floor),
+                            |_, _| false,
+                        )
+                        .map_err(internal)?;
+                    trimmed.push((topic.clone(), *partition, floor));
                 }
             }
-            let mut records = write.open_table(RECORDS).map_err(internal)?;
-            for ((topic, partition), floor) in floors {
-                records
-                    .retain_in(
-                        (topic.as_str(), partition, 0)..(topic.as_str(), partition, floor),
-                        |_, _| false,
-                    )
-                    .map_err(internal)?;
-            }
         }
-        write.commit().map_err(internal)
+        write.commit().map_err(internal)?;
+        for (topic, partition, floor) in trimmed {
+            let partitions = self.ends().get(&topic).map_or(0, Vec::len);
+            self.set_start(&topic, partition, floor, partitions);
+        }
+        Ok(())
     }
 }
 
@@ -369,6 +556,14 @@ impl EventLog for EmbeddedEventLog {
         validate_group(group)?;
         for t in topics {
             self.ensure_topic(t, 1).await?;
+        }
+        {
+            let this = self.clone();
+            let (group, topics) = (
+                group.to_string(),
+                topics.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            );
+            blocking(move || this.register_group_blocking(&group, &topics)).await?;
         }
         {
             let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
@@ -464,18 +659,26 @@ impl EmbeddedSubscription {
         let mut pending = Vec::new();
         for (topic, partition, end) in ends {
             let key = (topic.clone(), partition);
+            let start = self.log.start_of(&topic, partition);
             let position = match self.positions.get(&key) {
                 Some(p) => *p,
-                None => {
-                    let p = self
-                        .log
-                        .committed(&self.group, &topic, partition)
-                        .await?
-                        .unwrap_or(0);
-                    self.positions.insert(key.clone(), p);
-                    p
-                }
+                // A group that never committed starts at the oldest record held.
+                None => self
+                    .log
+                    .committed(&self.group, &topic, partition)
+                    .await?
+                    .unwrap_or(start),
             };
+            self.positions.insert(key.clone(), position.max(start));
+            if position < start {
+                return Err(EventLogError::OffsetOutOfRange {
+                    group: self.group.clone(),
+                    topic,
+                    partition,
+                    from: position,
+                    to: start,
+                });
+            }
             if position < end {
                 pending.push((key, position));
             }
@@ -537,5 +740,56 @@ impl Subscription for EmbeddedSubscription {
         self.positions
             .insert((topic.to_string(), partition), offset);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(topic: &str, value: &str) -> Produce {
+        Produce::new(topic.to_string(), "", value.as_bytes().to_vec())
+    }
+
+    const WAIT: Duration = Duration::from_millis(200);
+
+    /// A log of an older release: a group committed offset 2 of `t`, then size retention
+    /// deleted records 0..5 (it did not wait for groups). The group is told once, then reads on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_behind_the_log_start_is_told_once_then_reads_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.redb");
+        {
+            let log = EmbeddedEventLog::open(&path).unwrap();
+            log.produce((0..8).map(|i| rec("t", &i.to_string())).collect())
+                .await
+                .unwrap();
+            let write = log.inner.db.begin_write().unwrap();
+            {
+                let mut offsets = write.open_table(OFFSETS).unwrap();
+                offsets.insert(("g", "t", 0), 2).unwrap();
+                let mut records = write.open_table(RECORDS).unwrap();
+                records
+                    .retain_in(("t", 0, 0)..("t", 0, 5), |_, _| false)
+                    .unwrap();
+                write.delete_table(GROUPS).unwrap();
+            }
+            write.commit().unwrap();
+        }
+        let log = EmbeddedEventLog::open(&path).unwrap();
+        assert_eq!(
+            log.groups_of("t").into_iter().collect::<Vec<_>>(),
+            ["g"],
+            "groups are recovered from their commits"
+        );
+        let mut sub = log.subscribe("g", &["t"]).await.unwrap();
+        let e = sub.poll(10, WAIT).await.unwrap_err();
+        match &e {
+            EventLogError::OffsetOutOfRange { from, to, .. } => assert_eq!((*from, *to), (2, 5)),
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains("lost records 2..5"), "{e}");
+        let got = sub.poll(10, WAIT).await.unwrap();
+        assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), [5, 6, 7]);
     }
 }

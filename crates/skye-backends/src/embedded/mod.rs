@@ -9,7 +9,7 @@ mod vector_store;
 
 pub use cache::MemoryCache;
 pub use config_store::EmbeddedConfigStore;
-pub use event_log::EmbeddedEventLog;
+pub use event_log::{EmbeddedEventLog, LogLimits};
 pub use storage::EmbeddedStorage;
 pub use vector_store::EmbeddedVectorStore;
 

@@ -25,6 +25,8 @@ const EMBEDDINGS: TableDefinition<(&str, &str, i64, &str), &[u8]> =
 const AGGREGATES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("aggregates");
 
 const SAME_SEARCH_EMBEDDING: u8 = 1;
+/// The row ends with the job's payload (rows written before payloads were kept have none).
+const HAS_PAYLOAD: u8 = 2;
 
 fn internal(e: impl std::fmt::Display) -> StorageError {
     StorageError::Internal(e.to_string())
@@ -53,7 +55,7 @@ fn encode_row(row: &EmbeddingRow, expires_at: u64) -> Vec<u8> {
     let same = row.search_embedding == row.embedding || row.search_embedding.is_empty();
     let mut w = Writer::with_capacity(16 + 4 * row.embedding.len() * if same { 1 } else { 2 });
     w.u64(expires_at);
-    w.u8(if same { SAME_SEARCH_EMBEDDING } else { 0 });
+    w.u8(if same { SAME_SEARCH_EMBEDDING } else { 0 } | HAS_PAYLOAD);
     w.f32s(&row.embedding);
     if !same {
         w.f32s(&row.search_embedding);
@@ -62,6 +64,11 @@ fn encode_row(row: &EmbeddingRow, expires_at: u64) -> Vec<u8> {
     for (variant, flag) in &row.to_be_indexed {
         w.str(variant);
         w.u8(u8::from(*flag));
+    }
+    w.u32(row.payload.len() as u32);
+    for (field, text) in &row.payload {
+        w.str(field);
+        w.str(text);
     }
     w.0
 }
@@ -87,11 +94,19 @@ fn decode_row(id: &str, bytes: &[u8], now: u64) -> Result<Option<EmbeddingRow>, 
         let variant = r.str().map_err(corrupt)?;
         to_be_indexed.insert(variant, r.u8().map_err(corrupt)? != 0);
     }
+    let mut payload = BTreeMap::new();
+    if flags & HAS_PAYLOAD != 0 {
+        for _ in 0..r.u32().map_err(corrupt)? {
+            let field = r.str().map_err(corrupt)?;
+            payload.insert(field, r.str().map_err(corrupt)?);
+        }
+    }
     Ok(Some(EmbeddingRow {
         id: id.to_string(),
         embedding,
         search_embedding,
         to_be_indexed,
+        payload,
     }))
 }
 

@@ -1,30 +1,125 @@
-//! The embedded vector store: one durable skye-index collection per directory under
-//! `<data_dir>/collections/`. Searches and writes run on the blocking pool; indexing runs in
-//! the background when a collection's threshold says it is due.
+//! The embedded vector store: one durable skye-index collection per directory,
+//! `<dir>/<entity>/<model>/<variant>/<version>/` (names cannot hold `/` or start with `.`, so the
+//! path is unambiguous, where the original's joined `<variant>_<model>_<version>` is not).
+//! Searches and writes run on the blocking pool; indexing runs in the background when a
+//! collection's threshold says it is due.
+//!
+//! A data directory written before this layout holds flat `<variant>_<model>_<version>`
+//! directories; [`EmbeddedVectorStore::adopt_legacy`] moves each one that exactly one registered
+//! collection claims into place, and leaves (and reports) the ambiguous ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use skye_core::domain::{DistanceFunction, names};
 use skye_core::vector_store::{
-    CollectionInfo, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery, SnapshotInfo,
-    VectorPoint, VectorRead, VectorStore, VectorStoreError,
+    CollectionInfo, CollectionRef, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery,
+    SnapshotInfo, VariantKey, VectorPoint, VectorRead, VectorStore, VectorStoreError,
 };
 use skye_index::{CollectionConfig, DurableCollection, IndexError, Metric};
 
 struct Handle {
     durable: DurableCollection,
     indexing: AtomicBool,
+    /// Changed by every write: what result caches key answers on. Drawn from the store's
+    /// clock, so no two states of any collection (a recovered or re-created one included) share
+    /// a value, within a process or across restarts.
+    epoch: AtomicU64,
+    clock: Arc<AtomicU64>,
+}
+
+impl Handle {
+    fn new(durable: DurableCollection, clock: &Arc<AtomicU64>) -> Arc<Self> {
+        Arc::new(Handle {
+            durable,
+            indexing: AtomicBool::new(false),
+            epoch: AtomicU64::new(clock.fetch_add(1, Ordering::AcqRel) + 1),
+            clock: clock.clone(),
+        })
+    }
+
+    fn bump(&self) {
+        let next = self.clock.fetch_add(1, Ordering::AcqRel) + 1;
+        self.epoch.store(next, Ordering::Release);
+    }
+}
+
+/// The clock epochs start from: microseconds since the epoch at open, so a restarted process
+/// never reuses an epoch that a distributed cache may still hold answers for.
+fn epoch_clock() -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new((unix_millis() as u64).saturating_mul(1000)))
+}
+
+/// Where a collection lives in the store: its identity without the vector-DB kind (every
+/// collection here is embedded).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Slot {
+    entity: String,
+    model: String,
+    variant: String,
+    version: i64,
+}
+
+impl Slot {
+    fn of(c: &CollectionRef) -> Self {
+        Slot {
+            entity: c.variant.entity().to_string(),
+            model: c.variant.model().to_string(),
+            variant: c.variant.variant().to_string(),
+            version: c.version,
+        }
+    }
+
+    fn holds(&self, v: &VariantKey) -> bool {
+        self.entity == v.entity() && self.model == v.model() && self.variant == v.variant()
+    }
+
+    /// `<entity>/<model>/<variant>/<version>`, with every part checked to be one plain path
+    /// segment.
+    fn relative(&self) -> Result<PathBuf, VectorStoreError> {
+        for (what, part) in [
+            ("entity", &self.entity),
+            ("model", &self.model),
+            ("variant", &self.variant),
+        ] {
+            names::check_name(part)
+                .and_then(|()| {
+                    if part.starts_with('.') {
+                        Err("must not start with '.'".to_string())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(|m| VectorStoreError::InvalidArgument(format!("{what} name {m}")))?;
+        }
+        Ok([&self.entity, &self.model, &self.variant]
+            .iter()
+            .collect::<PathBuf>()
+            .join(self.version.to_string()))
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}@{}",
+            self.entity, self.model, self.variant, self.version
+        )
+    }
 }
 
 /// Collections kept under one directory.
 pub struct EmbeddedVectorStore {
     dir: PathBuf,
-    collections: RwLock<HashMap<String, Arc<Handle>>>,
+    collections: RwLock<HashMap<Slot, Arc<Handle>>>,
+    /// Flat directories of the layout before typed collections, by name, until adopted.
+    legacy: parking_lot::Mutex<BTreeMap<String, PathBuf>>,
+    clock: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EmbeddedVectorStore {
@@ -59,61 +154,117 @@ fn metric(d: DistanceFunction) -> Metric {
 impl EmbeddedVectorStore {
     /// Opens every collection under `dir` (recovering each from its snapshot and WAL).
     pub fn open(dir: &Path) -> Result<Self, VectorStoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| VectorStoreError::Internal(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        let clock = epoch_clock();
         let mut collections = HashMap::new();
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| VectorStoreError::Internal(format!("{}: {e}", dir.display())))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_string)
-            else {
-                continue;
-            };
+        let mut legacy = BTreeMap::new();
+        for (entity, path) in subdirs(dir)? {
             // Dot-names are ours: snapshots, and a collection replaced by a recovery that a
             // crash interrupted before its removal.
-            if name.starts_with('.') || !path.is_dir() || !DurableCollection::exists(&path) {
+            if entity.starts_with('.') {
                 continue;
             }
-            let (durable, recovery) = DurableCollection::open(&path).map_err(index_error)?;
-            if recovery.discarded_bytes > 0 {
-                tracing::warn!(collection = %name, bytes = recovery.discarded_bytes, "discarded an unacknowledged WAL tail");
+            if DurableCollection::exists(&path) {
+                legacy.insert(entity, path);
+                continue;
             }
-            durable.collection().maybe_index();
-            collections.insert(
-                name,
-                Arc::new(Handle {
-                    durable,
-                    indexing: AtomicBool::new(false),
-                }),
+            for (model, path) in subdirs(&path)? {
+                for (variant, path) in subdirs(&path)? {
+                    for (version, path) in subdirs(&path)? {
+                        let Ok(version) = version.parse::<i64>() else {
+                            continue;
+                        };
+                        if !DurableCollection::exists(&path) {
+                            continue;
+                        }
+                        let slot = Slot {
+                            entity: entity.clone(),
+                            model: model.clone(),
+                            variant: variant.clone(),
+                            version,
+                        };
+                        collections.insert(slot.clone(), open_handle(&slot, &path, &clock)?);
+                    }
+                }
+            }
+        }
+        if !legacy.is_empty() {
+            tracing::info!(
+                count = legacy.len(),
+                "collections in the flat layout of an older release wait for adoption"
             );
         }
         Ok(EmbeddedVectorStore {
             dir: dir.to_path_buf(),
             collections: RwLock::new(collections),
+            legacy: parking_lot::Mutex::new(legacy),
+            clock,
         })
     }
 
-    fn handle(&self, name: &str) -> Result<Arc<Handle>, VectorStoreError> {
-        self.collections
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| VectorStoreError::CollectionNotFound(name.to_string()))
+    /// Moves each flat `<variant>_<model>_<version>` directory of an older release to the
+    /// collection among `claims` whose original name it is, when exactly one claims it and that
+    /// collection does not exist yet. Returns the names left behind because two or more
+    /// collections claim them (their data cannot be told apart; they stay on disk for an
+    /// operator).
+    pub fn adopt_legacy(&self, claims: &[CollectionRef]) -> Result<Vec<String>, VectorStoreError> {
+        let mut legacy = self.legacy.lock();
+        let mut ambiguous = Vec::new();
+        let names: Vec<String> = legacy.keys().cloned().collect();
+        for name in names {
+            let mut claimants: Vec<Slot> = claims
+                .iter()
+                .filter(|c| c.original_name() == name)
+                .map(Slot::of)
+                .collect();
+            claimants.sort();
+            claimants.dedup();
+            let slot = match claimants.as_slice() {
+                [] => continue,
+                [one] => one.clone(),
+                _ => {
+                    tracing::error!(collection = %name, claimants = ?claimants.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "a collection of an older release is claimed by several variants; left in place");
+                    ambiguous.push(name);
+                    continue;
+                }
+            };
+            if self.collections.read().contains_key(&slot) {
+                continue;
+            }
+            let (Some(from), to) = (legacy.remove(&name), self.dir.join(slot.relative()?)) else {
+                continue;
+            };
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+            }
+            std::fs::rename(&from, &to).map_err(|e| io_error(&from, e))?;
+            let handle = open_handle(&slot, &to, &self.clock)?;
+            self.collections.write().insert(slot.clone(), handle);
+            tracing::info!(collection = %name, to = %slot, "adopted a collection of an older release");
+        }
+        Ok(ambiguous)
     }
 
-    fn snapshot_dir(&self, collection: &str) -> PathBuf {
-        self.dir.join(SNAPSHOTS_DIR).join(collection)
+    fn handle(&self, c: &CollectionRef) -> Result<Arc<Handle>, VectorStoreError> {
+        self.collections
+            .read()
+            .get(&Slot::of(c))
+            .cloned()
+            .ok_or_else(|| VectorStoreError::CollectionNotFound(c.to_string()))
+    }
+
+    fn snapshot_dir(&self, c: &CollectionRef) -> Result<PathBuf, VectorStoreError> {
+        Ok(self.dir.join(SNAPSHOTS_DIR).join(Slot::of(c).relative()?))
     }
 
     /// The file of snapshot `name` of `collection`, which must exist.
-    fn existing_snapshot(&self, collection: &str, name: &str) -> Result<PathBuf, VectorStoreError> {
+    fn existing_snapshot(
+        &self,
+        collection: &CollectionRef,
+        name: &str,
+    ) -> Result<PathBuf, VectorStoreError> {
         // Names are file names of ours: no separators, no leading dot (no `..`).
-        names::check_name(collection)
-            .map_err(|m| VectorStoreError::InvalidArgument(format!("collection name {m}")))?;
         if name.starts_with('.') {
             return Err(VectorStoreError::InvalidArgument(format!(
                 "snapshot name '{name}' must not start with '.'"
@@ -124,7 +275,7 @@ impl EmbeddedVectorStore {
                 "snapshot name {m}"
             )));
         }
-        let file = snapshot_file(&self.snapshot_dir(collection), name);
+        let file = snapshot_file(&self.snapshot_dir(collection)?, name);
         if file.is_file() {
             Ok(file)
         } else {
@@ -133,8 +284,11 @@ impl EmbeddedVectorStore {
     }
 
     /// The engine's own figures for a collection (tombstones and memory included).
-    pub fn engine_info(&self, name: &str) -> Result<skye_index::CollectionInfo, VectorStoreError> {
-        Ok(self.handle(name)?.durable.collection().info())
+    pub fn engine_info(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<skye_index::CollectionInfo, VectorStoreError> {
+        Ok(self.handle(collection)?.durable.collection().info())
     }
 
     /// Background upkeep after writes (one task per collection at a time): links pending points
@@ -195,47 +349,22 @@ fn compaction_due(info: &skye_index::CollectionInfo) -> bool {
 impl VectorRead for EmbeddedVectorStore {
     async fn search(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
         let handle = self.handle(collection)?;
         tokio::task::spawn_blocking(move || {
             let c = handle.durable.collection();
-            queries
-                .iter()
-                .map(|q| {
-                    let filter = q.filter.as_ref().map(skye_index::Filter::from);
-                    let req = skye_index::SearchRequest {
-                        vector: &q.vector,
-                        limit: q.limit,
-                        offset: q.offset,
-                        filter: filter.as_ref(),
-                        ef: q.ef,
-                        exact: q.exact,
-                        with_payload: &q.with_payload,
-                        exclude: &q.exclude,
-                    };
-                    let hits = c.search(&req).map_err(index_error)?;
-                    Ok(hits
-                        .into_iter()
-                        .map(|h| ScoredPoint {
-                            id: h.id,
-                            score: h.score,
-                            payload: h
-                                .payload
-                                .into_iter()
-                                .map(|(k, v)| (k, v.render()))
-                                .collect(),
-                        })
-                        .collect())
-                })
-                .collect()
+            queries.iter().map(|q| search_one(c, q)).collect()
         })
         .await
         .map_err(join_error)?
     }
 
-    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError> {
+    async fn collection_info(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<CollectionInfo, VectorStoreError> {
         let info = self.handle(collection)?.durable.collection().info();
         Ok(CollectionInfo {
             points_count: info.points as u64,
@@ -244,69 +373,110 @@ impl VectorRead for EmbeddedVectorStore {
         })
     }
 
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
-        let mut names: Vec<String> = self.collections.read().keys().cloned().collect();
-        names.sort();
-        Ok(names)
+    async fn versions(&self, variant: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
+        let mut versions: Vec<i64> = self
+            .collections
+            .read()
+            .keys()
+            .filter(|s| s.holds(variant))
+            .map(|s| s.version)
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
     }
+
+    fn content_epoch(&self, collection: &CollectionRef) -> Option<u64> {
+        self.handle(collection)
+            .ok()
+            .map(|h| h.epoch.load(Ordering::Acquire))
+    }
+}
+
+/// One query on the blocking pool; stops early (Cancelled) once the caller has gone.
+fn search_one(
+    c: &skye_index::Collection,
+    q: &SearchQuery,
+) -> Result<Vec<ScoredPoint>, VectorStoreError> {
+    let filter = q.filter.as_ref().map(skye_index::Filter::from);
+    let req = skye_index::SearchRequest {
+        vector: &q.vector,
+        limit: q.limit,
+        offset: q.offset,
+        filter: filter.as_ref(),
+        ef: q.ef,
+        exact: q.exact,
+        with_payload: &q.with_payload,
+        exclude: &q.exclude,
+        stop: Some(q.stop.as_atomic()),
+    };
+    let hits = c.search(&req).map_err(index_error)?;
+    Ok(hits
+        .into_iter()
+        .map(|h| ScoredPoint {
+            id: h.id,
+            score: h.score,
+            payload: h
+                .payload
+                .into_iter()
+                .map(|(k, v)| (k, v.render()))
+                .collect(),
+        })
+        .collect())
 }
 
 #[async_trait]
 impl VectorStore for EmbeddedVectorStore {
     async fn create_collection(&self, spec: CollectionSpec) -> Result<(), VectorStoreError> {
-        names::check_name(&spec.name)
-            .map_err(|m| VectorStoreError::InvalidArgument(format!("collection name {m}")))?;
+        let slot = Slot::of(&spec.collection);
+        let path = self.dir.join(slot.relative()?);
         if spec.dimension == 0 {
             return Err(VectorStoreError::InvalidArgument(
                 "dimension must be positive".into(),
             ));
         }
-        if self.collections.read().contains_key(&spec.name) {
-            return Err(VectorStoreError::CollectionExists(spec.name));
+        if self.collections.read().contains_key(&slot) {
+            return Err(VectorStoreError::CollectionExists(slot.to_string()));
         }
         let mut config = CollectionConfig::new(spec.dimension as usize, metric(spec.distance));
         config.hnsw.m = spec.m.clamp(4, 128);
         config.hnsw.ef_construct = spec.ef_construct.max(config.hnsw.m);
         config.indexing_threshold = spec.indexing_threshold;
-        let path = self.dir.join(&spec.name);
         let durable = tokio::task::spawn_blocking(move || DurableCollection::create(&path, config))
             .await
             .map_err(join_error)?
             .map_err(index_error)?;
         let mut map = self.collections.write();
-        if map.contains_key(&spec.name) {
-            return Err(VectorStoreError::CollectionExists(spec.name));
+        if map.contains_key(&slot) {
+            return Err(VectorStoreError::CollectionExists(slot.to_string()));
         }
-        map.insert(
-            spec.name,
-            Arc::new(Handle {
-                durable,
-                indexing: AtomicBool::new(false),
-            }),
-        );
+        map.insert(slot, Handle::new(durable, &self.clock));
         Ok(())
     }
 
-    async fn delete_collection(&self, collection: &str) -> Result<(), VectorStoreError> {
-        let removed = self.collections.write().remove(collection);
+    async fn delete_collection(&self, collection: &CollectionRef) -> Result<(), VectorStoreError> {
+        let slot = Slot::of(collection);
+        let removed = self.collections.write().remove(&slot);
         if let Some(handle) = removed {
-            let path = self.dir.join(collection);
+            let path = self.dir.join(slot.relative()?);
+            let root = self.dir.clone();
             tokio::task::spawn_blocking(move || {
                 // Searches holding the handle finish; no write or checkpoint of it reaches the
                 // directory (or a new collection of the same name) again.
                 handle.durable.retire();
-                std::fs::remove_dir_all(&path)
+                std::fs::remove_dir_all(&path)?;
+                prune_empty_parents(&root, &path);
+                Ok::<(), std::io::Error>(())
             })
             .await
             .map_err(join_error)?
-            .map_err(|e| VectorStoreError::Internal(format!("removing {collection}: {e}")))?;
+            .map_err(|e| VectorStoreError::Internal(format!("removing {slot}: {e}")))?;
         }
         Ok(())
     }
 
     async fn upsert(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         points: Vec<VectorPoint>,
     ) -> Result<(), VectorStoreError> {
         let handle = self.handle(collection)?;
@@ -327,13 +497,14 @@ impl VectorStore for EmbeddedVectorStore {
             .await
             .map_err(join_error)?
             .map_err(index_error)?;
+        handle.bump();
         Self::schedule_maintenance(&handle);
         Ok(())
     }
 
     async fn delete_points(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         ids: Vec<String>,
     ) -> Result<(), VectorStoreError> {
         let handle = self.handle(collection)?;
@@ -342,23 +513,25 @@ impl VectorStore for EmbeddedVectorStore {
             .await
             .map_err(join_error)?
             .map_err(index_error)?;
+        handle.bump();
         Self::schedule_maintenance(&handle);
         Ok(())
     }
 
     async fn set_payload(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         updates: Vec<(String, BTreeMap<String, PayloadValue>)>,
     ) -> Result<(), VectorStoreError> {
         let handle = self.handle(collection)?;
-        tokio::task::spawn_blocking(move || {
+        let h = handle.clone();
+        let result = tokio::task::spawn_blocking(move || {
             for (id, fields) in updates {
                 let fields = fields
                     .iter()
                     .map(|(k, v)| (k.clone(), Some(skye_index::Value::from(v))))
                     .collect();
-                match handle.durable.set_payload(&id, fields) {
+                match h.durable.set_payload(&id, fields) {
                     Ok(()) | Err(IndexError::PointNotFound(_)) => {}
                     Err(e) => return Err(index_error(e)),
                 }
@@ -366,12 +539,15 @@ impl VectorStore for EmbeddedVectorStore {
             Ok(())
         })
         .await
-        .map_err(join_error)?
+        .map_err(join_error)?;
+        // Even a failed batch may have changed some points.
+        handle.bump();
+        result
     }
 
     async fn set_indexing_threshold(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         threshold: usize,
     ) -> Result<(), VectorStoreError> {
         let handle = self.handle(collection)?;
@@ -384,10 +560,13 @@ impl VectorStore for EmbeddedVectorStore {
         Ok(())
     }
 
-    async fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo, VectorStoreError> {
+    async fn create_snapshot(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<SnapshotInfo, VectorStoreError> {
         let handle = self.handle(collection)?;
-        let dir = self.snapshot_dir(collection);
-        let prefix = collection.to_string();
+        let dir = self.snapshot_dir(collection)?;
+        let prefix = format!("v{}", collection.version);
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
             let mut millis = unix_millis();
@@ -410,10 +589,10 @@ impl VectorStore for EmbeddedVectorStore {
 
     async fn list_snapshots(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
     ) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
-        let dir = self.snapshot_dir(collection);
-        if !self.collections.read().contains_key(collection) && !dir.exists() {
+        let dir = self.snapshot_dir(collection)?;
+        if !self.collections.read().contains_key(&Slot::of(collection)) && !dir.exists() {
             return Err(VectorStoreError::CollectionNotFound(collection.to_string()));
         }
         tokio::task::spawn_blocking(move || {
@@ -440,7 +619,11 @@ impl VectorStore for EmbeddedVectorStore {
         .map_err(join_error)?
     }
 
-    async fn delete_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
+    async fn delete_snapshot(
+        &self,
+        collection: &CollectionRef,
+        name: &str,
+    ) -> Result<(), VectorStoreError> {
         let file = self.existing_snapshot(collection, name)?;
         tokio::task::spawn_blocking(move || {
             std::fs::remove_file(&file).map_err(|e| io_error(&file, e))
@@ -449,18 +632,19 @@ impl VectorStore for EmbeddedVectorStore {
         .map_err(join_error)?
     }
 
-    async fn recover_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
-        names::check_name(collection)
-            .map_err(|m| VectorStoreError::InvalidArgument(format!("collection name {m}")))?;
+    async fn recover_snapshot(
+        &self,
+        collection: &CollectionRef,
+        name: &str,
+    ) -> Result<(), VectorStoreError> {
+        let slot = Slot::of(collection);
+        let live = self.dir.join(slot.relative()?);
         let file = self.existing_snapshot(collection, name)?;
         // The collection is out of the map while its files are replaced: searches get
         // CollectionNotFound for that time, writes in flight on the old files are discarded
         // (recovering means returning to the snapshot's state).
-        let old = self.collections.write().remove(collection);
-        let live = self.dir.join(collection);
-        let trash = self
-            .dir
-            .join(format!(".recover-{collection}-{}", unix_millis()));
+        let old = self.collections.write().remove(&slot);
+        let trash = self.dir.join(format!(".recover-{}", unix_millis()));
         // Ok: the recovered collection. Err: why, and the previous collection reopened from
         // its files when there was one (the old handle is retired and cannot be reused).
         let restored = tokio::task::spawn_blocking({
@@ -490,25 +674,17 @@ impl VectorStore for EmbeddedVectorStore {
             Ok(durable) => durable,
             Err((e, back)) => {
                 if let Some(durable) = back {
-                    self.collections.write().insert(
-                        collection.to_string(),
-                        Arc::new(Handle {
-                            durable: *durable,
-                            indexing: AtomicBool::new(false),
-                        }),
-                    );
+                    self.collections
+                        .write()
+                        .insert(slot, Handle::new(*durable, &self.clock));
                 }
                 return Err(e);
             }
         };
         durable.collection().maybe_index();
-        self.collections.write().insert(
-            collection.to_string(),
-            Arc::new(Handle {
-                durable,
-                indexing: AtomicBool::new(false),
-            }),
-        );
+        self.collections
+            .write()
+            .insert(slot, Handle::new(durable, &self.clock));
         if trash.exists() {
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = std::fs::remove_dir_all(&trash) {
@@ -520,7 +696,49 @@ impl VectorStore for EmbeddedVectorStore {
     }
 }
 
-/// Snapshot files: `<dir>/.snapshots/<collection>/<name>.skye`.
+/// Opens one collection directory.
+fn open_handle(
+    slot: &Slot,
+    path: &Path,
+    clock: &Arc<AtomicU64>,
+) -> Result<Arc<Handle>, VectorStoreError> {
+    let (durable, recovery) = DurableCollection::open(path).map_err(index_error)?;
+    if recovery.discarded_bytes > 0 {
+        tracing::warn!(collection = %slot, bytes = recovery.discarded_bytes, "discarded an unacknowledged WAL tail");
+    }
+    durable.collection().maybe_index();
+    Ok(Handle::new(durable, clock))
+}
+
+/// The sub-directories of `dir` with UTF-8 names.
+fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, VectorStoreError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .map_err(|e| io_error(dir, e))?
+        .flatten()
+    {
+        let path = entry.path();
+        if let Some(name) = path.file_name().and_then(|n| n.to_str())
+            && path.is_dir()
+        {
+            out.push((name.to_string(), path.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the now empty variant, model and entity directories above a deleted collection.
+fn prune_empty_parents(root: &Path, collection: &Path) {
+    let mut dir = collection.parent();
+    while let Some(d) = dir {
+        if d == root || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Snapshot files: `<dir>/.snapshots/<entity>/<model>/<variant>/<version>/<name>.skye`.
 const SNAPSHOTS_DIR: &str = ".snapshots";
 const SNAPSHOT_EXT: &str = ".skye";
 

@@ -7,6 +7,11 @@
 //! * A subscription is one member of a consumer group: auto-commit off, `earliest` for a group
 //!   that never committed; `commit` is synchronous (the offset is on the broker when it
 //!   returns); `seek` rewinds a partition for a retry.
+//! * Kafka deletes records by its own retention (`retention.ms`, `retention.bytes`), read or
+//!   not: a group whose committed offset fell below the log start is moved to `earliest` by the
+//!   client without a word. The first record of each partition a subscription reads is checked
+//!   against the group's committed offset; a gap is reported once as
+//!   [`EventLogError::OffsetOutOfRange`] (records lost), then the records are delivered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -286,6 +291,8 @@ impl EventLog for KafkaEventLog {
         Ok(Box::new(KafkaSubscription {
             consumer: Arc::new(consumer),
             group: group.to_string(),
+            checked: Default::default(),
+            stash: Vec::new(),
         }))
     }
 
@@ -303,18 +310,7 @@ impl EventLog for KafkaEventLog {
             .create()
             .map_err(unavailable)?;
         let topic = topic.to_string();
-        blocking(move || {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&topic, i32::try_from(partition).unwrap_or(0));
-            let got = consumer
-                .committed_offsets(tpl, CALL_TIMEOUT)
-                .map_err(unavailable)?;
-            Ok(got.elements().first().and_then(|e| match e.offset() {
-                Offset::Offset(o) if o >= 0 => Some(o as u64),
-                _ => None,
-            }))
-        })
-        .await
+        blocking(move || committed_offset(&consumer, &topic, partition)).await
     }
 
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, EventLogError> {
@@ -340,10 +336,31 @@ impl EventLog for KafkaEventLog {
     }
 }
 
+/// `consumer`'s group's committed offset of a partition (`None`: never committed).
+fn committed_offset<C: Consumer>(
+    consumer: &C,
+    topic: &str,
+    partition: u32,
+) -> Result<Option<u64>, EventLogError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, i32::try_from(partition).unwrap_or(0));
+    let got = consumer
+        .committed_offsets(tpl, CALL_TIMEOUT)
+        .map_err(unavailable)?;
+    Ok(got.elements().first().and_then(|e| match e.offset() {
+        Offset::Offset(o) if o >= 0 => Some(o as u64),
+        _ => None,
+    }))
+}
+
 /// One member of a consumer group.
 struct KafkaSubscription {
     consumer: Arc<StreamConsumer>,
     group: String,
+    /// Partitions whose first record was checked against the committed offset.
+    checked: std::collections::HashSet<(String, u32)>,
+    /// Records held back while a loss is reported; delivered by the next poll.
+    stash: Vec<Record>,
 }
 
 impl std::fmt::Debug for KafkaSubscription {
@@ -381,9 +398,52 @@ fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
     }
 }
 
+impl KafkaSubscription {
+    /// The group's committed offset of a partition (`None`: never committed).
+    async fn committed(&self, topic: &str, partition: u32) -> Result<Option<u64>, EventLogError> {
+        let consumer = self.consumer.clone();
+        let topic = topic.to_string();
+        blocking(move || committed_offset(&*consumer, &topic, partition)).await
+    }
+
+    /// A loss in `out`: the first record read from a partition lies past the group's committed
+    /// offset (the client reset a deleted position to `earliest`).
+    /// (A failed lookup skips the check: the records in hand must not be dropped.)
+    async fn loss_in(&mut self, out: &[Record]) -> Option<EventLogError> {
+        for r in out {
+            let key = (r.topic.clone(), r.partition);
+            if self.checked.contains(&key) {
+                continue;
+            }
+            let committed = match self.committed(&r.topic, r.partition).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(group = %self.group, topic = %r.topic, partition = r.partition,
+                        error = %e, "cannot read the committed offset; loss check skipped");
+                    None
+                }
+            };
+            self.checked.insert(key);
+            if let Some(c) = committed.filter(|c| r.offset > *c) {
+                return Some(EventLogError::OffsetOutOfRange {
+                    group: self.group.clone(),
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    from: c,
+                    to: r.offset,
+                });
+            }
+        }
+        None
+    }
+}
+
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, EventLogError> {
+        if !self.stash.is_empty() {
+            return Ok(std::mem::take(&mut self.stash));
+        }
         let mut out = Vec::new();
         match tokio::time::timeout(wait, self.consumer.recv()).await {
             Err(_) => return Ok(out),
@@ -397,6 +457,10 @@ impl Subscription for KafkaSubscription {
                 Ok(Err(e)) => return Err(unavailable(e)),
                 Err(_) => break,
             }
+        }
+        if let Some(loss) = self.loss_in(&out).await {
+            self.stash = out;
+            return Err(loss);
         }
         Ok(out)
     }

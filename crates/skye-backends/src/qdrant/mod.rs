@@ -1,6 +1,8 @@
 //! Qdrant as the vector DB (`--features qdrant`, qdrant-client over gRPC).
 //!
-//! * Collections are named `<variant>_<model>_<version>` by the caller (spec serving §3.3.1).
+//! * A collection is named `<variant>_<model>_<version>` ([`CollectionRef::original_name`], spec
+//!   serving §3.3.1), so collections the original created are found; registration refuses a
+//!   variant whose names would meet another's there.
 //! * Point ids: Qdrant takes unsigned integers or UUIDs. A candidate id that is a canonical
 //!   decimal integer is used as the numeric id (the original's mapping, spec AC §5.4); any other
 //!   id becomes a deterministic UUID and the id itself is kept in the payload field
@@ -29,8 +31,9 @@ use qdrant_client::{Payload, Qdrant, QdrantError};
 use skye_core::domain::DistanceFunction;
 use skye_core::hash::{Fnv1a64, fnv1a64};
 use skye_core::vector_store::{
-    CollectionInfo, CollectionSpec, Condition, PayloadValue, ScoredPoint, SearchFilter,
-    SearchQuery, SnapshotInfo, VectorPoint, VectorRead, VectorStore, VectorStoreError,
+    CollectionInfo, CollectionRef, CollectionSpec, Condition, PayloadValue, ScoredPoint,
+    SearchFilter, SearchQuery, SnapshotInfo, VariantKey, VectorPoint, VectorRead, VectorStore,
+    VectorStoreError,
 };
 
 /// Payload field holding a non-numeric candidate id.
@@ -289,9 +292,11 @@ fn payload_of(p: &VectorPoint) -> Payload {
 impl VectorRead for QdrantVectorStore {
     async fn search(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         if queries.is_empty() {
             return Ok(Vec::new());
         }
@@ -343,7 +348,12 @@ impl VectorRead for QdrantVectorStore {
             .collect())
     }
 
-    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError> {
+    async fn collection_info(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<CollectionInfo, VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         let info = self
             .client
             .collection_info(collection)
@@ -364,35 +374,34 @@ impl VectorRead for QdrantVectorStore {
         })
     }
 
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
-        let mut names: Vec<String> = self
+    /// Collections named `<variant>_<model>_<n>`: unambiguous, as registration keeps every
+    /// QDRANT variant's `<variant>_<model>` stem unique.
+    async fn versions(&self, variant: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
+        let stem = format!("{}_", variant.original_stem());
+        let mut versions: Vec<i64> = self
             .client
             .list_collections()
             .await
             .map_err(error)?
             .collections
             .into_iter()
-            .map(|c| c.name)
+            .filter_map(|c| c.name.strip_prefix(&stem)?.parse().ok())
             .collect();
-        names.sort();
-        Ok(names)
+        versions.sort_unstable();
+        Ok(versions)
     }
 }
 
 #[async_trait]
 impl VectorStore for QdrantVectorStore {
     async fn create_collection(&self, spec: CollectionSpec) -> Result<(), VectorStoreError> {
-        if self
-            .client
-            .collection_exists(&spec.name)
-            .await
-            .map_err(error)?
-        {
-            return Err(VectorStoreError::CollectionExists(spec.name));
+        let name = spec.collection.original_name();
+        if self.client.collection_exists(&name).await.map_err(error)? {
+            return Err(VectorStoreError::CollectionExists(name));
         }
         self.client
             .create_collection(
-                CreateCollectionBuilder::new(spec.name.as_str())
+                CreateCollectionBuilder::new(name.as_str())
                     .vectors_config(VectorParamsBuilder::new(
                         u64::from(spec.dimension),
                         distance(spec.distance),
@@ -412,7 +421,9 @@ impl VectorStore for QdrantVectorStore {
         Ok(())
     }
 
-    async fn delete_collection(&self, collection: &str) -> Result<(), VectorStoreError> {
+    async fn delete_collection(&self, collection: &CollectionRef) -> Result<(), VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         if !self
             .client
             .collection_exists(collection)
@@ -430,9 +441,11 @@ impl VectorStore for QdrantVectorStore {
 
     async fn upsert(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         points: Vec<VectorPoint>,
     ) -> Result<(), VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         if points.is_empty() {
             return Ok(());
         }
@@ -449,9 +462,11 @@ impl VectorStore for QdrantVectorStore {
 
     async fn delete_points(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         ids: Vec<String>,
     ) -> Result<(), VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         if ids.is_empty() {
             return Ok(());
         }
@@ -467,9 +482,11 @@ impl VectorStore for QdrantVectorStore {
 
     async fn set_payload(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         updates: Vec<(String, BTreeMap<String, PayloadValue>)>,
     ) -> Result<(), VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         for (id, fields) in updates {
             let payload: HashMap<String, Value> = fields
                 .iter()
@@ -491,9 +508,11 @@ impl VectorStore for QdrantVectorStore {
 
     async fn set_indexing_threshold(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         threshold: usize,
     ) -> Result<(), VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         self.client
             .update_collection(UpdateCollectionBuilder::new(collection).optimizers_config(
                 OptimizersConfigDiffBuilder::default().indexing_threshold(threshold as u64),
@@ -503,7 +522,12 @@ impl VectorStore for QdrantVectorStore {
         Ok(())
     }
 
-    async fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo, VectorStoreError> {
+    async fn create_snapshot(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<SnapshotInfo, VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         let r = self
             .client
             .create_snapshot(collection)
@@ -516,8 +540,10 @@ impl VectorStore for QdrantVectorStore {
 
     async fn list_snapshots(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
     ) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         let r = self
             .client
             .list_snapshots(collection)
@@ -532,7 +558,13 @@ impl VectorStore for QdrantVectorStore {
         Ok(out)
     }
 
-    async fn delete_snapshot(&self, collection: &str, name: &str) -> Result<(), VectorStoreError> {
+    async fn delete_snapshot(
+        &self,
+        collection: &CollectionRef,
+        name: &str,
+    ) -> Result<(), VectorStoreError> {
+        let stored = collection.original_name();
+        let collection = stored.as_str();
         match self
             .client
             .delete_snapshot(DeleteSnapshotRequestBuilder::new(collection, name))
@@ -547,7 +579,13 @@ impl VectorStore for QdrantVectorStore {
         }
     }
 
-    async fn recover_snapshot(&self, collection: &str, _: &str) -> Result<(), VectorStoreError> {
+    async fn recover_snapshot(
+        &self,
+        collection: &CollectionRef,
+        _: &str,
+    ) -> Result<(), VectorStoreError> {
+        let name = collection.original_name();
+        let collection = name.as_str();
         Err(VectorStoreError::InvalidArgument(format!(
             "Qdrant recovers snapshots through its REST API only (PUT \
              /collections/{collection}/snapshots/recover with the snapshot's location); its gRPC \

@@ -24,8 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use skye_core::domain::{Variant, VectorDbType};
 use skye_core::vector_store::{
-    CollectionInfo, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery, SnapshotInfo,
-    VectorPoint, VectorRead, VectorStore, VectorStoreError,
+    CollectionInfo, CollectionRef, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery,
+    SnapshotInfo, VariantKey, VectorPoint, VectorRead, VectorStore, VectorStoreError,
 };
 use skye_proto::eigenix::eigenix_service_client::EigenixServiceClient;
 use skye_proto::ngt::embedding_service_client::EmbeddingServiceClient;
@@ -101,39 +101,61 @@ macro_rules! read_only_store {
             async fn create_collection(&self, _: CollectionSpec) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
-            async fn delete_collection(&self, _: &str) -> Result<(), VectorStoreError> {
+            async fn delete_collection(&self, _: &CollectionRef) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
-            async fn upsert(&self, _: &str, _: Vec<VectorPoint>) -> Result<(), VectorStoreError> {
+            async fn upsert(
+                &self,
+                _: &CollectionRef,
+                _: Vec<VectorPoint>,
+            ) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
-            async fn delete_points(&self, _: &str, _: Vec<String>) -> Result<(), VectorStoreError> {
+            async fn delete_points(
+                &self,
+                _: &CollectionRef,
+                _: Vec<String>,
+            ) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
             async fn set_payload(
                 &self,
-                _: &str,
+                _: &CollectionRef,
                 _: Vec<(String, BTreeMap<String, PayloadValue>)>,
             ) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
             async fn set_indexing_threshold(
                 &self,
-                _: &str,
+                _: &CollectionRef,
                 _: usize,
             ) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
-            async fn create_snapshot(&self, _: &str) -> Result<SnapshotInfo, VectorStoreError> {
+            async fn create_snapshot(
+                &self,
+                _: &CollectionRef,
+            ) -> Result<SnapshotInfo, VectorStoreError> {
                 Err(read_only($name))
             }
-            async fn list_snapshots(&self, _: &str) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
+            async fn list_snapshots(
+                &self,
+                _: &CollectionRef,
+            ) -> Result<Vec<SnapshotInfo>, VectorStoreError> {
                 Err(read_only($name))
             }
-            async fn delete_snapshot(&self, _: &str, _: &str) -> Result<(), VectorStoreError> {
+            async fn delete_snapshot(
+                &self,
+                _: &CollectionRef,
+                _: &str,
+            ) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
-            async fn recover_snapshot(&self, _: &str, _: &str) -> Result<(), VectorStoreError> {
+            async fn recover_snapshot(
+                &self,
+                _: &CollectionRef,
+                _: &str,
+            ) -> Result<(), VectorStoreError> {
                 Err(read_only($name))
             }
         }
@@ -181,7 +203,7 @@ impl NgtStore {
 impl VectorRead for NgtStore {
     async fn search(
         &self,
-        _collection: &str,
+        _collection: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
         for q in &queries {
@@ -216,12 +238,12 @@ impl VectorRead for NgtStore {
         futures_util::future::try_join_all(calls).await
     }
 
-    async fn collection_info(&self, _: &str) -> Result<CollectionInfo, VectorStoreError> {
+    async fn collection_info(&self, _: &CollectionRef) -> Result<CollectionInfo, VectorStoreError> {
         Ok(CollectionInfo::default())
     }
 
     /// Its index is not a Skye collection.
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
+    async fn versions(&self, _: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
         Ok(Vec::new())
     }
 }
@@ -232,8 +254,6 @@ read_only_store!(NgtStore, "NGT");
 #[derive(Debug, Clone)]
 pub struct EigenixStore {
     client: EigenixServiceClient<Channel>,
-    /// `<model>_<variant>_` (the index name is this plus the version).
-    index_prefix: String,
     use_ivf: bool,
     cent_count: i32,
     database_type: i32,
@@ -245,8 +265,6 @@ impl EigenixStore {
     /// `cent_count` (default 10), `database_type` (`HNSW_LIB` or `QDRANT`, default `QDRANT`).
     pub fn new(
         url: &str,
-        model: &str,
-        variant: &str,
         params: &BTreeMap<String, String>,
         deadline: Duration,
     ) -> Result<Self, VectorStoreError> {
@@ -270,7 +288,6 @@ impl EigenixStore {
         let channel = channel("Eigenix", url, deadline)?;
         Ok(EigenixStore {
             client: EigenixServiceClient::new(channel),
-            index_prefix: format!("{model}_{variant}_"),
             use_ivf,
             cent_count,
             database_type: database_type as i32,
@@ -283,7 +300,7 @@ impl EigenixStore {
 impl VectorRead for EigenixStore {
     async fn search(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
         if queries.is_empty() {
@@ -292,16 +309,19 @@ impl VectorRead for EigenixStore {
         for q in &queries {
             check_query("Eigenix", q)?;
         }
-        // Skye's collection is `<variant>_<model>_<version>`; Eigenix's index is
-        // `<model>_<variant>_<version>`.
-        let version = collection.rsplit('_').next().unwrap_or_default();
         let limit = queries
             .iter()
             .map(|q| q.limit + q.offset + q.exclude.len())
             .max()
             .unwrap_or(0);
         let mut request = tonic::Request::new(skye_proto::eigenix::BatchSearchRequest {
-            index_name: format!("{}{version}", self.index_prefix),
+            // Eigenix names its indexes `<model>_<variant>_<version>`.
+            index_name: format!(
+                "{}_{}_{}",
+                collection.variant.model(),
+                collection.variant.variant(),
+                collection.version
+            ),
             vectors: queries
                 .iter()
                 .map(|q| skye_proto::eigenix::Vector {
@@ -349,11 +369,11 @@ impl VectorRead for EigenixStore {
             .collect())
     }
 
-    async fn collection_info(&self, _: &str) -> Result<CollectionInfo, VectorStoreError> {
+    async fn collection_info(&self, _: &CollectionRef) -> Result<CollectionInfo, VectorStoreError> {
         Ok(CollectionInfo::default())
     }
 
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
+    async fn versions(&self, _: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
         Ok(Vec::new())
     }
 }
@@ -391,10 +411,8 @@ impl GrpcStores {
             ms => Duration::from_millis(ms),
         };
         let key = format!(
-            "{}|{url}|{}|{}|{}|{:?}",
+            "{}|{url}|{}|{:?}",
             variant.vector_db_type,
-            variant.model,
-            variant.name,
             deadline.as_millis(),
             c.params
         );
@@ -404,13 +422,7 @@ impl GrpcStores {
         }
         let store: Arc<dyn VectorStore> = match variant.vector_db_type {
             VectorDbType::Ngt => Arc::new(NgtStore::new(&url, &c.params, deadline)?),
-            VectorDbType::Eigenix => Arc::new(EigenixStore::new(
-                &url,
-                &variant.model,
-                &variant.name,
-                &c.params,
-                deadline,
-            )?),
+            VectorDbType::Eigenix => Arc::new(EigenixStore::new(&url, &c.params, deadline)?),
             other => {
                 return Err(VectorStoreError::InvalidArgument(format!(
                     "{other} is not served by the NGT/Eigenix clients"
@@ -467,19 +479,8 @@ mod tests {
         let d = Duration::from_secs(1);
         assert!(NgtStore::new("http://h:1", &params("epsilon", "x"), d).is_err());
         assert!(NgtStore::new("http://h:1", &params("epsilon", "0.2"), d).is_ok());
-        assert!(
-            EigenixStore::new("http://h:1", "m", "v", &params("database_type", "faiss"), d)
-                .is_err()
-        );
-        let e = EigenixStore::new(
-            "http://h:1",
-            "m",
-            "v",
-            &params("database_type", "hnsw_lib"),
-            d,
-        )
-        .unwrap();
+        assert!(EigenixStore::new("http://h:1", &params("database_type", "faiss"), d).is_err());
+        let e = EigenixStore::new("http://h:1", &params("database_type", "hnsw_lib"), d).unwrap();
         assert_eq!(e.database_type, 0);
-        assert_eq!(e.index_prefix, "m_v_");
     }
 }

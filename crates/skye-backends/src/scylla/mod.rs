@@ -40,6 +40,9 @@ use tokio::sync::Mutex;
 
 /// Suffix of the per-variant flag columns of the embeddings table.
 const FLAG_SUFFIX: &str = "_to_be_indexed";
+/// Skye's optional column of the embeddings table: the row's job payload as a JSON object of
+/// texts ([`ScyllaConfig::payload_column`]).
+pub const PAYLOAD_COLUMN: &str = "skye_payload";
 
 /// Where and how to connect (the original's `STORAGE_*_<n>_*` block, spec AC §6.4).
 #[derive(Debug, Clone)]
@@ -56,6 +59,9 @@ pub struct ScyllaConfig {
     /// Wait for schema agreement after DDL (off for single-node test peers, which have no
     /// peers table).
     pub await_schema_agreement: bool,
+    /// The embeddings tables have [`PAYLOAD_COLUMN`] ([`payload_column_ddl`]): rows keep their
+    /// job payload. Off, rows are written as the original writes them and read back without.
+    pub payload_column: bool,
 }
 
 impl ScyllaConfig {
@@ -68,6 +74,7 @@ impl ScyllaConfig {
             request_timeout: Duration::from_secs(5),
             concurrency: 64,
             await_schema_agreement: true,
+            payload_column: false,
         }
     }
 }
@@ -78,6 +85,7 @@ pub struct ScyllaStorage {
     session: Arc<Session>,
     keyspace: String,
     concurrency: usize,
+    payload_column: bool,
     prepared: Mutex<HashMap<String, PreparedStatement>>,
 }
 
@@ -123,6 +131,11 @@ pub fn embeddings_table_ddl(
     )
 }
 
+/// Adds Skye's payload column to an embeddings table of the original's shape.
+pub fn payload_column_ddl(keyspace: &str, table: &str) -> String {
+    format!("ALTER TABLE {keyspace}.{table} ADD {PAYLOAD_COLUMN} text")
+}
+
 /// The aggregator table with its label columns.
 pub fn aggregator_table_ddl(keyspace: &str, table: &str, labels: &[&str]) -> String {
     let columns: String = labels.iter().map(|l| format!(", {l} text")).collect();
@@ -155,6 +168,7 @@ impl ScyllaStorage {
             session: Arc::new(session),
             keyspace: config.keyspace.clone(),
             concurrency: config.concurrency.max(1),
+            payload_column: config.payload_column,
             prepared: Mutex::new(HashMap::new()),
         })
     }
@@ -312,6 +326,12 @@ impl EmbeddingStore for ScyllaStorage {
                 columns.push(format!("{}{FLAG_SUFFIX}", identifier("variant", variant)?));
                 values.push(CqlValue::Boolean(*flag));
             }
+            if self.payload_column {
+                let json = serde_json::to_string(&row.payload)
+                    .map_err(|e| StorageError::Internal(format!("payload of '{}': {e}", row.id)))?;
+                columns.push(PAYLOAD_COLUMN.to_string());
+                values.push(CqlValue::Text(json));
+            }
             let marks = vec!["?"; columns.len()].join(", ");
             let cql = format!(
                 "INSERT INTO {}.{table} ({}) VALUES ({marks}){using}",
@@ -353,12 +373,22 @@ impl EmbeddingStore for ScyllaStorage {
                     embedding: Vec::new(),
                     search_embedding: Vec::new(),
                     to_be_indexed: BTreeMap::new(),
+                    payload: BTreeMap::new(),
                 };
                 for (name, value) in columns {
                     match name.as_str() {
                         "embedding" => row.embedding = floats("embedding", value)?,
                         "search_embedding" => {
                             row.search_embedding = floats("search_embedding", value)?
+                        }
+                        PAYLOAD_COLUMN => {
+                            if let CqlValue::Text(json) = value {
+                                row.payload = serde_json::from_str(&json).map_err(|e| {
+                                    StorageError::Internal(format!(
+                                        "{PAYLOAD_COLUMN} of '{id}' is not a JSON object of texts: {e}"
+                                    ))
+                                })?;
+                            }
                         }
                         _ => {
                             if let (Some(variant), CqlValue::Boolean(flag)) =
@@ -538,6 +568,10 @@ mod tests {
         assert_eq!(
             aggregator_table_ddl("ks", "agg", &["out_of_stock"]),
             "CREATE TABLE IF NOT EXISTS ks.agg (candidate_id text PRIMARY KEY, out_of_stock text)"
+        );
+        assert_eq!(
+            payload_column_ddl("ks", "catalog_embeddings"),
+            "ALTER TABLE ks.catalog_embeddings ADD skye_payload text"
         );
     }
 

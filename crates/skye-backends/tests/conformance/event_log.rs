@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use skye_backends::embedded::EmbeddedEventLog;
+use skye_backends::embedded::{EmbeddedEventLog, LogLimits};
+use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::event_log::{EventLog, Produce, next_offsets};
 
 /// Long enough for a broker to assign partitions to a new group member.
@@ -203,11 +204,17 @@ async fn kafka_event_log_conformance() {
     run_suite(log, &format!("conf{nanos}")).await;
 }
 
+/// The limits the retention tests use: 5 records kept of a topic nobody reads, 20 unread ones
+/// at most.
+const SMALL: LogLimits = LogLimits {
+    retained_records: 5,
+    max_backlog_records: 20,
+};
+
 #[tokio::test]
 async fn embedded_event_log_caps_partitions_nobody_consumes() {
     let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedEventLog::with_max_records_per_partition(&dir.path().join("events.redb"), 5)
-        .unwrap();
+    let log = EmbeddedEventLog::open_with(&dir.path().join("events.redb"), SMALL).unwrap();
     for i in 0..12 {
         log.produce(vec![rec("failures", "", &i.to_string())])
             .await
@@ -225,4 +232,55 @@ async fn embedded_event_log_caps_partitions_nobody_consumes() {
         [7, 8, 9, 10, 11],
         "only the newest 5 are kept"
     );
+}
+
+/// Retention never deletes what a group that reads the topic has not committed (however far it
+/// is behind, as a reset job's consumers that were stopped); past the backlog cap a produce is
+/// refused whole, and goes through again once the group catches up.
+#[tokio::test]
+async fn embedded_event_log_never_drops_what_a_group_has_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.redb");
+    let log = EmbeddedEventLog::open_with(&path, SMALL).unwrap();
+    // The consumers subscribed once (at start) and are now stopped.
+    drop(log.subscribe("g", &["jobs"]).await.unwrap());
+    for i in 0..12 {
+        log.produce(vec![rec("jobs", "", &i.to_string())])
+            .await
+            .unwrap();
+    }
+    drop(log);
+    let log = EmbeddedEventLog::open_with(&path, SMALL).unwrap();
+    let mut sub = log.subscribe("g", &["jobs"]).await.unwrap();
+    let got = sub.poll(100, WAIT).await.unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..12).collect::<Vec<u64>>(),
+        "every record the group has not read is kept, past the size bound and a reopen"
+    );
+    // 12 unread: 8 more fit under the cap of 20, the next one is refused whole.
+    log.produce((12..20).map(|i| rec("jobs", "", &i.to_string())).collect())
+        .await
+        .unwrap();
+    let e = log
+        .produce(vec![rec("jobs", "", "20"), rec("other", "", "x")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ResourceExhausted);
+    assert!(
+        e.to_string().contains("jobs/0") && e.to_string().contains("'g'"),
+        "{e}"
+    );
+    assert_eq!(
+        log.end_offset("jobs", 0).await.unwrap(),
+        20,
+        "nothing written"
+    );
+    assert_eq!(log.refused_produces(), 1);
+    // The group catches up: the produce goes through and the read records go.
+    sub.commit(&next_offsets(&got)).await.unwrap();
+    log.produce(vec![rec("jobs", "", "20")]).await.unwrap();
+    let rest = sub.poll(100, WAIT).await.unwrap();
+    assert_eq!(rest.first().map(|r| r.offset), Some(12));
+    assert_eq!(rest.len(), 9);
 }

@@ -114,6 +114,7 @@ fn damaged_embedding_and_aggregator_files_are_errors_not_panics() {
                 embedding: vec![i as f32; 16],
                 search_embedding: vec![i as f32 + 0.5; 16],
                 to_be_indexed: BTreeMap::from([("v".to_string(), i % 2 == 0)]),
+                payload: BTreeMap::from([("brand".to_string(), format!("b{i}"))]),
             })
             .collect();
         s.put(g, rows, None).await.unwrap();

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use skye_backends::remote_grpc::{EigenixStore, NgtStore};
+use skye_core::domain::VectorDbType;
 use skye_core::vector_store::{
-    Condition, SearchFilter, SearchQuery, VectorRead, VectorStore, VectorStoreError,
+    Condition, SearchFilter, SearchQuery, VariantKey, VectorRead, VectorStore, VectorStoreError,
 };
 use skye_proto::eigenix::eigenix_service_server::{EigenixService, EigenixServiceServer};
 use skye_proto::ngt::embedding_service_server::{EmbeddingService, EmbeddingServiceServer};
@@ -132,7 +133,7 @@ async fn ngt_client_searches_pages_and_refuses_what_ngt_cannot_do() {
     let store = NgtStore::new(&url, &params, Duration::from_secs(2)).unwrap();
     let answers = store
         .search(
-            "v_m_1",
+            &VariantKey::new("e", "m", "v", VectorDbType::Ngt).at(1),
             vec![query(3.2, 2, 0, &[]), query(7.0, 2, 1, &["7"])],
         )
         .await
@@ -158,11 +159,16 @@ async fn ngt_client_searches_pages_and_refuses_what_ngt_cannot_do() {
         must_not: vec![],
     });
     assert!(matches!(
-        store.search("v_m_1", vec![filtered]).await,
+        store
+            .search(
+                &VariantKey::new("e", "m", "v", VectorDbType::Ngt).at(1),
+                vec![filtered]
+            )
+            .await,
         Err(VectorStoreError::InvalidArgument(_))
     ));
     assert!(matches!(
-        store.delete_points("v_m_1", vec!["1".into()]).await,
+        store.delete_points(&VariantKey::new("e", "m", "v", VectorDbType::Ngt).at(1), vec!["1".into()]).await,
         Err(VectorStoreError::InvalidArgument(m)) if m.contains("outside Skye")
     ));
 
@@ -178,7 +184,10 @@ async fn ngt_client_searches_pages_and_refuses_what_ngt_cannot_do() {
     let store = NgtStore::new(&url, &BTreeMap::new(), Duration::from_millis(200)).unwrap();
     let started = std::time::Instant::now();
     let err = store
-        .search("v_m_1", vec![query(1.0, 1, 0, &[])])
+        .search(
+            &VariantKey::new("e", "m", "v", VectorDbType::Ngt).at(1),
+            vec![query(1.0, 1, 0, &[])],
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, VectorStoreError::Unavailable(_)), "{err}");
@@ -198,12 +207,11 @@ async fn eigenix_client_sends_one_batch_to_the_model_variant_version_index() {
         ("cent_count".to_string(), "32".to_string()),
         ("database_type".to_string(), "HNSW_LIB".to_string()),
     ]);
-    let store =
-        EigenixStore::new(&url, "intent", "organic", &params, Duration::from_secs(2)).unwrap();
+    let store = EigenixStore::new(&url, &params, Duration::from_secs(2)).unwrap();
     // Skye's collection name is <variant>_<model>_<version>.
     let answers = store
         .search(
-            "organic_intent_4",
+            &VariantKey::new("e", "intent", "organic", VectorDbType::Eigenix).at(4),
             vec![query(0.0, 1, 0, &[]), query(9.0, 3, 0, &["8"])],
         )
         .await
@@ -227,7 +235,10 @@ async fn eigenix_client_sends_one_batch_to_the_model_variant_version_index() {
     );
     assert!(
         store
-            .search("organic_intent_4", vec![])
+            .search(
+                &VariantKey::new("e", "intent", "organic", VectorDbType::Eigenix).at(4),
+                vec![]
+            )
             .await
             .unwrap()
             .is_empty()

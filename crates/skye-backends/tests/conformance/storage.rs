@@ -13,11 +13,32 @@ fn row(id: &str, x: f32, search: Option<f32>) -> EmbeddingRow {
         embedding: vec![x, 1.0],
         search_embedding: vec![search.unwrap_or(x), 1.0],
         to_be_indexed: BTreeMap::from([("v1".to_string(), true), ("v2".to_string(), false)]),
+        payload: BTreeMap::from([
+            ("brand".to_string(), format!("brand of {id}")),
+            ("sizes".to_string(), "[1, 2]".to_string()),
+        ]),
     }
 }
 
-/// `enforces_ttl = false` skips the expiry check, for a test peer that ignores `USING TTL`.
-pub async fn embedding_suite(store: Arc<dyn EmbeddingStore>, table: &str, enforces_ttl: bool) {
+/// What a store keeps of a row.
+#[derive(Debug, Clone, Copy)]
+pub struct Keeps {
+    /// Expired rows read as absent (a test peer may ignore `USING TTL`).
+    pub ttl: bool,
+    /// The job payload comes back with the row.
+    pub payload: bool,
+}
+
+/// The row as a store that keeps `keeps` reads it back.
+fn as_kept(mut row: EmbeddingRow, keeps: Keeps) -> EmbeddingRow {
+    if !keeps.payload {
+        row.payload.clear();
+    }
+    row
+}
+
+pub async fn embedding_suite(store: Arc<dyn EmbeddingStore>, table: &str, keeps: Keeps) {
+    let enforces_ttl = keeps.ttl;
     let g1 = Generation {
         table,
         model: "m",
@@ -42,7 +63,10 @@ pub async fn embedding_suite(store: Arc<dyn EmbeddingStore>, table: &str, enforc
         .unwrap();
     let ids: Vec<String> = ["1", "missing", "abc-2", "1"].map(String::from).to_vec();
     let got = store.get(g1, &ids).await.unwrap();
-    assert_eq!(got[0].as_ref().unwrap(), &row("1", 0.5, None));
+    assert_eq!(
+        got[0].as_ref().unwrap(),
+        &as_kept(row("1", 0.5, None), keeps)
+    );
     assert!(got[1].is_none());
     assert_eq!(got[2].as_ref().unwrap().search_embedding, vec![9.0, 1.0]);
     assert_eq!(got[2].as_ref().unwrap().embedding, vec![0.25, 1.0]);
@@ -157,7 +181,11 @@ pub async fn aggregator_suite(store: Arc<dyn AggregatorStore>, table: &str) {
 async fn embedded_storage_conformance() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(EmbeddedStorage::open(&dir.path().join("storage.redb")).unwrap());
-    embedding_suite(storage.clone(), "catalog_embeddings", true).await;
+    let keeps = Keeps {
+        ttl: true,
+        payload: true,
+    };
+    embedding_suite(storage.clone(), "catalog_embeddings", keeps).await;
     aggregator_suite(storage, "catalog_aggregator").await;
 }
 
@@ -180,11 +208,23 @@ async fn scylla_schema(store: &skye_backends::scylla::ScyllaStorage, keyspace: &
         .unwrap();
     let mut statements = vec![
         embeddings_table_ddl(keyspace, "catalog_embeddings", &["v1", "v2"], None),
+        embeddings_table_ddl(keyspace, "payload_embeddings", &["v1", "v2"], None),
         aggregator_table_ddl(keyspace, "catalog_aggregator", &["out_of_stock", "ad"]),
         aggregator_table_ddl(keyspace, "other_table", &["out_of_stock", "ad"]),
     ];
+    // The table with Skye's payload column (the test double parses no ALTER TABLE, so it is
+    // created with it; an operator adds it with `payload_column_ddl`).
+    statements[1] = statements[1].replace(
+        ", PRIMARY KEY",
+        &format!(
+            ", {} text, PRIMARY KEY",
+            skye_backends::scylla::PAYLOAD_COLUMN
+        ),
+    );
     if !frozen {
-        statements[0] = statements[0].replace("frozen<list<float>>", "list<float>");
+        for s in &mut statements[..2] {
+            *s = s.replace("frozen<list<float>>", "list<float>");
+        }
     }
     for cql in statements {
         session.query_unpaged(cql, ()).await.unwrap();
@@ -221,8 +261,21 @@ fn scylla_storage_conforms_against_the_kassandra_protocol_double() {
                 let store = ScyllaStorage::connect(&config).await.unwrap();
                 scylla_schema(&store, "skye", false).await;
                 let store = Arc::new(store);
-                embedding_suite(store.clone(), "catalog_embeddings", false).await;
+                let keeps = Keeps {
+                    ttl: false,
+                    payload: false,
+                };
+                embedding_suite(store.clone(), "catalog_embeddings", keeps).await;
                 aggregator_suite(store, "catalog_aggregator").await;
+                // With Skye's payload column added, rows keep their job payload.
+                let mut with_payload = config.clone();
+                with_payload.payload_column = true;
+                let store = ScyllaStorage::connect(&with_payload).await.unwrap();
+                let keeps = Keeps {
+                    ttl: false,
+                    payload: true,
+                };
+                embedding_suite(Arc::new(store), "payload_embeddings", keeps).await;
                 Ok::<(), std::convert::Infallible>(())
             }),
         )
@@ -265,6 +318,10 @@ async fn scylla_storage_conforms_against_a_live_server() {
     .await
     .unwrap();
     let store = Arc::new(store);
-    embedding_suite(store.clone(), "catalog_embeddings", true).await;
+    let keeps = Keeps {
+        ttl: true,
+        payload: false,
+    };
+    embedding_suite(store.clone(), "catalog_embeddings", keeps).await;
     aggregator_suite(store, "catalog_aggregator").await;
 }

@@ -5,16 +5,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skye_backends::embedded::EmbeddedVectorStore;
-use skye_core::domain::DistanceFunction;
+use skye_core::domain::{DistanceFunction, VectorDbType};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::vector_store::{
-    CollectionSpec, Condition, PayloadValue, SearchFilter, SearchQuery, VectorPoint, VectorRead,
-    VectorStore,
+    CollectionRef, CollectionSpec, Condition, PayloadValue, SearchFilter, SearchQuery, VariantKey,
+    VectorPoint, VectorRead, VectorStore,
 };
 
-fn spec(name: &str, distance: DistanceFunction, threshold: usize) -> CollectionSpec {
+/// Where a run of the suite puts its collections: version 1 of variant `<case>` of model
+/// `model` (unique per run: remote engines outlive a test).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub model: String,
+    pub db: VectorDbType,
+}
+
+impl Target {
+    fn key(&self, case: &str) -> VariantKey {
+        VariantKey::new("conf", &self.model, case, self.db)
+    }
+
+    fn at(&self, case: &str) -> CollectionRef {
+        self.key(case).at(1)
+    }
+}
+
+fn spec(c: &CollectionRef, distance: DistanceFunction, threshold: usize) -> CollectionSpec {
     CollectionSpec {
-        name: name.into(),
+        collection: c.clone(),
         dimension: 3,
         distance,
         m: 16,
@@ -47,19 +65,20 @@ fn ids(hits: &[skye_core::vector_store::ScoredPoint]) -> Vec<&str> {
     hits.iter().map(|h| h.id.as_str()).collect()
 }
 
-/// Every case, on collections whose names start with `prefix`. `recovers`: the store can
-/// restore a snapshot itself (Qdrant does it over REST only).
-pub async fn run_suite(store: Arc<dyn VectorStore>, prefix: &str, recovers: bool) {
-    lifecycle(&*store, prefix).await;
-    metrics_order_and_score(&*store, prefix).await;
-    filters_exclusion_offset_and_payload(&*store, prefix).await;
-    deletes_payload_updates_and_bad_input(&*store, prefix).await;
-    indexing_threshold(&*store, prefix).await;
-    snapshots(&*store, prefix, recovers).await;
+/// Every case, on collections of `target`. `recovers`: the store can restore a snapshot itself
+/// (Qdrant does it over REST only).
+pub async fn run_suite(store: Arc<dyn VectorStore>, target: &Target, recovers: bool) {
+    lifecycle(&*store, target).await;
+    metrics_order_and_score(&*store, target).await;
+    filters_exclusion_offset_and_payload(&*store, target).await;
+    deletes_payload_updates_and_bad_input(&*store, target).await;
+    indexing_threshold(&*store, target).await;
+    snapshots(&*store, target, recovers).await;
+    versions_and_epochs(&*store, target).await;
 }
 
 /// Every id in `collection`, sorted.
-async fn all_ids(store: &dyn VectorStore, collection: &str) -> Vec<String> {
+async fn all_ids(store: &dyn VectorStore, collection: &CollectionRef) -> Vec<String> {
     let mut q = query([1.0, 1.0, 1.0], 10);
     q.exact = true;
     let hits = store.search(collection, vec![q]).await.unwrap().remove(0);
@@ -68,16 +87,16 @@ async fn all_ids(store: &dyn VectorStore, collection: &str) -> Vec<String> {
     ids
 }
 
-async fn snapshots(store: &dyn VectorStore, p: &str, recovers: bool) {
-    let name = format!("{p}_snap");
+async fn snapshots(store: &dyn VectorStore, p: &Target, recovers: bool) {
+    let c = p.at("snap");
     store
-        .create_collection(spec(&name, DistanceFunction::Dot, 0))
+        .create_collection(spec(&c, DistanceFunction::Dot, 0))
         .await
         .unwrap();
     let brand = |b: &str| [("brand", PayloadValue::Keyword(b.into()))];
     store
         .upsert(
-            &name,
+            &c,
             vec![
                 point("1", [1.0, 0.0, 0.0], &brand("a")),
                 point("2", [0.0, 1.0, 0.0], &brand("b")),
@@ -85,25 +104,25 @@ async fn snapshots(store: &dyn VectorStore, p: &str, recovers: bool) {
         )
         .await
         .unwrap();
-    let snap = store.create_snapshot(&name).await.unwrap();
+    let snap = store.create_snapshot(&c).await.unwrap();
     assert!(snap.size_bytes > 0 && !snap.name.is_empty(), "{snap:?}");
-    let listed = store.list_snapshots(&name).await.unwrap();
+    let listed = store.list_snapshots(&c).await.unwrap();
     assert_eq!(
         listed.iter().filter(|s| s.name == snap.name).count(),
         1,
         "{listed:?}"
     );
     // Changes after the snapshot…
-    store.delete_points(&name, vec!["1".into()]).await.unwrap();
+    store.delete_points(&c, vec!["1".into()]).await.unwrap();
     store
-        .upsert(&name, vec![point("3", [0.0, 0.0, 1.0], &brand("c"))])
+        .upsert(&c, vec![point("3", [0.0, 0.0, 1.0], &brand("c"))])
         .await
         .unwrap();
-    assert_eq!(all_ids(store, &name).await, ["2", "3"]);
+    assert_eq!(all_ids(store, &c).await, ["2", "3"]);
     if recovers {
         // …are undone by recovering it, payloads and all.
-        store.recover_snapshot(&name, &snap.name).await.unwrap();
-        assert_eq!(all_ids(store, &name).await, ["1", "2"]);
+        store.recover_snapshot(&c, &snap.name).await.unwrap();
+        assert_eq!(all_ids(store, &c).await, ["1", "2"]);
         let mut q = query([1.0, 0.0, 0.0], 1);
         q.filter = Some(SearchFilter {
             must: vec![Condition::Match {
@@ -112,39 +131,39 @@ async fn snapshots(store: &dyn VectorStore, p: &str, recovers: bool) {
             }],
             must_not: vec![],
         });
-        let hits = store.search(&name, vec![q]).await.unwrap().remove(0);
+        let hits = store.search(&c, vec![q]).await.unwrap().remove(0);
         assert_eq!(ids(&hits), ["1"]);
         // Writes go on after a recovery.
         store
-            .upsert(&name, vec![point("4", [1.0, 1.0, 0.0], &[])])
+            .upsert(&c, vec![point("4", [1.0, 1.0, 0.0], &[])])
             .await
             .unwrap();
-        assert_eq!(all_ids(store, &name).await, ["1", "2", "4"]);
+        assert_eq!(all_ids(store, &c).await, ["1", "2", "4"]);
     } else {
-        let e = store.recover_snapshot(&name, &snap.name).await.unwrap_err();
+        let e = store.recover_snapshot(&c, &snap.name).await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
     }
     for bad in ["no-such-snapshot", "../x", ".", ""] {
-        let e = store.delete_snapshot(&name, bad).await.unwrap_err();
+        let e = store.delete_snapshot(&c, bad).await.unwrap_err();
         assert!(
             matches!(e.code(), ErrorCode::NotFound | ErrorCode::InvalidArgument),
             "{bad:?}: {e}"
         );
     }
-    store.delete_snapshot(&name, &snap.name).await.unwrap();
+    store.delete_snapshot(&c, &snap.name).await.unwrap();
     assert!(
         !store
-            .list_snapshots(&name)
+            .list_snapshots(&c)
             .await
             .unwrap()
             .iter()
             .any(|s| s.name == snap.name)
     );
-    let e = store.delete_snapshot(&name, &snap.name).await.unwrap_err();
+    let e = store.delete_snapshot(&c, &snap.name).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
     assert_eq!(
         store
-            .create_snapshot(&format!("{p}_no_such"))
+            .create_snapshot(&p.at("no-such"))
             .await
             .unwrap_err()
             .code(),
@@ -152,36 +171,36 @@ async fn snapshots(store: &dyn VectorStore, p: &str, recovers: bool) {
     );
 }
 
-async fn lifecycle(store: &dyn VectorStore, p: &str) {
-    let name = format!("{p}_life_1");
+async fn lifecycle(store: &dyn VectorStore, p: &Target) {
+    let c = p.at("life-1");
     store
-        .create_collection(spec(&name, DistanceFunction::Cosine, 0))
+        .create_collection(spec(&c, DistanceFunction::Cosine, 0))
         .await
         .unwrap();
     let dup = store
-        .create_collection(spec(&name, DistanceFunction::Cosine, 0))
+        .create_collection(spec(&c, DistanceFunction::Cosine, 0))
         .await
         .unwrap_err();
     assert_eq!(dup.code(), ErrorCode::AlreadyExists);
-    assert!(store.list_collections().await.unwrap().contains(&name));
-    store.delete_collection(&name).await.unwrap();
-    store.delete_collection(&name).await.unwrap();
+    assert_eq!(store.versions(&c.variant).await.unwrap(), [1]);
+    store.delete_collection(&c).await.unwrap();
+    store.delete_collection(&c).await.unwrap();
     let missing = store
-        .search(&name, vec![query([1.0, 0.0, 0.0], 1)])
+        .search(&c, vec![query([1.0, 0.0, 0.0], 1)])
         .await
         .unwrap_err();
     assert_eq!(missing.code(), ErrorCode::NotFound);
     assert_eq!(
-        store.upsert(&name, vec![]).await.unwrap_err().code(),
+        store.upsert(&c, vec![]).await.unwrap_err().code(),
         ErrorCode::NotFound
     );
     assert_eq!(
-        store.collection_info(&name).await.unwrap_err().code(),
+        store.collection_info(&c).await.unwrap_err().code(),
         ErrorCode::NotFound
     );
 }
 
-async fn metrics_order_and_score(store: &dyn VectorStore, p: &str) {
+async fn metrics_order_and_score(store: &dyn VectorStore, p: &Target) {
     let pts = vec![
         point("a", [1.0, 0.0, 0.0], &[]),
         point("b", [0.0, 2.0, 0.0], &[]),
@@ -201,15 +220,15 @@ async fn metrics_order_and_score(store: &dyn VectorStore, p: &str) {
             vec![("a", 0.0), ("c", 0.141_421_36), ("b", 2.236_068)],
         ),
     ] {
-        let name = format!("{p}_metric_{distance}").to_lowercase();
+        let c = p.at(&format!("metric-{distance}").to_lowercase());
         store
-            .create_collection(spec(&name, distance, 0))
+            .create_collection(spec(&c, distance, 0))
             .await
             .unwrap();
-        store.upsert(&name, pts.clone()).await.unwrap();
+        store.upsert(&c, pts.clone()).await.unwrap();
         let hits = store
             .search(
-                &name,
+                &c,
                 vec![query([1.0, 0.0, 0.0], 3), query([0.0, 1.0, 0.0], 1)],
             )
             .await
@@ -227,10 +246,10 @@ async fn metrics_order_and_score(store: &dyn VectorStore, p: &str) {
     }
 }
 
-async fn filters_exclusion_offset_and_payload(store: &dyn VectorStore, p: &str) {
-    let name = format!("{p}_filters");
+async fn filters_exclusion_offset_and_payload(store: &dyn VectorStore, p: &Target) {
+    let c = p.at("filters");
     store
-        .create_collection(spec(&name, DistanceFunction::Euclidean, 0))
+        .create_collection(spec(&c, DistanceFunction::Euclidean, 0))
         .await
         .unwrap();
     let kw = |s: &str| PayloadValue::Keyword(s.into());
@@ -254,7 +273,7 @@ async fn filters_exclusion_offset_and_payload(store: &dyn VectorStore, p: &str) 
             )
         })
         .collect();
-    store.upsert(&name, pts).await.unwrap();
+    store.upsert(&c, pts).await.unwrap();
     let run = |filter: SearchFilter| {
         let q = SearchQuery {
             vector: vec![0.0, 0.0, 0.0],
@@ -262,8 +281,8 @@ async fn filters_exclusion_offset_and_payload(store: &dyn VectorStore, p: &str) 
             filter: Some(filter),
             ..Default::default()
         };
-        let name = name.clone();
-        async move { store.search(&name, vec![q]).await.unwrap().remove(0) }
+        let c = c.clone();
+        async move { store.search(&c, vec![q]).await.unwrap().remove(0) }
     };
     let must = |c: Condition| SearchFilter {
         must: vec![c],
@@ -349,7 +368,7 @@ async fn filters_exclusion_offset_and_payload(store: &dyn VectorStore, p: &str) 
         ],
         ..Default::default()
     };
-    let hits = store.search(&name, vec![q]).await.unwrap().remove(0);
+    let hits = store.search(&c, vec![q]).await.unwrap().remove(0);
     assert_eq!(
         ids(&hits),
         ["p1", "p3"],
@@ -366,15 +385,15 @@ async fn filters_exclusion_offset_and_payload(store: &dyn VectorStore, p: &str) 
     assert!(!payload.contains_key("missing"));
 }
 
-async fn deletes_payload_updates_and_bad_input(store: &dyn VectorStore, p: &str) {
-    let name = format!("{p}_writes");
+async fn deletes_payload_updates_and_bad_input(store: &dyn VectorStore, p: &Target) {
+    let c = p.at("writes");
     store
-        .create_collection(spec(&name, DistanceFunction::Dot, 0))
+        .create_collection(spec(&c, DistanceFunction::Dot, 0))
         .await
         .unwrap();
     store
         .upsert(
-            &name,
+            &c,
             vec![
                 point(
                     "x",
@@ -387,13 +406,13 @@ async fn deletes_payload_updates_and_bad_input(store: &dyn VectorStore, p: &str)
         .await
         .unwrap();
     store
-        .delete_points(&name, vec!["y".into(), "ghost".into()])
+        .delete_points(&c, vec!["y".into(), "ghost".into()])
         .await
         .unwrap();
     let update = BTreeMap::from([("s".to_string(), PayloadValue::Keyword("new".into()))]);
     store
         .set_payload(
-            &name,
+            &c,
             vec![("x".into(), update.clone()), ("ghost".into(), update)],
         )
         .await
@@ -404,13 +423,13 @@ async fn deletes_payload_updates_and_bad_input(store: &dyn VectorStore, p: &str)
         with_payload: vec!["s".into()],
         ..Default::default()
     };
-    let hits = store.search(&name, vec![q]).await.unwrap().remove(0);
+    let hits = store.search(&c, vec![q]).await.unwrap().remove(0);
     assert_eq!(ids(&hits), ["x"]);
     assert_eq!(hits[0].payload["s"], "new");
-    assert_eq!(store.collection_info(&name).await.unwrap().points_count, 1);
+    assert_eq!(store.collection_info(&c).await.unwrap().points_count, 1);
     let wrong_dim = store
         .upsert(
-            &name,
+            &c,
             vec![VectorPoint {
                 id: "z".into(),
                 vector: vec![1.0],
@@ -419,16 +438,14 @@ async fn deletes_payload_updates_and_bad_input(store: &dyn VectorStore, p: &str)
         )
         .await;
     assert_eq!(wrong_dim.unwrap_err().code(), ErrorCode::InvalidArgument);
-    let nan = store
-        .search(&name, vec![query([f32::NAN, 0.0, 0.0], 1)])
-        .await;
+    let nan = store.search(&c, vec![query([f32::NAN, 0.0, 0.0], 1)]).await;
     assert_eq!(nan.unwrap_err().code(), ErrorCode::InvalidArgument);
 }
 
-async fn indexing_threshold(store: &dyn VectorStore, p: &str) {
-    let name = format!("{p}_indexing");
+async fn indexing_threshold(store: &dyn VectorStore, p: &Target) {
+    let c = p.at("indexing");
     store
-        .create_collection(spec(&name, DistanceFunction::Cosine, 0))
+        .create_collection(spec(&c, DistanceFunction::Cosine, 0))
         .await
         .unwrap();
     let pts: Vec<VectorPoint> = (0..3000)
@@ -440,8 +457,8 @@ async fn indexing_threshold(store: &dyn VectorStore, p: &str) {
             )
         })
         .collect();
-    store.upsert(&name, pts).await.unwrap();
-    let info = store.collection_info(&name).await.unwrap();
+    store.upsert(&c, pts).await.unwrap();
+    let info = store.collection_info(&c).await.unwrap();
     assert_eq!(
         (
             info.points_count,
@@ -451,10 +468,10 @@ async fn indexing_threshold(store: &dyn VectorStore, p: &str) {
         (3000, 0, 0),
         "indexing off during bulk load"
     );
-    store.set_indexing_threshold(&name, 100).await.unwrap();
+    store.set_indexing_threshold(&c, 100).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let info = store.collection_info(&name).await.unwrap();
+        let info = store.collection_info(&c).await.unwrap();
         if info.indexed_vectors_count == 3000 {
             break;
         }
@@ -465,46 +482,177 @@ async fn indexing_threshold(store: &dyn VectorStore, p: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let hits = store
-        .search(&name, vec![query([3.5, 3.0, 3.0], 5)])
+        .search(&c, vec![query([3.5, 3.0, 3.0], 5)])
         .await
         .unwrap()
         .remove(0);
     assert_eq!(hits.len(), 5);
 }
 
+/// `versions` lists a variant's collections (and only its own); the content epoch, where a
+/// store has one, changes with every write.
+async fn versions_and_epochs(store: &dyn VectorStore, p: &Target) {
+    let key = p.key("versions");
+    for v in [3, 1, 2] {
+        store
+            .create_collection(spec(&key.at(v), DistanceFunction::Dot, 0))
+            .await
+            .unwrap();
+    }
+    store.delete_collection(&key.at(2)).await.unwrap();
+    assert_eq!(store.versions(&key).await.unwrap(), [1, 3]);
+    assert_eq!(
+        store.versions(&p.key("versions-none")).await.unwrap(),
+        Vec::<i64>::new()
+    );
+    let c = key.at(1);
+    if let Some(before) = store.content_epoch(&c) {
+        store
+            .upsert(&c, vec![point("e", [1.0, 0.0, 0.0], &[])])
+            .await
+            .unwrap();
+        let after = store.content_epoch(&c).unwrap();
+        assert_ne!(before, after, "an upsert changes the epoch");
+        store.delete_points(&c, vec!["e".into()]).await.unwrap();
+        assert_ne!(store.content_epoch(&c).unwrap(), after, "so does a delete");
+    }
+    for v in [1, 3] {
+        store.delete_collection(&key.at(v)).await.unwrap();
+    }
+}
+
+/// Distinct collections never share storage, even where the original's joined names
+/// (`<variant>_<model>_<version>`) are equal: `a_b` of `c` and `a` of `b_c`. Only for stores
+/// that do not join names (registration keeps such variants off the others).
+async fn joined_names_stay_apart(store: &dyn VectorStore, db: VectorDbType) {
+    let one = VariantKey::new("conf", "c", "a_b", db).at(1);
+    let two = VariantKey::new("conf", "b_c", "a", db).at(1);
+    assert_eq!(one.original_name(), two.original_name());
+    for (c, id) in [(&one, "of-c"), (&two, "of-b_c")] {
+        store
+            .create_collection(spec(c, DistanceFunction::Dot, 0))
+            .await
+            .unwrap();
+        store
+            .upsert(c, vec![point(id, [1.0, 0.0, 0.0], &[])])
+            .await
+            .unwrap();
+    }
+    assert_eq!(all_ids(store, &one).await, ["of-c"]);
+    assert_eq!(all_ids(store, &two).await, ["of-b_c"]);
+    store.delete_collection(&two).await.unwrap();
+    assert_eq!(
+        all_ids(store, &one).await,
+        ["of-c"],
+        "a drop is one collection's"
+    );
+}
+
+fn embedded_target() -> Target {
+    Target {
+        model: "m".into(),
+        db: VectorDbType::Embedded,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_vector_store_conforms_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
+    let t = embedded_target();
     {
         let store = Arc::new(EmbeddedVectorStore::open(dir.path()).unwrap());
-        run_suite(store.clone(), "conf", true).await;
+        run_suite(store.clone(), &t, true).await;
+        joined_names_stay_apart(&*store, VectorDbType::Embedded).await;
     }
     let store = EmbeddedVectorStore::open(dir.path()).unwrap();
-    let names = skye_core::vector_store::VectorRead::list_collections(&store)
-        .await
-        .unwrap();
-    assert!(
-        names.contains(&"conf_filters".to_string()) && !names.contains(&"conf_life_1".to_string()),
-        "{names:?}"
+    let versions = |case: &'static str| {
+        let key = t.key(case);
+        let store = &store;
+        async move { store.versions(&key).await.unwrap() }
+    };
+    assert_eq!(versions("filters").await, [1]);
+    assert_eq!(
+        versions("life").await,
+        Vec::<i64>::new(),
+        "dropped stays dropped"
     );
-    assert!(
-        names.contains(&"conf_snap".to_string()) && !names.iter().any(|n| n.starts_with('.')),
-        "snapshots and replaced collections are not collections: {names:?}"
-    );
+    assert_eq!(versions("snap").await, [1]);
     let mut q = query([1.0, 1.0, 1.0], 10);
     q.exact = true;
-    let recovered = skye_core::vector_store::VectorRead::search(&store, "conf_snap", vec![q])
-        .await
-        .unwrap();
+    let recovered = store.search(&t.at("snap"), vec![q]).await.unwrap();
     assert_eq!(
         recovered[0].len(),
         3,
         "the recovered collection survives a reopen"
     );
-    let info = skye_core::vector_store::VectorRead::collection_info(&store, "conf_indexing")
-        .await
-        .unwrap();
+    let info = store.collection_info(&t.at("indexing")).await.unwrap();
     assert_eq!(info.points_count, 3000);
+    let one = CollectionRef::embedded("conf", "c", "a_b", 1);
+    assert_eq!(all_ids(&store, &one).await, ["of-c"]);
+}
+
+/// A data directory of an older release keeps collections flat as `<variant>_<model>_<version>`:
+/// each one exactly one registered collection claims moves into place with its points; one
+/// that two claim stays where it is, untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_adopts_collections_of_the_flat_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = CollectionRef::embedded("old", "old", "old", 7);
+    {
+        let store = EmbeddedVectorStore::open(dir.path()).unwrap();
+        store
+            .create_collection(spec(&old, DistanceFunction::Dot, 0))
+            .await
+            .unwrap();
+        store
+            .upsert(&old, vec![point("kept", [1.0, 0.0, 0.0], &[])])
+            .await
+            .unwrap();
+    }
+    // What an older release left: the same files under flat names.
+    let nested = dir.path().join("old/old/old/7");
+    for flat in ["all_intent_1", "a_b_c_1"] {
+        copy_dir(&nested, &dir.path().join(flat));
+    }
+    let store = EmbeddedVectorStore::open(dir.path()).unwrap();
+    let all = CollectionRef::embedded("catalog", "intent", "all", 1);
+    let (x, y) = (
+        CollectionRef::embedded("catalog", "c", "a_b", 1),
+        CollectionRef::embedded("catalog", "b_c", "a", 1),
+    );
+    assert_eq!(
+        store
+            .search(&all, vec![query([1.0, 0.0, 0.0], 1)])
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotFound,
+        "not adopted before it is claimed"
+    );
+    let ambiguous = store
+        .adopt_legacy(&[all.clone(), x.clone(), y.clone()])
+        .unwrap();
+    assert_eq!(ambiguous, ["a_b_c_1"]);
+    assert_eq!(all_ids(&store, &all).await, ["kept"]);
+    assert!(dir.path().join("a_b_c_1").exists(), "left for an operator");
+    assert!(!dir.path().join("all_intent_1").exists());
+    for c in [&x, &y] {
+        assert_eq!(
+            store.collection_info(c).await.unwrap_err().code(),
+            ErrorCode::NotFound
+        );
+    }
+    drop(store);
+    let store = EmbeddedVectorStore::open(dir.path()).unwrap();
+    assert_eq!(all_ids(&store, &all).await, ["kept"], "adopted for good");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
 
 /// Against a live Qdrant (no server can be installed on the CI machine: run it elsewhere with
@@ -528,7 +676,11 @@ async fn qdrant_vector_store_conforms() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    run_suite(Arc::new(store), &format!("conf{nanos}"), false).await;
+    let target = Target {
+        model: format!("conf{nanos}"),
+        db: VectorDbType::Qdrant,
+    };
+    run_suite(Arc::new(store), &target, false).await;
 }
 
 /// Churn (items removed and re-added, as real-time flags do) leaves tombstones; the store
@@ -538,27 +690,28 @@ async fn qdrant_vector_store_conforms() {
 async fn embedded_store_compacts_tombstones_left_by_churn() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedVectorStore::open(dir.path()).unwrap();
+    let churn = embedded_target().at("churn");
     store
-        .create_collection(spec("churn", DistanceFunction::Euclidean, 500))
+        .create_collection(spec(&churn, DistanceFunction::Euclidean, 500))
         .await
         .unwrap();
     let p = |i: usize| point(&format!("p{i}"), [i as f32, (i % 7) as f32, 1.0], &[]);
     store
-        .upsert("churn", (0..4000).map(p).collect())
+        .upsert(&churn, (0..4000).map(p).collect())
         .await
         .unwrap();
     // Remove 2000 items and re-add 500 of them: 2500 tombstones over 2500 live points.
     store
-        .delete_points("churn", (0..2000).map(|i| format!("p{i}")).collect())
+        .delete_points(&churn, (0..2000).map(|i| format!("p{i}")).collect())
         .await
         .unwrap();
     store
-        .upsert("churn", (0..500).map(p).collect())
+        .upsert(&churn, (0..500).map(p).collect())
         .await
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let info = store.engine_info("churn").unwrap();
+        let info = store.engine_info(&churn).unwrap();
         if info.tombstones == 0 && info.indexed_points == info.points {
             assert_eq!(info.points, 2500);
             break;
@@ -570,7 +723,7 @@ async fn embedded_store_compacts_tombstones_left_by_churn() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let hits = store
-        .search("churn", vec![query([0.0, 0.0, 1.0], 3000)])
+        .search(&churn, vec![query([0.0, 0.0, 1.0], 3000)])
         .await
         .unwrap();
     let mut ids: Vec<usize> = hits[0].iter().map(|h| h.id[1..].parse().unwrap()).collect();

@@ -3,6 +3,7 @@
 //! These are the typed forms of the config tree of spec AC §2.2. They are built from the tree by
 //! [`crate::tree`] and served to readers as an immutable [`crate::snapshot::ConfigSnapshot`].
 
+pub mod collection;
 pub mod enums;
 pub mod model;
 pub mod names;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use collection::{CollectionRef, VariantKey};
 pub use enums::{
     DistanceFunction, FieldSchema, ModelType, UnknownVariant, VariantState, VariantType,
     VectorDbType,

@@ -1,7 +1,7 @@
 //! Rules for the names of entities, models, variants, stores and payload fields.
 //!
-//! Names become etcd path segments and parts of collection names (`<variant>_<model>_<version>`),
-//! so `/` and white space are refused. The original compares names after lower-casing them and
+//! Names become etcd path segments and directory names of the embedded vector store, so `/`,
+//! white space and a leading `.` are refused. The original compares names after lower-casing them and
 //! dropping `-` (spec AC §2.1); two names that normalise alike would collide in an existing etcd
 //! tree, so registration refuses the second one.
 
@@ -15,6 +15,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     if name.len() > MAX_NAME_LEN {
         return Err(format!("must be at most {MAX_NAME_LEN} bytes"));
+    }
+    // `.` and `..` are path segments with a meaning, and dot-names are the embedded store's own.
+    if name.starts_with('.') {
+        return Err("must not start with '.'".to_string());
     }
     if let Some(c) = name
         .chars()
@@ -46,6 +50,9 @@ mod tests {
         assert!(check_name("a/b").unwrap_err().contains("'/'"));
         assert!(check_name("a b").is_err());
         assert!(check_name(&"x".repeat(MAX_NAME_LEN + 1)).is_err());
+        for dotted in [".", "..", ".snapshots"] {
+            assert!(check_name(dotted).unwrap_err().contains("'.'"), "{dotted}");
+        }
     }
 
     #[test]

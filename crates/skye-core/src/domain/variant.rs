@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{VariantState, VariantType, VectorDbConfig, VectorDbType};
+use super::{CollectionRef, VariantKey, VariantState, VariantType, VectorDbConfig, VectorDbType};
 use crate::json_compat::{Nested, Shape};
 
 /// Key shape of one filter criterion, for [`crate::json_compat::fold_keys`].
@@ -117,28 +117,20 @@ pub struct Variant {
 }
 
 impl Variant {
-    /// Name of the collection holding version `version` of this variant.
-    pub fn collection_name(&self, version: i64) -> String {
-        collection_name(&self.name, &self.model, version)
+    /// This variant's identity for its vector stores.
+    pub fn key(&self) -> VariantKey {
+        VariantKey::new(&self.entity, &self.model, &self.name, self.vector_db_type)
     }
-}
 
-/// `<variant>_<model>_<version>`: the collection naming of the original (spec serving §3.3.1).
-pub fn collection_name(variant: &str, model: &str, version: i64) -> String {
-    format!("{variant}_{model}_{version}")
+    /// The collection holding version `version` of this variant.
+    pub fn collection(&self, version: i64) -> CollectionRef {
+        self.key().at(version)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn collection_names_follow_the_original() {
-        assert_eq!(
-            collection_name("v1", "product-embeddings", 3),
-            "v1_product-embeddings_3"
-        );
-    }
 
     #[test]
     fn absent_and_empty_criteria_both_read_as_no_condition() {

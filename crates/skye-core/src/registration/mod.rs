@@ -44,7 +44,13 @@ impl RegisterStore {
             ("embeddings_table", &embeddings_table),
             ("aggregator_table", &aggregator_table),
         ] {
-            if let Err(msg) = check_table_name(table) {
+            if table.is_empty() {
+                // Every entity of a store keeps its rows under these names, in every backend.
+                r.fail(
+                    field,
+                    "is required: the table of the store's rows".to_string(),
+                );
+            } else if let Err(msg) = check_table_name(table) {
                 r.fail(field, msg);
             }
         }
@@ -60,8 +66,7 @@ impl RegisterStore {
     }
 }
 
-/// Table names end up in CQL statements in scale-out mode: plain identifiers only. Empty is
-/// allowed (the embedded store does not need table names).
+/// Table names end up in CQL statements in scale-out mode: plain identifiers only.
 fn check_table_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     match chars.next() {

@@ -1,21 +1,27 @@
 //! The embedding consumer's batch processing (spec AC §4.3, with its bugs fixed).
 //!
-//! A batch is handled in three phases so that nothing acknowledged is lost and nothing is
+//! A batch is handled in phases so that nothing acknowledged is lost and nothing is
 //! half-applied:
 //! 1. **validate** every event against the config (entity, model, variants, operation,
-//!    dimension, finite values). An invalid event is reported with its reason (the consumer
-//!    sends it to the failure topic) and the rest of the batch goes on (spec AC §8 B26);
-//! 2. **write** the embedding store (one call per generation) and, concurrently, each
-//!    collection's upserts/deletes/payload updates in event order. Every write is idempotent, so a batch
-//!    that fails half-way is simply retried;
-//! 3. **EOF**: only after the data before it is durable, each EOF reports its partition to the
+//!    dimension, finite values) and check that each collection the batch writes exists (only
+//!    those: a remote host that this batch does not use cannot fail it). An invalid event is
+//!    reported with its reason (the consumer sends it to the failure topic) and the rest of the
+//!    batch goes on (spec AC §8 B26);
+//! 2. **plan** each valid event's writes from its payload and aggregator row: the embedding row
+//!    (with the job's payload, which a real-time re-admission needs) and one point operation per
+//!    variant. An event whose payload does not convert is rejected here, before anything of it
+//!    is written, so a rejected event leaves no trace outside the failure topic;
+//! 3. **write** the embedding store (one call per generation) and, concurrently, each
+//!    collection's upserts/deletes/payload updates in event order. Every write is idempotent, so a
+//!    batch that fails half-way is simply retried;
+//! 4. **EOF**: only after the data before it is durable, each EOF reports its partition to the
 //!    lifecycle barrier (spec AC §8 B6, B12).
 //!
 //! Candidate ids are opaque strings (the original exits on a non-numeric id, spec AC §8 B4). An
 //! `ADD` that a variant does not take (its `variants_index_map` flag is false or its vss filter
 //! rejects the item) removes the id from that collection, so a DELTA job can take items out.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +30,7 @@ use skye_core::snapshot::ConfigSnapshot;
 use skye_core::storage::{
     AggregatorRow, AggregatorStore, EmbeddingRow, EmbeddingStore, Generation,
 };
-use skye_core::vector_store::{VectorPoint, VectorStore};
+use skye_core::vector_store::{CollectionRef, VectorPoint, VectorStore, VectorStoreError};
 
 use super::events::{EmbeddingEvent, Operation};
 use super::payload::{admits, build_payload};
@@ -70,6 +76,22 @@ struct Valid<'a> {
     aggregator_table: String,
 }
 
+/// Every write of a batch, decided before the first one is made.
+#[derive(Default)]
+struct Plan {
+    generations: Vec<(GenerationKey, Vec<EmbeddingRow>)>,
+    collections: BTreeMap<CollectionRef, Vec<PointOp>>,
+}
+
+impl Plan {
+    fn add_row(&mut self, key: GenerationKey, row: EmbeddingRow) {
+        match self.generations.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, rows)) => rows.push(row),
+            None => self.generations.push((key, vec![row])),
+        }
+    }
+}
+
 impl EmbeddingIngestor {
     pub fn new(
         vectors: Arc<dyn VectorStore>,
@@ -91,191 +113,240 @@ impl EmbeddingIngestor {
         events: &[Result<EmbeddingEvent, String>],
     ) -> Result<BatchReport, Transient> {
         let snapshot = self.lifecycle.registry().snapshot();
-        let existing: HashSet<String> = self
-            .vectors
-            .list_collections()
-            .await
-            .map_err(|e| Transient(e.to_string()))?
-            .into_iter()
-            .collect();
         let mut report = BatchReport::default();
+        let existing = self.existing_collections(&snapshot, events).await?;
         let mut valid = Vec::new();
         for (index, event) in events.iter().enumerate() {
-            match event {
-                Err(reason) => report.rejected.push((index, reason.clone())),
-                Ok(event) => match validate(&snapshot, index, event, &existing) {
-                    Ok(v) => valid.push(v),
-                    Err(reason) => report.rejected.push((index, reason)),
-                },
-            }
-        }
-
-        // Phase 2a: the embedding store, grouped by generation, in event order.
-        let mut generations: Vec<(GenerationKey, Vec<EmbeddingRow>)> = Vec::new();
-        for v in &valid {
-            let e = v.event;
-            if e.is_eof()
-                || v.op == Operation::Delete
-                || e.index_space.embedding.is_empty()
-                || !v.model.embedding_store_enabled
-            {
-                continue;
-            }
-            let search = e
-                .search_space
+            let checked = event
                 .as_ref()
-                .map(|s| s.embedding.clone())
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| e.index_space.embedding.clone());
-            let row = EmbeddingRow {
-                id: e.candidate_id.clone(),
-                embedding: e.index_space.embedding.clone(),
-                search_embedding: search,
-                to_be_indexed: e.index_space.variants_index_map.clone(),
-            };
-            let key = (
-                v.table.clone(),
-                v.model.name.clone(),
-                e.embedding_store_version,
-                v.model.embedding_store_ttl,
-            );
-            match generations.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, rows)) => rows.push(row),
-                None => generations.push((key, vec![row])),
+                .map_err(Clone::clone)
+                .and_then(|e| validate(&snapshot, index, e, &existing));
+            match checked {
+                Ok(v) => valid.push(v),
+                Err(reason) => report.rejected.push((index, reason)),
             }
         }
-        // Phase 2b: the aggregator rows the payloads and filters need.
-        let mut rows: HashMap<(String, String), AggregatorRow> = HashMap::new();
-        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for v in &valid {
-            if !v.event.is_eof() && v.op != Operation::Delete {
-                wanted
-                    .entry(v.aggregator_table.clone())
-                    .or_default()
-                    .push(v.event.candidate_id.clone());
-            }
+        let (data, eofs): (Vec<&Valid>, Vec<&Valid>) =
+            valid.iter().partition(|v| !v.event.is_eof());
+        let rows = self.aggregator_rows(&data).await?;
+        let plan = plan(&data, &rows, &mut report);
+        report.point_writes += plan.collections.values().map(Vec::len).sum::<usize>();
+        self.write(plan).await?;
+        for v in eofs {
+            self.report_eof(v, &mut report).await?;
         }
-        for (table, ids) in wanted {
-            match self.aggregator.get(&table, &ids).await {
-                Ok(found) => {
-                    for (id, row) in ids.into_iter().zip(found) {
-                        if let Some(row) = row {
-                            rows.insert((table.clone(), id), row);
-                        }
-                    }
-                }
-                Err(e) => return Err(Transient(format!("aggregator store: {e}"))),
-            }
-        }
+        Ok(report)
+    }
 
-        // Phase 2c: the collections, each in event order.
-        let mut per_collection: BTreeMap<String, Vec<PointOp>> = BTreeMap::new();
-        let mut eofs = Vec::new();
-        for v in &valid {
-            let e = v.event;
-            if e.is_eof() {
-                eofs.push(v);
-                continue;
-            }
-            let agg = rows.get(&(v.aggregator_table.clone(), e.candidate_id.clone()));
-            let mut ops = Vec::new();
-            let mut failed = None;
-            for (name, version) in &e.index_space.variants_version_map {
-                let Some(variant) = v.model.variants.get(name) else {
-                    continue; // validated
-                };
-                if !variant.enabled {
-                    continue;
-                }
-                let collection = variant.collection_name(*version);
-                let takes = e
-                    .index_space
-                    .variants_index_map
-                    .get(name)
-                    .copied()
-                    .unwrap_or(false)
-                    && admits(variant, agg);
-                let op = match v.op {
-                    Operation::Delete => PointOp::Delete(e.candidate_id.clone()),
-                    _ if !takes => PointOp::Delete(e.candidate_id.clone()),
-                    Operation::Add | Operation::UpsertPayload => {
-                        match build_payload(variant, &e.index_space.payload, agg) {
-                            Ok(payload) if v.op == Operation::Add => PointOp::Upsert(VectorPoint {
-                                id: e.candidate_id.clone(),
-                                vector: e.index_space.embedding.clone(),
-                                payload,
-                            }),
-                            Ok(payload) => PointOp::Payload(e.candidate_id.clone(), payload),
-                            Err(reason) => {
-                                failed = Some(format!("variant '{name}': {reason}"));
-                                break;
-                            }
-                        }
-                    }
-                };
-                ops.push((collection, op));
-            }
-            if let Some(reason) = failed {
-                report.rejected.push((v.index, reason));
-                continue;
-            }
-            for (collection, op) in ops {
-                per_collection.entry(collection).or_default().push(op);
-            }
-            report.applied += 1;
+    /// Which of the collections the batch writes exist, checked once each. A backend error
+    /// fails the batch (it is retried); a missing collection only rejects its events.
+    async fn existing_collections(
+        &self,
+        snapshot: &ConfigSnapshot,
+        events: &[Result<EmbeddingEvent, String>],
+    ) -> Result<HashMap<CollectionRef, bool>, Transient> {
+        let mut wanted: Vec<CollectionRef> = events
+            .iter()
+            .filter_map(|e| e.as_ref().ok())
+            .filter(|e| !e.is_eof())
+            .filter_map(|e| Some((e, snapshot.model(&e.entity, &e.model_name).ok()?)))
+            .flat_map(|(e, m)| {
+                e.index_space
+                    .variants_version_map
+                    .iter()
+                    .filter_map(|(name, version)| {
+                        let v = m.variants.get(name).filter(|v| v.enabled)?;
+                        Some(v.collection(*version))
+                    })
+            })
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let checks = wanted.iter().map(|c| self.vectors.collection_info(c));
+        let mut existing = HashMap::with_capacity(wanted.len());
+        for (c, info) in wanted
+            .iter()
+            .zip(futures_util::future::join_all(checks).await)
+        {
+            match info {
+                Ok(_) => existing.insert(c.clone(), true),
+                Err(VectorStoreError::CollectionNotFound(_)) => existing.insert(c.clone(), false),
+                Err(e) => return Err(Transient(format!("collection {c}: {e}"))),
+            };
         }
-        // The embedding store and the collections are independent: write them concurrently
-        // (each write fsyncs; overlapping them roughly halves the wait).
+        Ok(existing)
+    }
+
+    /// The aggregator rows the payloads and filters of `data` need, by (table, id).
+    async fn aggregator_rows(
+        &self,
+        data: &[&Valid<'_>],
+    ) -> Result<HashMap<(String, String), AggregatorRow>, Transient> {
+        let mut wanted: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for v in data.iter().filter(|v| v.op != Operation::Delete) {
+            wanted
+                .entry(&v.aggregator_table)
+                .or_default()
+                .push(v.event.candidate_id.clone());
+        }
+        let mut rows = HashMap::new();
+        for (table, ids) in wanted {
+            let found = self
+                .aggregator
+                .get(table, &ids)
+                .await
+                .map_err(|e| Transient(format!("aggregator store: {e}")))?;
+            for (id, row) in ids.into_iter().zip(found) {
+                if let Some(row) = row {
+                    rows.insert((table.to_string(), id), row);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The embedding store and the collections are independent: written concurrently (each
+    /// write fsyncs; overlapping them roughly halves the wait).
+    async fn write(&self, plan: Plan) -> Result<(), Transient> {
         let store_writes = async {
-            for ((table, model, version, ttl), rows) in generations {
+            for ((table, model, version, ttl), rows) in plan.generations {
+                let generation = Generation {
+                    table: &table,
+                    model: &model,
+                    version,
+                };
+                let ttl = (ttl > 0).then(|| Duration::from_secs(ttl));
                 self.embeddings
-                    .put(
-                        Generation {
-                            table: &table,
-                            model: &model,
-                            version,
-                        },
-                        rows,
-                        (ttl > 0).then(|| Duration::from_secs(ttl)),
-                    )
+                    .put(generation, rows, ttl)
                     .await
                     .map_err(|e| Transient(format!("embedding store: {e}")))?;
             }
             Ok::<(), Transient>(())
         };
-        report.point_writes += per_collection.values().map(Vec::len).sum::<usize>();
         let collection_writes = async {
-            for (collection, ops) in per_collection {
+            for (collection, ops) in plan.collections {
                 apply(&*self.vectors, &collection, ops)
                     .await
-                    .map_err(|e| Transient(format!("collection '{collection}': {e}")))?;
+                    .map_err(|e| Transient(format!("collection {collection}: {e}")))?;
             }
             Ok::<(), Transient>(())
         };
         let (stored, written) = tokio::join!(store_writes, collection_writes);
-        stored?;
-        written?;
-
-        // Phase 3: EOFs, after everything before them is durable.
-        for v in eofs {
-            let e = v.event;
-            let eof = EofReport {
-                entity: e.entity.clone(),
-                model: e.model_name.clone(),
-                partition: e.partition.clone(),
-                variants_version_map: e.index_space.variants_version_map.clone(),
-                embedding_store_version: e.embedding_store_version,
-            };
-            match self.lifecycle.eof(&eof).await {
-                Ok(_) => report.applied += 1,
-                Err(err) if is_transient(&err) => return Err(Transient(err.to_string())),
-                Err(err) => report
-                    .rejected
-                    .push((v.index, format!("EOF refused: {err}"))),
-            }
-        }
-        Ok(report)
+        stored.and(written)
     }
+
+    /// Reports an EOF to the lifecycle barrier, after everything before it is durable.
+    async fn report_eof(&self, v: &Valid<'_>, report: &mut BatchReport) -> Result<(), Transient> {
+        let e = v.event;
+        let eof = EofReport {
+            entity: e.entity.clone(),
+            model: e.model_name.clone(),
+            partition: e.partition.clone(),
+            variants_version_map: e.index_space.variants_version_map.clone(),
+            embedding_store_version: e.embedding_store_version,
+        };
+        match self.lifecycle.eof(&eof).await {
+            Ok(_) => report.applied += 1,
+            Err(err) if is_transient(&err) => return Err(Transient(err.to_string())),
+            Err(err) => report
+                .rejected
+                .push((v.index, format!("EOF refused: {err}"))),
+        }
+        Ok(())
+    }
+}
+
+/// Every write of the data events, or their rejection: an event whose payload does not build
+/// for one of its variants contributes nothing.
+fn plan(
+    data: &[&Valid<'_>],
+    rows: &HashMap<(String, String), AggregatorRow>,
+    report: &mut BatchReport,
+) -> Plan {
+    let mut plan = Plan::default();
+    for v in data {
+        let agg = rows.get(&(v.aggregator_table.clone(), v.event.candidate_id.clone()));
+        match point_ops(v, agg) {
+            Ok(ops) => {
+                for (collection, op) in ops {
+                    plan.collections.entry(collection).or_default().push(op);
+                }
+                if let Some((key, row)) = embedding_row(v) {
+                    plan.add_row(key, row);
+                }
+                report.applied += 1;
+            }
+            Err(reason) => report.rejected.push((v.index, reason)),
+        }
+    }
+    plan
+}
+
+/// The event's operation on each enabled variant it names.
+fn point_ops(
+    v: &Valid<'_>,
+    agg: Option<&AggregatorRow>,
+) -> Result<Vec<(CollectionRef, PointOp)>, String> {
+    let e = v.event;
+    let mut ops = Vec::new();
+    for (name, version) in &e.index_space.variants_version_map {
+        let Some(variant) = v.model.variants.get(name).filter(|x| x.enabled) else {
+            continue; // validated: known, and disabled ones are not written
+        };
+        let takes = e.index_space.variants_index_map.get(name).copied() == Some(true)
+            && admits(variant, agg);
+        let id = e.candidate_id.clone();
+        let op = match v.op {
+            Operation::Delete => PointOp::Delete(id),
+            _ if !takes => PointOp::Delete(id),
+            Operation::Add | Operation::UpsertPayload => {
+                let payload = build_payload(variant, &e.index_space.payload, agg)
+                    .map_err(|reason| format!("variant '{name}': {reason}"))?;
+                if v.op == Operation::Add {
+                    PointOp::Upsert(VectorPoint {
+                        id,
+                        vector: e.index_space.embedding.clone(),
+                        payload,
+                    })
+                } else {
+                    PointOp::Payload(id, payload)
+                }
+            }
+        };
+        ops.push((variant.collection(*version), op));
+    }
+    Ok(ops)
+}
+
+/// The embedding-store row of an ADD (or UPSERT_PAYLOAD carrying vectors), with its generation.
+fn embedding_row(v: &Valid<'_>) -> Option<(GenerationKey, EmbeddingRow)> {
+    let e = v.event;
+    if v.op == Operation::Delete
+        || e.index_space.embedding.is_empty()
+        || !v.model.embedding_store_enabled
+    {
+        return None;
+    }
+    let search = e
+        .search_space
+        .as_ref()
+        .map(|s| s.embedding.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| e.index_space.embedding.clone());
+    let row = EmbeddingRow {
+        id: e.candidate_id.clone(),
+        embedding: e.index_space.embedding.clone(),
+        search_embedding: search,
+        to_be_indexed: e.index_space.variants_index_map.clone(),
+        payload: e.index_space.payload.clone(),
+    };
+    let key = (
+        v.table.clone(),
+        v.model.name.clone(),
+        e.embedding_store_version,
+        v.model.embedding_store_ttl,
+    );
+    Some((key, row))
 }
 
 fn is_transient(e: &LifecycleError) -> bool {
@@ -286,7 +357,7 @@ fn validate<'a>(
     snapshot: &'a ConfigSnapshot,
     index: usize,
     e: &'a EmbeddingEvent,
-    existing: &HashSet<String>,
+    existing: &HashMap<CollectionRef, bool>,
 ) -> Result<Valid<'a>, String> {
     let model = snapshot
         .model(&e.entity, &e.model_name)
@@ -315,10 +386,10 @@ fn validate<'a>(
         if e.is_eof() || !variant.enabled {
             continue;
         }
-        let collection = variant.collection_name(*version);
-        if !existing.contains(&collection) {
+        let collection = variant.collection(*version);
+        if existing.get(&collection) != Some(&true) {
             return Err(format!(
-                "collection '{collection}' does not exist: variant '{name}' is written at version \
+                "collection {collection} does not exist: variant '{name}' is written at version \
                  {} (start a job with process-model to get a job ticket)",
                 variant.vector_db_write_version
             ));

@@ -123,7 +123,22 @@ pub struct DeltaEvent {
     pub payload: BTreeMap<String, String>,
     #[serde(deserialize_with = "null_as_default")]
     pub vectors: Vec<f32>,
-    pub event_type: String,
+    pub event_type: DeltaKind,
+}
+
+/// What a delta event does to a variant's collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum DeltaKind {
+    /// The item (re-)enters the collection with its vector and full payload.
+    #[default]
+    #[serde(rename = "UPSERT")]
+    Upsert,
+    /// The item leaves the collection.
+    #[serde(rename = "DELETE")]
+    Delete,
+    /// Payload fields of an item in the collection change.
+    #[serde(rename = "UPSERT_PAYLOAD")]
+    UpsertPayload,
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -142,18 +157,14 @@ where
     let raw = Option::<BTreeMap<String, serde_json::Value>>::deserialize(d)?.unwrap_or_default();
     raw.into_iter()
         .map(|(k, v)| {
+            // An object (a geo point `{"lat": …, "lon": …}`) is kept as its JSON text; the
+            // field's schema decides whether it converts.
             let text = match v {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Null => String::new(),
-                serde_json::Value::Object(_) => {
-                    return Err(serde::de::Error::custom(format!(
-                        "payload field '{k}' is an object; expected text, a number, a boolean or \
-                         an array"
-                    )));
-                }
                 other => other.to_string(),
             };
-            Ok((k, text))
+            Ok::<_, D::Error>((k, text))
         })
         .collect()
 }
@@ -200,7 +211,13 @@ mod tests {
             "TopicPartition":{"Topic":null,"Partition":0}}"#,
         )
         .unwrap();
-        assert_eq!(d.event_type, "UPSERT");
+        assert_eq!(d.event_type, DeltaKind::Upsert);
         assert_eq!(d.vectors, [0.1, 0.2]);
+        let unknown = serde_json::from_str::<DeltaEvent>(r#"{"EventType":"MERGE"}"#).unwrap_err();
+        assert!(unknown.to_string().contains("MERGE"), "{unknown}");
+        assert_eq!(
+            serde_json::to_value(DeltaKind::UpsertPayload).unwrap(),
+            "UPSERT_PAYLOAD"
+        );
     }
 }

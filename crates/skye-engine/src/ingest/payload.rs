@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use skye_core::domain::{FieldSchema, Variant};
 use skye_core::storage::AggregatorRow;
+use skye_core::time::datetime_seconds;
 use skye_core::tree::parse_go_bool;
 use skye_core::vector_store::PayloadValue;
 
@@ -98,7 +99,7 @@ fn scalar(schema: FieldSchema, text: &str) -> Result<PayloadValue, String> {
     let t = text.trim();
     match schema {
         FieldSchema::Keyword | FieldSchema::Text => Ok(PayloadValue::Keyword(text.to_string())),
-        FieldSchema::Integer | FieldSchema::Datetime => t
+        FieldSchema::Integer => t
             .parse::<i64>()
             .or_else(|_| match t.parse::<f64>() {
                 Ok(f) if f.is_finite() && f.fract() == 0.0 => Ok(f as i64),
@@ -106,6 +107,7 @@ fn scalar(schema: FieldSchema, text: &str) -> Result<PayloadValue, String> {
             })
             .map(PayloadValue::Integer)
             .map_err(|_| format!("'{text}' is not an integer")),
+        FieldSchema::Datetime => datetime_seconds(t).map(PayloadValue::Integer),
         FieldSchema::Float => match t.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(PayloadValue::Float(f)),
             _ => Err(format!("'{text}' is not a finite number")),
@@ -113,24 +115,30 @@ fn scalar(schema: FieldSchema, text: &str) -> Result<PayloadValue, String> {
         FieldSchema::Boolean => parse_go_bool(t)
             .map(PayloadValue::Bool)
             .ok_or_else(|| format!("'{text}' is not a boolean")),
-        FieldSchema::Geo => {
-            let parts: Vec<&str> = t
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .split(',')
-                .collect();
-            let nums: Vec<f64> = parts
-                .iter()
-                .filter_map(|p| p.trim().parse::<f64>().ok())
-                .collect();
-            match nums[..] {
-                [lat, lon] if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {
-                    Ok(PayloadValue::Geo(lat, lon))
-                }
-                _ => Err(format!("'{text}' is not 'lat,lon'")),
-            }
-        }
+        FieldSchema::Geo => geo(t).ok_or_else(|| {
+            format!(
+                "'{text}' is not a geo point: give \"lat,lon\", [lat, lon] or \
+                 {{\"lat\": …, \"lon\": …}} in degrees"
+            )
+        }),
     }
+}
+
+/// A point as `lat,lon`, `[lat, lon]` or `{"lat": …, "lon": …}` (Qdrant's form), in degrees.
+fn geo(t: &str) -> Option<PayloadValue> {
+    let (lat, lon) = if t.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(t).ok()?;
+        (v.get("lat")?.as_f64()?, v.get("lon")?.as_f64()?)
+    } else {
+        let inner = t
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(t);
+        let (a, b) = inner.split_once(',')?;
+        (a.trim().parse().ok()?, b.trim().parse().ok()?)
+    };
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon))
+        .then_some(PayloadValue::Geo(lat, lon))
 }
 
 #[cfg(test)]
@@ -188,6 +196,44 @@ mod tests {
         assert_eq!(p["price"], PayloadValue::Float(1.5), "default");
         let bad = BTreeMap::from([("price".to_string(), "cheap".to_string())]);
         assert!(build_payload(&v, &bad, None).unwrap_err().contains("price"));
+    }
+
+    #[test]
+    fn every_documented_format_converts() {
+        let ok = |schema, text: &str| typed(schema, text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let dt = PayloadValue::Integer(1_772_339_400);
+        assert_eq!(ok(FieldSchema::Datetime, "1772339400"), dt);
+        assert_eq!(ok(FieldSchema::Datetime, "2026-03-01T10:00:00+05:30"), dt);
+        assert_eq!(
+            ok(FieldSchema::Datetime, r#"["2026-03-01T04:30:00Z", 5]"#),
+            PayloadValue::List(vec![dt, PayloadValue::Integer(5)])
+        );
+        let point = PayloadValue::Geo(12.5, 77.25);
+        for text in [
+            "12.5,77.25",
+            "[12.5, 77.25]",
+            r#"{"lat": 12.5, "lon": 77.25}"#,
+        ] {
+            assert_eq!(ok(FieldSchema::Geo, text), point, "{text}");
+        }
+        for bad in ["12.5", "91,0", r#"{"lat": 1}"#, "a,b"] {
+            assert!(
+                typed(FieldSchema::Geo, bad)
+                    .unwrap_err()
+                    .contains("lat,lon"),
+                "{bad}"
+            );
+        }
+        assert!(
+            typed(FieldSchema::Datetime, "soon")
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+        assert!(
+            typed(FieldSchema::Integer, "many")
+                .unwrap_err()
+                .contains("'many'")
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use skye_core::vector_store::{PayloadValue, VectorPoint, VectorStore, VectorStoreError};
+use skye_core::vector_store::{
+    CollectionRef, PayloadValue, VectorPoint, VectorStore, VectorStoreError,
+};
 
 /// One change to a collection.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +43,7 @@ pub fn check_vector(what: &str, v: &[f32], dim: usize, model: &str) -> Result<()
 /// Applies `ops` to `collection` in order; runs of one kind go in one call.
 pub async fn apply(
     vectors: &dyn VectorStore,
-    collection: &str,
+    collection: &CollectionRef,
     ops: Vec<PointOp>,
 ) -> Result<(), VectorStoreError> {
     let mut ops = ops.into_iter().peekable();

@@ -6,11 +6,13 @@
 //!
 //! | before | after | action |
 //! |---|---|---|
-//! | rejected | admitted | `UPSERT` (vector from the embedding store, payload from the new row) |
+//! | rejected | admitted | `UPSERT`: vector and job payload from the embedding store, the new row's columns on top |
 //! | admitted | rejected | `DELETE` |
 //! | admitted | admitted | `UPSERT_PAYLOAD` of the changed payload fields, if any |
 //!
-//! Each action targets the write version and, while a job runs, the read version too; an
+//! A re-admitted item keeps the payload its job gave it: the embedding row holds it, and the
+//! aggregator row's columns (real-time changes, newer than the job) replace the fields they
+//! name. Each action targets the write version and, while a job runs, the read version too; an
 //! `UPSERT`/`UPSERT_PAYLOAD` is only emitted when the embedding row exists at that target's
 //! generation with the variant's to-be-indexed flag set. The delta events are made durable on the
 //! delta topic **before** the aggregator row is written (the original writes the row first and
@@ -27,16 +29,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use skye_core::domain::Variant;
+use skye_core::domain::{Entity, Store, Variant};
 use skye_core::event_log::{EventLog, Produce, Record, topics};
+use skye_core::snapshot::ConfigSnapshot;
 use skye_core::storage::{
     AggregatorRow, AggregatorStore, EmbeddingRow, EmbeddingStore, Generation,
 };
-use skye_core::vector_store::{VectorPoint, VectorStore};
+use skye_core::vector_store::{
+    CollectionRef, VariantKey, VectorPoint, VectorStore, VectorStoreError,
+};
 use tokio::time::Instant;
 
 use super::embedding::Transient;
-use super::events::{DeltaEvent, RealtimeEvent};
+use super::events::{DeltaEvent, DeltaKind, RealtimeCandidate, RealtimeEvent};
 use super::payload::{admits, build_payload, typed};
 use super::points::{PointOp, apply, check_vector};
 use super::runner::{BatchHandler, Outcome};
@@ -50,6 +55,34 @@ pub struct RealtimeHandler {
     aggregator: Arc<dyn AggregatorStore>,
     log: Arc<dyn EventLog>,
     delta_topic: String,
+}
+
+/// What one batch has read and decided so far.
+#[derive(Default)]
+struct Pass {
+    /// Aggregator rows as the batch leaves them, by (table, id).
+    rows: HashMap<(String, String), Option<AggregatorRow>>,
+    /// Embedding rows read, by (model, version, id).
+    embedding_rows: HashMap<(String, i64, String), Option<EmbeddingRow>>,
+    /// Changed columns to merge, per table, in event order.
+    merges: BTreeMap<String, Vec<(String, AggregatorRow)>>,
+    deltas: Vec<Produce>,
+    outcome: Outcome,
+}
+
+/// One collection a delta event goes to: its version and the embedding generation beside it.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    version: i64,
+    embedding_version: i64,
+}
+
+/// A candidate's row change: the columns before, after, and those that changed.
+struct Change<'a> {
+    id: &'a str,
+    old: Option<&'a AggregatorRow>,
+    new: &'a AggregatorRow,
+    delta: &'a AggregatorRow,
 }
 
 impl RealtimeHandler {
@@ -68,203 +101,261 @@ impl RealtimeHandler {
         }
     }
 
+    /// The aggregator row of `id` as this batch has left it.
+    async fn aggregator_row(
+        &self,
+        pass: &mut Pass,
+        table: &str,
+        id: &str,
+    ) -> Result<Option<AggregatorRow>, Transient> {
+        let key = (table.to_string(), id.to_string());
+        if let Some(row) = pass.rows.get(&key) {
+            return Ok(row.clone());
+        }
+        let row = self
+            .aggregator
+            .get(table, &[id.to_string()])
+            .await
+            .map_err(|e| Transient(format!("aggregator store: {e}")))?
+            .pop()
+            .flatten();
+        pass.rows.insert(key, row.clone());
+        Ok(row)
+    }
+
     async fn embedding_row(
         &self,
-        cache: &mut HashMap<(String, i64, String), Option<EmbeddingRow>>,
-        table: &str,
-        model: &str,
-        version: i64,
+        pass: &mut Pass,
+        generation: Generation<'_>,
         id: &str,
     ) -> Result<Option<EmbeddingRow>, Transient> {
-        let key = (model.to_string(), version, id.to_string());
-        if let Some(row) = cache.get(&key) {
+        let key = (
+            generation.model.to_string(),
+            generation.version,
+            id.to_string(),
+        );
+        if let Some(row) = pass.embedding_rows.get(&key) {
             return Ok(row.clone());
         }
         let row = self
             .embeddings
-            .get(
-                Generation {
-                    table,
-                    model,
-                    version,
-                },
-                &[id.to_string()],
-            )
+            .get(generation, &[id.to_string()])
             .await
             .map_err(|e| Transient(format!("embedding store: {e}")))?
             .pop()
             .flatten();
-        cache.insert(key, row.clone());
+        pass.embedding_rows.insert(key, row.clone());
         Ok(row)
     }
+
+    /// Computes the deltas of one candidate's update and records its row change.
+    async fn candidate(
+        &self,
+        pass: &mut Pass,
+        entity: &Entity,
+        store: &Store,
+        candidate: &RealtimeCandidate,
+    ) -> Result<(), Transient> {
+        let table = &store.aggregator_table;
+        let old = self.aggregator_row(pass, table, &candidate.id).await?;
+        let delta: AggregatorRow = candidate
+            .data
+            .iter()
+            .filter(|l| !l.label.is_empty())
+            .filter(|l| old.as_ref().and_then(|r| r.get(&l.label)) != Some(&l.value))
+            .map(|l| (l.label.clone(), l.value.clone()))
+            .collect();
+        if delta.is_empty() {
+            return Ok(());
+        }
+        let mut new = old.clone().unwrap_or_default();
+        new.extend(delta.clone());
+        let change = Change {
+            id: &candidate.id,
+            old: old.as_ref(),
+            new: &new,
+            delta: &delta,
+        };
+        let variants = entity
+            .models
+            .values()
+            .flat_map(|m| m.variants.values())
+            .filter(|v| v.enabled);
+        for v in variants {
+            let Some(kind) = transition(v, &change) else {
+                continue;
+            };
+            for target in targets(v) {
+                if let Some(event) = self
+                    .delta_event(pass, store, v, kind, target, &change)
+                    .await?
+                {
+                    let value = serde_json::to_vec(&event)
+                        .map_err(|e| Transient(format!("cannot encode a delta: {e}")))?;
+                    let key = format!("{}/{}", v.model, v.name);
+                    pass.deltas
+                        .push(Produce::new(self.delta_topic.clone(), key, value));
+                }
+            }
+        }
+        pass.rows
+            .insert((table.clone(), candidate.id.clone()), Some(new));
+        pass.merges
+            .entry(table.clone())
+            .or_default()
+            .push((candidate.id.clone(), delta));
+        Ok(())
+    }
+
+    /// The delta event of `kind` for `v` at `target`; `None` when the item has no embedding row
+    /// there that the variant indexes (nothing to add or update).
+    async fn delta_event(
+        &self,
+        pass: &mut Pass,
+        store: &Store,
+        v: &Variant,
+        kind: DeltaKind,
+        target: Target,
+        change: &Change<'_>,
+    ) -> Result<Option<DeltaEvent>, Transient> {
+        let mut event = DeltaEvent {
+            entity: v.entity.clone(),
+            model: v.model.clone(),
+            variant: v.name.clone(),
+            version: target.version,
+            id: change.id.to_string(),
+            payload: BTreeMap::new(),
+            vectors: Vec::new(),
+            event_type: kind,
+        };
+        if kind == DeltaKind::Delete {
+            return Ok(Some(event));
+        }
+        let generation = Generation {
+            table: &store.embeddings_table,
+            model: &v.model,
+            version: target.embedding_version,
+        };
+        let row = self.embedding_row(pass, generation, change.id).await?;
+        let Some(row) = row.filter(|r| r.to_be_indexed.get(&v.name) == Some(&true)) else {
+            return Ok(None);
+        };
+        event.payload = match kind {
+            DeltaKind::Upsert => readmitted_payload(v, &row.payload, change.new),
+            _ => schema_fields(v, change.delta),
+        };
+        if kind == DeltaKind::Upsert {
+            event.vectors = row.embedding;
+        }
+        Ok(Some(event))
+    }
+
+    /// Deltas first, then the rows they were computed from (spec AC §8 B9).
+    async fn flush(&self, pass: Pass) -> Result<Outcome, Transient> {
+        if !pass.deltas.is_empty() {
+            self.log
+                .produce(pass.deltas)
+                .await
+                .map_err(|e| Transient(format!("delta topic: {e}")))?;
+        }
+        for (table, updates) in pass.merges {
+            self.aggregator
+                .merge(&table, updates)
+                .await
+                .map_err(|e| Transient(format!("aggregator store: {e}")))?;
+        }
+        Ok(pass.outcome)
+    }
+}
+
+/// A real-time record, with the entity and store it names.
+fn decode_realtime<'s>(
+    snapshot: &'s ConfigSnapshot,
+    record: &Record,
+) -> Result<(RealtimeEvent, &'s Entity, &'s Store), String> {
+    let event: RealtimeEvent =
+        serde_json::from_slice(&record.value).map_err(|e| format!("not a real-time event: {e}"))?;
+    let entity = snapshot.entity(&event.entity).map_err(|e| e.to_string())?;
+    let store = snapshot
+        .store(&entity.store_id)
+        .map_err(|e| e.to_string())?;
+    Ok((event, entity, store))
 }
 
 #[async_trait]
 impl BatchHandler for RealtimeHandler {
     async fn handle(&self, records: &[Record]) -> Result<Outcome, Transient> {
         let snapshot = self.registry.snapshot();
-        let mut outcome = Outcome::default();
-        let mut rows: HashMap<(String, String), Option<AggregatorRow>> = HashMap::new();
-        let mut merges: Vec<(String, String, AggregatorRow)> = Vec::new();
-        let mut deltas: Vec<Produce> = Vec::new();
-        let mut emb_cache = HashMap::new();
+        let mut pass = Pass::default();
         for (index, record) in records.iter().enumerate() {
-            let event: RealtimeEvent = match serde_json::from_slice(&record.value) {
-                Ok(e) => e,
-                Err(e) => {
-                    outcome
-                        .rejected
-                        .push((index, format!("not a real-time event: {e}")));
-                    continue;
-                }
-            };
-            let (entity, store) = match snapshot
-                .entity(&event.entity)
-                .and_then(|e| Ok((e, snapshot.store(&e.store_id)?)))
-            {
+            let (event, entity, store) = match decode_realtime(&snapshot, record) {
                 Ok(found) => found,
-                Err(e) => {
-                    outcome.rejected.push((index, e.to_string()));
+                Err(reason) => {
+                    pass.outcome.rejected.push((index, reason));
                     continue;
                 }
             };
-            let table = store.aggregator_table.clone();
             for candidate in &event.data {
                 if candidate.id.is_empty() {
-                    outcome.rejected.push((index, "data[].id is empty".into()));
+                    pass.outcome
+                        .rejected
+                        .push((index, "data[].id is empty".into()));
                     continue;
                 }
-                let key = (table.clone(), candidate.id.clone());
-                if !rows.contains_key(&key) {
-                    let found = self
-                        .aggregator
-                        .get(&table, std::slice::from_ref(&candidate.id))
-                        .await
-                        .map_err(|e| Transient(format!("aggregator store: {e}")))?
-                        .pop()
-                        .flatten();
-                    rows.insert(key.clone(), found);
-                }
-                let old = rows.get(&key).cloned().flatten();
-                let delta: AggregatorRow = candidate
-                    .data
-                    .iter()
-                    .filter(|l| !l.label.is_empty())
-                    .filter(|l| old.as_ref().and_then(|r| r.get(&l.label)) != Some(&l.value))
-                    .map(|l| (l.label.clone(), l.value.clone()))
-                    .collect();
-                if delta.is_empty() {
-                    continue;
-                }
-                let mut new = old.clone().unwrap_or_default();
-                new.extend(delta.clone());
-                for model in entity.models.values() {
-                    for v in model.variants.values().filter(|v| v.enabled) {
-                        let Some((event_type, payload)) = action(v, old.as_ref(), &new, &delta)
-                        else {
-                            continue;
-                        };
-                        for (version, es_version) in targets(v) {
-                            let mut vectors = Vec::new();
-                            if event_type != "DELETE" {
-                                let row = self
-                                    .embedding_row(
-                                        &mut emb_cache,
-                                        &store.embeddings_table,
-                                        &model.name,
-                                        es_version,
-                                        &candidate.id,
-                                    )
-                                    .await?;
-                                let Some(row) = row.filter(|r| {
-                                    r.to_be_indexed.get(&v.name).copied().unwrap_or(false)
-                                }) else {
-                                    continue;
-                                };
-                                if event_type == "UPSERT" {
-                                    vectors = row.embedding;
-                                }
-                            }
-                            let delta_event = DeltaEvent {
-                                entity: v.entity.clone(),
-                                model: v.model.clone(),
-                                variant: v.name.clone(),
-                                version,
-                                id: candidate.id.clone(),
-                                payload: payload.clone(),
-                                vectors,
-                                event_type: event_type.to_string(),
-                            };
-                            let value = serde_json::to_vec(&delta_event)
-                                .map_err(|e| Transient(format!("cannot encode a delta: {e}")))?;
-                            deltas.push(Produce::new(
-                                self.delta_topic.clone(),
-                                format!("{}/{}", v.model, v.name),
-                                value,
-                            ));
-                        }
-                    }
-                }
-                rows.insert(key, Some(new));
-                merges.push((table.clone(), candidate.id.clone(), delta));
+                self.candidate(&mut pass, entity, store, candidate).await?;
             }
         }
-        // Deltas first, then the rows they were computed from (spec AC §8 B9).
-        if !deltas.is_empty() {
-            self.log
-                .produce(deltas)
-                .await
-                .map_err(|e| Transient(format!("delta topic: {e}")))?;
-        }
-        let mut by_table: BTreeMap<String, Vec<(String, AggregatorRow)>> = BTreeMap::new();
-        for (table, id, delta) in merges {
-            by_table.entry(table).or_default().push((id, delta));
-        }
-        for (table, updates) in by_table {
-            self.aggregator
-                .merge(&table, updates)
-                .await
-                .map_err(|e| Transient(format!("aggregator store: {e}")))?;
-        }
-        Ok(outcome)
+        self.flush(pass).await
     }
 }
 
-/// The delta action of variant `v` for a row change, with its payload (as text).
-fn action(
-    v: &Variant,
-    old: Option<&AggregatorRow>,
-    new: &AggregatorRow,
-    delta: &AggregatorRow,
-) -> Option<(&'static str, BTreeMap<String, String>)> {
-    let fields = &v.vector_db_config.payload;
-    let (was, now) = (admits(v, old), admits(v, Some(new)));
-    match (was, now) {
-        (false, true) => Some((
-            "UPSERT",
-            new.iter()
-                .filter(|(k, _)| fields.contains_key(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )),
-        (true, false) => Some(("DELETE", BTreeMap::new())),
+/// What a row change does to `v`'s collections, if anything.
+fn transition(v: &Variant, change: &Change<'_>) -> Option<DeltaKind> {
+    match (admits(v, change.old), admits(v, Some(change.new))) {
+        (false, true) => Some(DeltaKind::Upsert),
+        (true, false) => Some(DeltaKind::Delete),
         (true, true) => {
-            let changed: BTreeMap<String, String> = delta
-                .iter()
-                .filter(|(k, _)| fields.contains_key(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            (!changed.is_empty()).then_some(("UPSERT_PAYLOAD", changed))
+            (!schema_fields(v, change.delta).is_empty()).then_some(DeltaKind::UpsertPayload)
         }
         (false, false) => None,
     }
 }
 
-/// `(collection version, embedding-store version)` of every live collection of `v`.
-fn targets(v: &Variant) -> Vec<(i64, i64)> {
-    let mut out = vec![(v.vector_db_write_version, v.embedding_store_write_version)];
+/// The columns of `row` that are payload fields of `v`.
+fn schema_fields(v: &Variant, row: &AggregatorRow) -> BTreeMap<String, String> {
+    row.iter()
+        .filter(|(k, _)| v.vector_db_config.payload.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The payload texts of a re-admitted item: its job payload, with the aggregator row's columns
+/// on top (fields neither names take their defaults when the delta is applied).
+fn readmitted_payload(
+    v: &Variant,
+    job: &BTreeMap<String, String>,
+    row: &AggregatorRow,
+) -> BTreeMap<String, String> {
+    let mut payload: BTreeMap<String, String> = job
+        .iter()
+        .filter(|(k, text)| v.vector_db_config.payload.contains_key(*k) && !text.is_empty())
+        .map(|(k, text)| (k.clone(), text.clone()))
+        .collect();
+    payload.extend(schema_fields(v, row));
+    payload
+}
+
+/// Every live collection of `v`: the write version and, while a job runs, the read version.
+fn targets(v: &Variant) -> Vec<Target> {
+    let mut out = vec![Target {
+        version: v.vector_db_write_version,
+        embedding_version: v.embedding_store_write_version,
+    }];
     if v.vector_db_read_version != v.vector_db_write_version {
-        out.push((v.vector_db_read_version, v.embedding_store_read_version));
+        out.push(Target {
+            version: v.vector_db_read_version,
+            embedding_version: v.embedding_store_read_version,
+        });
     }
     out
 }
@@ -281,7 +372,7 @@ struct Bucket {
 pub struct DeltaHandler {
     registry: Arc<Registry>,
     vectors: Arc<dyn VectorStore>,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<HashMap<VariantKey, Bucket>>,
 }
 
 impl DeltaHandler {
@@ -299,12 +390,10 @@ impl DeltaHandler {
         let burst = f64::from(v.rate_limiter.burst_limit.max(1));
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let b = buckets
-            .entry(format!("{}/{}/{}", v.entity, v.model, v.name))
-            .or_insert(Bucket {
-                tokens: burst,
-                at: now,
-            });
+        let b = buckets.entry(v.key()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
         b.tokens -= n as f64;
@@ -316,117 +405,110 @@ impl DeltaHandler {
     }
 }
 
+/// A delta record's variant, or why it is not applied now.
+enum Routed<'s> {
+    Apply(&'s Variant, DeltaEvent),
+    /// The variant is paused: deliver this record again later.
+    Hold,
+    /// For a version no longer live: nothing to do.
+    Stale,
+    Reject(String),
+}
+
+fn route_delta<'s>(snapshot: &'s ConfigSnapshot, record: &Record) -> Routed<'s> {
+    let event: DeltaEvent = match serde_json::from_slice(&record.value) {
+        Ok(e) => e,
+        Err(e) => return Routed::Reject(format!("not a delta event: {e}")),
+    };
+    let v = match snapshot.variant(&event.entity, &event.model, &event.variant) {
+        Ok(v) => v,
+        Err(e) => return Routed::Reject(e.to_string()),
+    };
+    if v.rate_limiter.rate_limit == 0 {
+        return Routed::Hold;
+    }
+    if !v.enabled
+        || (event.version != v.vector_db_write_version && event.version != v.vector_db_read_version)
+    {
+        tracing::debug!(variant = %v.name, version = event.version, "stale delta dropped");
+        return Routed::Stale;
+    }
+    if event.id.trim().is_empty() {
+        return Routed::Reject("Id is empty".into());
+    }
+    Routed::Apply(v, event)
+}
+
+/// The point operation a delta event stands for.
+fn delta_op(snapshot: &ConfigSnapshot, v: &Variant, event: DeltaEvent) -> Result<PointOp, String> {
+    match event.event_type {
+        DeltaKind::Delete => Ok(PointOp::Delete(event.id)),
+        DeltaKind::Upsert if event.vectors.is_empty() => Err("UPSERT without vectors".into()),
+        DeltaKind::Upsert => {
+            let m = snapshot
+                .model(&event.entity, &event.model)
+                .map_err(|e| e.to_string())?;
+            let dim = m.model_config.vector_dimension as usize;
+            check_vector("Vectors", &event.vectors, dim, &m.name)?;
+            let payload = build_payload(v, &event.payload, None)?;
+            Ok(PointOp::Upsert(VectorPoint {
+                id: event.id,
+                vector: event.vectors,
+                payload,
+            }))
+        }
+        DeltaKind::UpsertPayload => {
+            let mut payload = BTreeMap::new();
+            for (field, text) in &event.payload {
+                let Some(f) = v.vector_db_config.payload.get(field) else {
+                    continue;
+                };
+                let value = typed(f.field_schema, text)
+                    .map_err(|e| format!("payload field '{field}': {e}"))?;
+                payload.insert(field.clone(), value);
+            }
+            Ok(PointOp::Payload(event.id, payload))
+        }
+    }
+}
+
 #[async_trait]
 impl BatchHandler for DeltaHandler {
     async fn handle(&self, records: &[Record]) -> Result<Outcome, Transient> {
         let snapshot = self.registry.snapshot();
         let mut outcome = Outcome::default();
-        let mut per_collection: BTreeMap<String, Vec<PointOp>> = BTreeMap::new();
-        let mut counts: HashMap<String, (Variant, usize)> = HashMap::new();
+        let mut per_collection: BTreeMap<CollectionRef, Vec<PointOp>> = BTreeMap::new();
+        let mut counts: HashMap<VariantKey, (&Variant, usize)> = HashMap::new();
         for (index, record) in records.iter().enumerate() {
-            if outcome
-                .hold
-                .iter()
-                .any(|(t, p, _)| *t == record.topic && *p == record.partition)
-            {
+            let held =
+                |(t, p, _): &(String, u32, u64)| *t == record.topic && *p == record.partition;
+            if outcome.hold.iter().any(held) {
                 continue;
             }
-            let event: DeltaEvent = match serde_json::from_slice(&record.value) {
-                Ok(e) => e,
-                Err(e) => {
-                    outcome
-                        .rejected
-                        .push((index, format!("not a delta event: {e}")));
-                    continue;
-                }
-            };
-            let v = match snapshot.variant(&event.entity, &event.model, &event.variant) {
-                Ok(v) => v,
-                Err(e) => {
-                    outcome.rejected.push((index, e.to_string()));
-                    continue;
-                }
-            };
-            if v.rate_limiter.rate_limit == 0 {
+            let (v, event) = match route_delta(&snapshot, record) {
+                Routed::Apply(v, event) => (v, event),
                 // Paused: hold the partition here; it resumes when the rate is set again.
-                outcome
-                    .hold
-                    .push((record.topic.clone(), record.partition, record.offset));
-                continue;
-            }
-            if !v.enabled
-                || (event.version != v.vector_db_write_version
-                    && event.version != v.vector_db_read_version)
-            {
-                tracing::debug!(variant = %v.name, version = event.version, "stale delta dropped");
-                continue;
-            }
-            if event.id.trim().is_empty() {
-                outcome.rejected.push((index, "Id is empty".into()));
-                continue;
-            }
-            let op = match event.event_type.as_str() {
-                "DELETE" => PointOp::Delete(event.id.clone()),
-                "UPSERT" if event.vectors.is_empty() => {
+                Routed::Hold => {
                     outcome
-                        .rejected
-                        .push((index, "UPSERT without vectors".into()));
+                        .hold
+                        .push((record.topic.clone(), record.partition, record.offset));
                     continue;
                 }
-                "UPSERT" => match snapshot
-                    .model(&event.entity, &event.model)
-                    .map_err(|e| e.to_string())
-                    .and_then(|m| {
-                        let dim = m.model_config.vector_dimension as usize;
-                        check_vector("Vectors", &event.vectors, dim, &m.name)
-                    })
-                    .and_then(|()| build_payload(v, &event.payload, None))
-                {
-                    Ok(payload) => PointOp::Upsert(VectorPoint {
-                        id: event.id.clone(),
-                        vector: event.vectors.clone(),
-                        payload,
-                    }),
-                    Err(e) => {
-                        outcome.rejected.push((index, e));
-                        continue;
-                    }
-                },
-                "UPSERT_PAYLOAD" => {
-                    let mut payload = BTreeMap::new();
-                    let mut bad = None;
-                    for (field, text) in &event.payload {
-                        let Some(f) = v.vector_db_config.payload.get(field) else {
-                            continue;
-                        };
-                        match typed(f.field_schema, text) {
-                            Ok(value) => {
-                                payload.insert(field.clone(), value);
-                            }
-                            Err(e) => bad = Some(format!("payload field '{field}': {e}")),
-                        }
-                    }
-                    if let Some(reason) = bad {
-                        outcome.rejected.push((index, reason));
-                        continue;
-                    }
-                    PointOp::Payload(event.id.clone(), payload)
-                }
-                other => {
-                    outcome
-                        .rejected
-                        .push((index, format!("unknown EventType '{other}'")));
+                Routed::Stale => continue,
+                Routed::Reject(reason) => {
+                    outcome.rejected.push((index, reason));
                     continue;
                 }
             };
-            counts
-                .entry(v.collection_name(0))
-                .or_insert_with(|| (v.clone(), 0))
-                .1 += 1;
-            per_collection
-                .entry(v.collection_name(event.version))
-                .or_default()
-                .push(op);
+            let collection = v.collection(event.version);
+            match delta_op(&snapshot, v, event) {
+                Ok(op) => per_collection.entry(collection).or_default().push(op),
+                Err(reason) => {
+                    outcome.rejected.push((index, reason));
+                    continue;
+                }
+            }
+            counts.entry(v.key()).or_insert((v, 0)).1 += 1;
         }
         let wait = counts
             .values()
@@ -440,8 +522,8 @@ impl BatchHandler for DeltaHandler {
             match apply(&*self.vectors, &collection, ops).await {
                 Ok(()) => {}
                 // The collection went away with a version switch: those deltas are stale.
-                Err(skye_core::vector_store::VectorStoreError::CollectionNotFound(_)) => {}
-                Err(e) => return Err(Transient(format!("collection '{collection}': {e}"))),
+                Err(VectorStoreError::CollectionNotFound(_)) => {}
+                Err(e) => return Err(Transient(format!("collection {collection}: {e}"))),
             }
         }
         Ok(outcome)

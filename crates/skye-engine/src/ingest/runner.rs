@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use skye_core::event_log::{ERROR_HEADER, EventLog, Produce, Record, first_offsets, next_offsets};
+use skye_core::event_log::{
+    ERROR_HEADER, EventLog, EventLogError, Produce, Record, first_offsets, next_offsets,
+};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -51,6 +53,10 @@ pub struct ConsumerStats {
     pub records: AtomicU64,
     pub rejected: AtomicU64,
     pub retries: AtomicU64,
+    /// Records the event bus deleted before this consumer read them.
+    pub lost: AtomicU64,
+    /// What the last loss was: the consumer's health stays degraded until a restart.
+    pub last_loss: std::sync::Mutex<Option<String>>,
 }
 
 /// A copy of [`ConsumerStats`] for JSON.
@@ -60,6 +66,9 @@ pub struct StatsView {
     pub records: u64,
     pub rejected: u64,
     pub retries: u64,
+    pub lost: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_loss: Option<String>,
 }
 
 impl ConsumerStats {
@@ -69,7 +78,25 @@ impl ConsumerStats {
             records: self.records.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+            last_loss: self
+                .last_loss
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
+    }
+
+    /// Whether this consumer lost records (its health is degraded).
+    pub fn degraded(&self) -> bool {
+        self.lost.load(Ordering::Relaxed) > 0
+    }
+
+    fn record_loss(&self, e: &EventLogError) {
+        if let EventLogError::OffsetOutOfRange { from, to, .. } = e {
+            self.lost.fetch_add(to - from, Ordering::Relaxed);
+        }
+        *self.last_loss.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
     }
 }
 
@@ -112,6 +139,15 @@ pub async fn run(
         let records = match polled {
             Ok(r) if r.is_empty() => continue,
             Ok(r) => r,
+            // Records were deleted before this group read them: say so as loudly as we can,
+            // then go on from what is left (the subscription has moved to the log start).
+            Err(e @ EventLogError::OffsetOutOfRange { .. }) => {
+                tracing::error!(consumer = config.name, group = %config.group, error = %e,
+                    "EVENTS LOST: the event bus deleted records before this consumer read them; \
+                     re-run the jobs whose events these were, and check the bus's retention");
+                stats.record_loss(&e);
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(consumer = config.name, error = %e, "poll failed");
                 if wait_or_stop(&mut stop, backoff).await {

@@ -24,7 +24,9 @@ use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::event_log::{EventLog, Produce, topics};
 use skye_core::snapshot::LookupError;
 use skye_core::storage::{EmbeddingStore, StorageError};
-use skye_core::vector_store::{CollectionSpec, SnapshotInfo, VectorStore, VectorStoreError};
+use skye_core::vector_store::{
+    CollectionRef, CollectionSpec, SnapshotInfo, VectorStore, VectorStoreError,
+};
 
 use crate::registry::{Registry, RegistryError};
 
@@ -142,30 +144,30 @@ impl Lifecycle {
         &self.registry
     }
 
-    /// Creates collection `<variant>_<model>_<version>` (the `create-collection` endpoint).
+    /// Creates version `version` of a variant's collection (the `create-collection` endpoint).
     pub async fn create_collection(
         &self,
         entity: &str,
         model: &str,
         variant: &str,
         version: i64,
-    ) -> Result<String, LifecycleError> {
+    ) -> Result<CollectionRef, LifecycleError> {
         check_version(version)?;
         let snapshot = self.registry.snapshot();
         let m = snapshot.model(entity, model)?;
         let v = snapshot.variant(entity, model, variant)?;
         let spec = collection_spec(m, v, version, 0)?;
-        let name = spec.name.clone();
+        let collection = spec.collection.clone();
         self.vectors.create_collection(spec).await?;
-        Ok(name)
+        Ok(collection)
     }
 
     /// The collection `at` names (version 0 = the variant's read version).
-    fn variant_collection(&self, at: VariantVersion<'_>) -> Result<String, LifecycleError> {
+    fn variant_collection(&self, at: VariantVersion<'_>) -> Result<CollectionRef, LifecycleError> {
         check_version(at.version)?;
         let snapshot = self.registry.snapshot();
         let v = snapshot.variant(at.entity, at.model, at.variant)?;
-        Ok(v.collection_name(match at.version {
+        Ok(v.collection(match at.version {
             0 => v.vector_db_read_version,
             n => n,
         }))
@@ -175,7 +177,7 @@ impl Lifecycle {
     pub async fn create_snapshot(
         &self,
         at: VariantVersion<'_>,
-    ) -> Result<(String, SnapshotInfo), LifecycleError> {
+    ) -> Result<(CollectionRef, SnapshotInfo), LifecycleError> {
         let collection = self.variant_collection(at)?;
         let info = self.vectors.create_snapshot(&collection).await?;
         tracing::info!(%collection, snapshot = %info.name, bytes = info.size_bytes, "snapshot created");
@@ -186,7 +188,7 @@ impl Lifecycle {
     pub async fn list_snapshots(
         &self,
         at: VariantVersion<'_>,
-    ) -> Result<(String, Vec<SnapshotInfo>), LifecycleError> {
+    ) -> Result<(CollectionRef, Vec<SnapshotInfo>), LifecycleError> {
         let collection = self.variant_collection(at)?;
         let list = self.vectors.list_snapshots(&collection).await?;
         Ok((collection, list))
@@ -197,7 +199,7 @@ impl Lifecycle {
         &self,
         at: VariantVersion<'_>,
         name: &str,
-    ) -> Result<String, LifecycleError> {
+    ) -> Result<CollectionRef, LifecycleError> {
         let collection = self.variant_collection(at)?;
         self.vectors.delete_snapshot(&collection, name).await?;
         Ok(collection)
@@ -208,7 +210,7 @@ impl Lifecycle {
         &self,
         at: VariantVersion<'_>,
         name: &str,
-    ) -> Result<String, LifecycleError> {
+    ) -> Result<CollectionRef, LifecycleError> {
         let collection = self.variant_collection(at)?;
         self.vectors.recover_snapshot(&collection, name).await?;
         tracing::warn!(%collection, snapshot = %name, "collection recovered from a snapshot");
@@ -281,7 +283,7 @@ pub fn collection_spec(
         )));
     }
     Ok(CollectionSpec {
-        name: variant.collection_name(version),
+        collection: variant.collection(version),
         dimension: model.model_config.vector_dimension,
         distance: model.model_config.distance_function,
         m: param_usize(variant, "m").unwrap_or(16),

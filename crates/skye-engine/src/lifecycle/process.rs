@@ -154,7 +154,7 @@ impl Lifecycle {
             } else {
                 // Bulk load into the live collection: pause indexing until the job ends.
                 self.vectors
-                    .set_indexing_threshold(&v.collection_name(write), 0)
+                    .set_indexing_threshold(&v.collection(write), 0)
                     .await
                     .map_err(LifecycleError::from)
             };
@@ -210,7 +210,7 @@ impl Lifecycle {
         version: i64,
     ) -> Result<(), LifecycleError> {
         let spec = collection_spec(m, v, version, 0)?;
-        self.vectors.delete_collection(&spec.name).await?;
+        self.vectors.delete_collection(&spec.collection).await?;
         match self.vectors.create_collection(spec).await {
             Ok(()) | Err(VectorStoreError::CollectionExists(_)) => Ok(()),
             Err(e) => Err(e.into()),
@@ -276,7 +276,7 @@ impl Lifecycle {
             txn = txn.put(root.partition_state(entity, model, p), "0");
         }
         // The embedded engine has one host: the job re-ingests into the served collection.
-        let name = v.collection_name(v.vector_db_read_version);
+        let name = v.collection(v.vector_db_read_version);
         if let Err(VectorStoreError::CollectionNotFound(_)) =
             self.vectors.collection_info(&name).await
         {
@@ -423,7 +423,7 @@ impl Lifecycle {
         }
         if v.vector_db_write_version != v.vector_db_read_version {
             self.vectors
-                .delete_collection(&v.collection_name(v.vector_db_write_version))
+                .delete_collection(&v.collection(v.vector_db_write_version))
                 .await?;
         }
         tracing::warn!(entity, model, variant, from = %v.variant_state, "variant state reset by admin");

@@ -116,7 +116,7 @@ pub(crate) enum Step {
 impl Lifecycle {
     /// Does `v`'s current step and moves it on (guarded by its current state).
     pub(crate) async fn advance(&self, m: &Model, v: &Variant) -> Result<Step, LifecycleError> {
-        let write = v.collection_name(v.vector_db_write_version);
+        let write = v.collection(v.vector_db_write_version);
         let threshold = param_usize(v, "indexing_threshold")
             .unwrap_or(DEFAULT_INDEXING_THRESHOLD)
             .max(1);
@@ -185,17 +185,12 @@ impl Lifecycle {
     /// Drops the variant's collections older than the one now served, and the embedding
     /// generation just replaced when no variant of the model still reads or writes it.
     async fn drop_superseded(&self, m: &Model, v: &Variant) -> Result<(), LifecycleError> {
-        let prefix = format!("{}_{}_", v.name, v.model);
-        for name in self.vectors.list_collections().await? {
-            let Some(version) = name
-                .strip_prefix(&prefix)
-                .and_then(|s| s.parse::<i64>().ok())
-            else {
-                continue;
-            };
+        let key = v.key();
+        for version in self.vectors.versions(&key).await? {
             if version < v.vector_db_read_version {
-                self.vectors.delete_collection(&name).await?;
-                tracing::info!(collection = %name, "superseded collection dropped");
+                let old = key.at(version);
+                self.vectors.delete_collection(&old).await?;
+                tracing::info!(collection = %old, "superseded collection dropped");
             }
         }
         let old = v.embedding_store_read_version - 1;

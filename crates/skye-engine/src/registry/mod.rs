@@ -304,6 +304,7 @@ impl Registry {
                 same_or_alias(&existing.name, &variant.name)
             )));
         }
+        check_storage_names(&current, &variant)?;
         variant.embedding_store_read_version = model.embedding_store_version;
         variant.embedding_store_write_version = model.embedding_store_version;
         let guard = self.root.variant_key(
@@ -319,6 +320,26 @@ impl Registry {
         txn.ops
             .extend(put_ops(tree::encode_variant(&self.root, &variant)));
         self.commit(txn).await
+    }
+}
+
+/// Refuses a variant whose collections would be named like another variant's on the same
+/// remote engine (Qdrant joins `<variant>_<model>`: `a_b` of `c` and `a` of `b_c` would share
+/// `a_b_c_<n>`, and with it their points).
+fn check_storage_names(current: &ConfigSnapshot, variant: &Variant) -> Result<(), RegistryError> {
+    let key = variant.key();
+    let Some(stem) = key.remote_stem() else {
+        return Ok(());
+    };
+    match current.variants().find(|o| {
+        o.vector_db_type == variant.vector_db_type && o.key().remote_stem() == Some(stem.clone())
+    }) {
+        Some(other) => Err(RegistryError::AlreadyExists(format!(
+            "variant {key} would store its {} collections as '{stem}_<version>', which variant {} \
+             of model '{}' (entity '{}') already uses; choose another variant or model name",
+            variant.vector_db_type, other.name, other.model, other.entity
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -6,9 +6,10 @@
 //! * `getEmbeddingsForCandidates`: a missing id answers `{id, [], []}`; duplicate ids are
 //!   answered each time (the original fails them with INTERNAL);
 //! * `getCandidateEmbeddingScores`: the score is Σ aᵢ·bᵢ in f32 with the stored index-space
-//!   `embedding`, whatever the distance function; a missing id scores 0 (as the original); a request
-//!   vector whose length differs from the model's dimension is INVALID_ARGUMENT (the original
-//!   scores it 0);
+//!   `embedding`, whatever the distance function; an id with no stored vector is left out of the
+//!   answer (the original scores it 0, indistinguishable from a real 0; the proto has no "found"
+//!   flag, spec serving §9 S20); a request vector whose length differs from the model's
+//!   dimension is INVALID_ARGUMENT (the original scores it 0);
 //! * an embedding-store failure is UNAVAILABLE, never a silent "missing" (the original hides it).
 //!
 //! Caching (spec serving §4): per variant, `embedding-retrieval-{in-memory,distributed}-config`
@@ -34,7 +35,8 @@ use skye_core::snapshot::LookupError;
 use skye_core::storage::{EmbeddingStore, Generation, StorageError};
 use skye_proto::CandidateEmbedding;
 
-use super::cache::{CacheKey, CacheStats, KeyBuilder, ResultCache, Weigh, ttl_of, write_back};
+use super::cache::{CacheKey, CacheStats, KeyBuilder, Weigh, ttl_of};
+use super::tiers::{Codec, ItemKeys, Ttls, TwoTier};
 use crate::registry::Registry;
 
 /// Errors of the embedding RPCs.
@@ -108,14 +110,23 @@ impl Kind {
             ),
         }
     }
+}
 
-    /// Whether an answer is cached (dot products never cache an empty vector).
-    fn keeps(self, v: &CandidateVectors) -> bool {
-        self == Kind::Embeddings || !v.embedding.is_empty()
+/// One request's vectors to and from the distributed layer: `ids[i]` is item `i`'s id.
+struct VectorsCodec<'a> {
+    kind: Kind,
+    ids: &'a [&'a str],
+}
+
+impl Codec<CandidateVectors> for VectorsCodec<'_> {
+    /// Dot products never cache an empty vector (a negative entry would outlive the item's
+    /// arrival); embeddings cache it as a negative entry.
+    fn keeps(&self, v: &CandidateVectors) -> bool {
+        self.kind == Kind::Embeddings || !v.embedding.is_empty()
     }
 
-    fn encode(self, v: &CandidateVectors) -> Vec<u8> {
-        match self {
+    fn encode(&self, v: &CandidateVectors) -> Vec<u8> {
+        match self.kind {
             Kind::Embeddings => CandidateEmbedding {
                 id: v.id.clone(),
                 embedding: v.embedding.iter().map(|x| f64::from(*x)).collect(),
@@ -127,8 +138,9 @@ impl Kind {
     }
 
     /// A cached value; `None` = undecodable (a miss).
-    fn decode(self, id: &str, bytes: &[u8]) -> Option<CandidateVectors> {
-        match self {
+    fn decode(&self, index: usize, bytes: &[u8]) -> Option<CandidateVectors> {
+        let id = self.ids.get(index)?;
+        match self.kind {
             Kind::Embeddings => {
                 let e = CandidateEmbedding::decode(bytes).ok()?;
                 Some(CandidateVectors {
@@ -191,8 +203,7 @@ impl Source<'_> {
 pub struct EmbeddingService {
     registry: Arc<Registry>,
     store: Arc<dyn EmbeddingStore>,
-    cache: Arc<ResultCache<CandidateVectors>>,
-    distributed: Option<Arc<dyn DistributedCache>>,
+    cache: TwoTier<CandidateVectors>,
     distributed_format: CacheKeyFormat,
 }
 
@@ -218,8 +229,7 @@ impl EmbeddingService {
         EmbeddingService {
             registry,
             store,
-            cache: Arc::new(ResultCache::new(cache_bytes)),
-            distributed: None,
+            cache: TwoTier::new(cache_bytes),
             distributed_format: CacheKeyFormat::Skye,
         }
     }
@@ -230,14 +240,14 @@ impl EmbeddingService {
         cache: Arc<dyn DistributedCache>,
         format: CacheKeyFormat,
     ) -> Self {
-        self.distributed = Some(cache);
+        self.cache = self.cache.with_remote(cache);
         self.distributed_format = format;
         self
     }
 
     /// Hits and misses of the in-process cache since start.
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.stats()
+        self.cache.memory_stats()
     }
 
     /// Validates a request and answers it: one entry per id, in order.
@@ -291,103 +301,72 @@ impl EmbeddingService {
         ids: &'i [String],
     ) -> Result<HashMap<&'i str, CandidateVectors>, EmbeddingError> {
         let (memory, distributed) = kind.switches(source.variant);
-        let remote = self.distributed.clone().filter(|_| distributed);
         let mut seen = HashSet::new();
-        let mut todo: Vec<&str> = ids
+        let distinct: Vec<&str> = ids
             .iter()
             .map(String::as_str)
             .filter(|id| seen.insert(*id))
             .collect();
-        let mut found = HashMap::with_capacity(todo.len());
-        if memory {
-            todo.retain(|id| match self.cache.get(&source.memory_key(kind, id)) {
-                Some(v) => {
-                    found.insert(*id, (*v).clone());
-                    false
-                }
-                None => true,
-            });
-        }
-        let missed_memory = todo.clone();
-        if let Some(remote) = &remote
-            && !todo.is_empty()
-        {
-            let keys: Vec<String> = todo
-                .iter()
-                .map(|id| source.remote_key(kind, self.distributed_format, id))
-                .collect();
-            match remote.get_many(&keys).await {
-                Ok(values) => {
-                    let mut values = values.into_iter();
-                    todo.retain(|id| {
-                        match values.next().flatten().and_then(|b| kind.decode(id, &b)) {
-                            Some(v) => {
-                                found.insert(*id, v);
-                                false
-                            }
-                            None => true,
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "distributed cache read failed; treated as a miss");
-                }
-            }
-        }
-        if !todo.is_empty() {
-            let owned: Vec<String> = todo.iter().map(|id| id.to_string()).collect();
-            let generation = Generation {
-                table: source.table,
-                model: source.model,
-                version: source.version(),
-            };
-            let rows = self.store.get(generation, &owned).await?;
-            for (id, row) in todo.iter().zip(rows) {
-                let v = match row {
-                    Some(r) => CandidateVectors {
-                        id: id.to_string(),
-                        embedding: r.embedding,
-                        // Dot products use the index-space vector only; the caches keep no more.
-                        search_embedding: match kind {
-                            Kind::Embeddings => r.search_embedding,
-                            Kind::DotProduct => Vec::new(),
-                        },
+        let remote = distributed && self.cache.has_remote();
+        let keys = distinct
+            .iter()
+            .map(|id| ItemKeys {
+                memory: memory.then(|| source.memory_key(kind, id)),
+                remote: remote.then(|| source.remote_key(kind, self.distributed_format, id)),
+            })
+            .collect();
+        let caching = &source.variant.caching;
+        let ttls = Ttls {
+            memory: ttl_of(caching.in_memory_cache_ttl_seconds),
+            remote: ttl_of(caching.distributed_cache_ttl_seconds),
+        };
+        let codec = VectorsCodec {
+            kind,
+            ids: &distinct,
+        };
+        let (found, _) = self
+            .cache
+            .get_or_fetch(keys, &codec, ttls, |missing| {
+                let wanted: Vec<&str> = missing.iter().map(|i| distinct[*i]).collect();
+                self.fetch(kind, source, wanted)
+            })
+            .await?;
+        Ok(distinct.into_iter().zip(found).collect())
+    }
+
+    /// The store's rows of `ids`, as cached values (an unknown id: empty vectors).
+    async fn fetch(
+        &self,
+        kind: Kind,
+        source: Source<'_>,
+        ids: Vec<&str>,
+    ) -> Result<Vec<CandidateVectors>, EmbeddingError> {
+        let owned: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let generation = Generation {
+            table: source.table,
+            model: source.model,
+            version: source.version(),
+        };
+        let rows = self.store.get(generation, &owned).await?;
+        Ok(owned
+            .into_iter()
+            .zip(rows)
+            .map(|(id, row)| match row {
+                Some(r) => CandidateVectors {
+                    id,
+                    embedding: r.embedding,
+                    // Dot products use the index-space vector only; the caches keep no more.
+                    search_embedding: match kind {
+                        Kind::Embeddings => r.search_embedding,
+                        Kind::DotProduct => Vec::new(),
                     },
-                    None => CandidateVectors {
-                        id: id.to_string(),
-                        ..CandidateVectors::default()
-                    },
-                };
-                found.insert(*id, v);
-            }
-        }
-        if memory {
-            let memory_ttl = ttl_of(source.variant.caching.in_memory_cache_ttl_seconds);
-            for id in &missed_memory {
-                if let Some(v) = found.get(id).filter(|v| kind.keeps(v)) {
-                    self.cache
-                        .insert(source.memory_key(kind, id), v.clone(), memory_ttl);
-                }
-            }
-        }
-        if let Some(remote) = remote {
-            let entries: Vec<(String, Vec<u8>)> = todo
-                .iter()
-                .filter_map(|id| found.get(id).filter(|v| kind.keeps(v)))
-                .map(|v| {
-                    (
-                        source.remote_key(kind, self.distributed_format, &v.id),
-                        kind.encode(v),
-                    )
-                })
-                .collect();
-            write_back(
-                remote,
-                entries,
-                ttl_of(source.variant.caching.distributed_cache_ttl_seconds),
-            );
-        }
-        Ok(found)
+                },
+                None => CandidateVectors {
+                    id,
+                    ..CandidateVectors::default()
+                },
+            })
+            .collect())
     }
 
     /// `getEmbeddingsForCandidates`.
@@ -435,14 +414,12 @@ impl EmbeddingService {
         let vectors = self
             .lookup(Kind::DotProduct, entity, model, variant, ids)
             .await?;
+        // Unknown ids (and a stored vector of another length, which no score fits) are left out.
         Ok(vectors
             .into_iter()
+            .filter(|v| v.embedding.len() == q.len())
             .map(|v| {
-                let score = if v.embedding.len() == q.len() {
-                    v.embedding.iter().zip(&q).map(|(a, b)| a * b).sum()
-                } else {
-                    0.0
-                };
+                let score = v.embedding.iter().zip(&q).map(|(a, b)| a * b).sum();
                 (v.id, score)
             })
             .collect())

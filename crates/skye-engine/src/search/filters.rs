@@ -8,7 +8,7 @@
 //! | NIN | any but geo | ≥ 1 | equals none of them (a point without the field matches) |
 //! | EX | any | none | exists and is not an empty list (not Qdrant's "not null") |
 //! | SEARCH | keyword, text | ≥ 1 | contains every word of the values, ignoring case |
-//! | LT, LTE, GT, GTE | integer, float, datetime | ≥ 1 (first used) | compares with the value |
+//! | LT, LTE, GT, GTE | integer, float, datetime | ≥ 1 (first used) | compares with the value (datetimes: Unix seconds or RFC 3339) |
 //! | BTW / BTWE | integer, float, datetime | 2, v0 ≤ v1 | lies strictly / inclusively between |
 //! | LAST_X_DAYS | datetime, integer (Unix seconds) | 1: days (may be fractional) | is at or after now − days |
 //! | WTHN | geo | 3: lat, lon, radius in metres | lies within the radius (great-circle) |
@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use skye_core::domain::{FieldSchema, PayloadField};
 use skye_core::error::{ErrorCode, HasErrorCode};
+use skye_core::time::datetime_seconds;
 use skye_core::tree::parse_go_bool;
 use skye_core::vector_store::{Condition, PayloadValue, SearchFilter};
 
@@ -103,10 +104,11 @@ fn parse_value(schema: FieldSchema, text: &str) -> Result<PayloadValue, String> 
     let t = text.trim();
     match schema {
         FieldSchema::Keyword | FieldSchema::Text => Ok(PayloadValue::Keyword(text.to_string())),
-        FieldSchema::Integer | FieldSchema::Datetime => t
+        FieldSchema::Integer => t
             .parse()
             .map(PayloadValue::Integer)
             .map_err(|_| format!("'{text}' is not an integer")),
+        FieldSchema::Datetime => datetime_seconds(t).map(PayloadValue::Integer),
         FieldSchema::Float => match t.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(PayloadValue::Float(f)),
             _ => Err(format!("'{text}' is not a finite number")),
@@ -122,6 +124,16 @@ fn number(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(f) if f.is_finite() => Ok(f),
         _ => Err(format!("'{text}' is not a finite number")),
+    }
+}
+
+/// A range bound of a field: datetimes also take RFC 3339 text.
+fn bound(field_type: FieldSchema, text: &str) -> Result<f64, String> {
+    match field_type {
+        FieldSchema::Datetime if text.trim().parse::<f64>().is_err() => {
+            datetime_seconds(text).map(|s| s as f64)
+        }
+        _ => number(text),
     }
 }
 
@@ -196,14 +208,14 @@ pub fn translate(
             }
             let two = matches!(spec.op, Btw | Btwe);
             need(if two { 2 } else { 1 })?;
-            let v0 = number(&spec.values[0]).map_err(fail)?;
+            let v0 = bound(field_type, &spec.values[0]).map_err(fail)?;
             match spec.op {
                 Lt => range(None, None, Some(v0), None),
                 Lte => range(None, None, None, Some(v0)),
                 Gt => range(Some(v0), None, None, None),
                 Gte => range(None, Some(v0), None, None),
                 _ => {
-                    let v1 = number(&spec.values[1]).map_err(fail)?;
+                    let v1 = bound(field_type, &spec.values[1]).map_err(fail)?;
                     if v0 > v1 {
                         return Err(fail(format!(
                             "the lower bound {v0} is above the upper bound {v1}"

@@ -3,7 +3,10 @@
 
 pub mod cache;
 pub mod embeddings;
+pub mod executor;
 pub mod filters;
+pub mod freshness;
 pub mod original_cache;
 pub mod payloadless;
 pub mod similar;
+pub mod tiers;

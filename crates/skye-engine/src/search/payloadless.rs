@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use skye_core::domain::{Variant, VectorDbType};
 use skye_core::storage::{AggregatorRow, AggregatorStore};
-use skye_core::vector_store::{PayloadValue, ScoredPoint, SearchQuery, VectorRead};
+use skye_core::vector_store::{CollectionRef, PayloadValue, ScoredPoint, SearchQuery, VectorRead};
 use skye_index::Value;
 use skye_index::neutral::NamedFilter;
 
@@ -76,6 +76,7 @@ impl Pending {
             exclude: self.query.exclude.clone(),
             ef: self.query.ef,
             exact: self.query.exact,
+            stop: self.query.stop.clone(),
         }
     }
 }
@@ -83,12 +84,12 @@ impl Pending {
 /// Answers `queries` on `collection`, filtering and attaching attributes from `source`.
 pub async fn search(
     vectors: &dyn VectorRead,
-    collection: &str,
+    collection: &CollectionRef,
     source: PayloadSource<'_>,
     queries: Vec<SearchQuery>,
 ) -> Result<Vec<Vec<ScoredPoint>>, SearchError> {
     let store_error = |source| SearchError::Store {
-        collection: collection.to_string(),
+        collection: collection.clone(),
         source,
     };
     let mut answers = vec![Vec::new(); queries.len()];

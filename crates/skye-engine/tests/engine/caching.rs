@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use serde_json::json;
 use skye_core::cache::{CacheError, DistributedCache};
 use skye_core::vector_store::{
-    CollectionInfo, ScoredPoint, SearchQuery, VectorRead, VectorStoreError,
+    CollectionInfo, CollectionRef, ScoredPoint, SearchQuery, VariantKey, VectorRead,
+    VectorStoreError,
 };
 use skye_engine::search::similar::{Limits, SimilarRequest, SimilarService};
 
@@ -24,7 +25,7 @@ struct Counting {
 impl VectorRead for Counting {
     async fn search(
         &self,
-        _: &str,
+        _: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
         self.searches.fetch_add(queries.len(), Ordering::SeqCst);
@@ -39,10 +40,10 @@ impl VectorRead for Counting {
             })
             .collect())
     }
-    async fn collection_info(&self, _: &str) -> Result<CollectionInfo, VectorStoreError> {
+    async fn collection_info(&self, _: &CollectionRef) -> Result<CollectionInfo, VectorStoreError> {
         Ok(CollectionInfo::default())
     }
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
+    async fn versions(&self, _: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
         Ok(Vec::new())
     }
 }
@@ -303,7 +304,7 @@ async fn embedding_rpcs_cache_per_candidate_in_both_layers_and_both_formats() {
             id: id.into(),
             embedding: v.to_vec(),
             search_embedding: vec![v[1], v[0]],
-            to_be_indexed: Default::default(),
+            ..Default::default()
         })
         .to_vec();
     let generation = Generation {
@@ -372,7 +373,11 @@ async fn embedding_rpcs_cache_per_candidate_in_both_layers_and_both_formats() {
         .dot_products("e", "m", "v", &ids(&["a", "zz"]), &[1.0, 1.0])
         .await
         .unwrap();
-    assert_eq!(scores, [("a".to_string(), 3.0), ("zz".to_string(), 0.0)]);
+    assert_eq!(
+        scores,
+        [("a".to_string(), 3.0)],
+        "zz has no vector: no score"
+    );
     assert_eq!(asked(), ["a", "zz"]);
     let raw = wait_for(format!("dp:e:m:{version}:a:V3")).await;
     assert_eq!(raw, [1.0f32, 2.0].map(f32::to_le_bytes).concat());
@@ -398,4 +403,58 @@ async fn embedding_rpcs_cache_per_candidate_in_both_layers_and_both_formats() {
         .await
         .unwrap();
     wait_for(format!("dp:e:m:{version}:b:V2")).await;
+}
+
+/// A collection whose writes this process cannot see (a remote engine): its cached answers,
+/// in both layers, are keyed by the epoch the consumers publish in the distributed cache, so a
+/// real-time change reaches them within the memo period instead of the TTL.
+#[tokio::test(start_paused = true)]
+async fn answers_on_remote_collections_follow_the_epochs_published_by_writers() {
+    use skye_engine::search::freshness::{EPOCH_MEMO, SharedEpochs};
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = crate::support::registry_with(
+        dir.path(),
+        &[json!({"variant": "v", "in_memory_caching_enabled": true,
+            "in_memory_cache_ttl_seconds": 600, "distributed_caching_enabled": true,
+            "distributed_cache_ttl_seconds": 600})],
+    )
+    .await;
+    let collection = {
+        let snapshot = registry.snapshot();
+        let v = snapshot.variant("e", "m", "v").unwrap();
+        v.collection(v.vector_db_read_version)
+    };
+    let vectors = Arc::new(Counting::default());
+    let cache = Arc::new(MapCache::default());
+    let limits = Limits {
+        max_limit: 10,
+        cache_bytes: 1 << 20,
+        max_concurrent: 4,
+    };
+    let service = SimilarService::new(registry, vectors.clone(), limits)
+        .with_distributed_cache(cache.clone());
+    let request = || SimilarRequest {
+        entity: "e".into(),
+        model: "m".into(),
+        variant: "v".into(),
+        limit: 1,
+        embeddings: vec![vec![1.0, 0.0]],
+        ..Default::default()
+    };
+    let searches = || vectors.searches.load(Ordering::SeqCst);
+    service.similar(request(), 0).await.unwrap();
+    service.similar(request(), 0).await.unwrap();
+    assert_eq!(searches(), 1, "cached");
+    // The consumers write the collection (a flag) and publish its new epoch.
+    SharedEpochs::new(cache.clone()).publish(&collection).await;
+    tokio::time::advance(EPOCH_MEMO + Duration::from_millis(10)).await;
+    service.similar(request(), 0).await.unwrap();
+    assert_eq!(
+        searches(),
+        2,
+        "the answer cached before the write is not served"
+    );
+    service.similar(request(), 0).await.unwrap();
+    assert_eq!(searches(), 2, "the new answer is cached again");
 }

@@ -13,13 +13,12 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use skye_backends::embedded::{EmbeddedEventLog, EmbeddedStorage, EmbeddedVectorStore};
-use skye_core::domain::variant::collection_name;
 use skye_core::domain::{DistanceFunction, FieldSchema};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::event_log::Record;
 use skye_core::storage::AggregatorStore;
 use skye_core::vector_store::{
-    CollectionSpec, PayloadValue, SearchQuery, VectorPoint, VectorRead, VectorStore,
+    CollectionRef, CollectionSpec, PayloadValue, SearchQuery, VectorPoint, VectorRead, VectorStore,
 };
 use skye_engine::ingest::embedding::EmbeddingIngestor;
 use skye_engine::ingest::realtime::{DeltaHandler, RealtimeHandler};
@@ -201,15 +200,9 @@ fn random_filters_select_what_the_spec_says_or_are_refused() {
         let storage = Arc::new(EmbeddedStorage::open(&dir.path().join("storage.redb")).unwrap());
         let snapshot = registry.snapshot();
         let variant = snapshot.variant("e", "m", "v").unwrap();
-        let name = collection_name("v", "m", variant.vector_db_read_version);
-        let ngt_name = collection_name(
-            "n",
-            "m",
-            snapshot
-                .variant("e", "m", "n")
-                .unwrap()
-                .vector_db_read_version,
-        );
+        let name = variant.collection(variant.vector_db_read_version);
+        let ngt = snapshot.variant("e", "m", "n").unwrap();
+        let ngt_name = ngt.collection(ngt.vector_db_read_version);
         let payload_schema = [
             ("brand", FieldSchema::Keyword),
             ("price", FieldSchema::Integer),
@@ -222,7 +215,7 @@ fn random_filters_select_what_the_spec_says_or_are_refused() {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let spec = CollectionSpec {
-            name: name.clone(),
+            collection: name.clone(),
             dimension: 2,
             distance: DistanceFunction::Dot,
             m: 16,
@@ -251,7 +244,7 @@ fn random_filters_select_what_the_spec_says_or_are_refused() {
         vectors.upsert(&name, points).await.unwrap();
         // The NGT variant: bare vectors, the payload values as aggregator text.
         let mut bare = spec.clone();
-        bare.name = ngt_name.clone();
+        bare.collection = ngt_name.clone();
         bare.payload_schema = BTreeMap::new();
         vectors.create_collection(bare).await.unwrap();
         let bare_points = (0..POINTS)
@@ -543,7 +536,7 @@ fn mutated_events_are_rejected_with_a_reason_and_never_poison_a_batch() {
             .vector_db_write_version;
         vectors
             .create_collection(CollectionSpec {
-                name: collection_name("v", "m", version),
+                collection: CollectionRef::embedded("e", "m", "v", version),
                 dimension: 2,
                 distance: DistanceFunction::Dot,
                 m: 16,
@@ -632,7 +625,7 @@ fn mutated_events_are_rejected_with_a_reason_and_never_poison_a_batch() {
             }
             let hits = rt
                 .block_on(vectors.search(
-                    &collection_name("v", "m", version),
+                    &CollectionRef::embedded("e", "m", "v", version),
                     vec![SearchQuery {
                         vector: vec![0.5, 0.25],
                         limit: 100_000,

@@ -2,6 +2,7 @@
 
 mod caching;
 mod fuzz;
+mod isolation;
 mod overload;
 mod payloadless;
 mod registry;

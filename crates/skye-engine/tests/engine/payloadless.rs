@@ -46,16 +46,12 @@ async fn fixture() -> Fixture {
     )
     .await;
     let snapshot = registry.snapshot();
-    let name = snapshot.variant("e", "m", "n").unwrap().collection_name(
-        snapshot
-            .variant("e", "m", "n")
-            .unwrap()
-            .vector_db_read_version,
-    );
+    let n = snapshot.variant("e", "m", "n").unwrap();
+    let name = n.collection(n.vector_db_read_version);
     let store = Arc::new(EmbeddedVectorStore::open(&dir.path().join("vectors")).unwrap());
     store
         .create_collection(CollectionSpec {
-            name: name.clone(),
+            collection: name.clone(),
             dimension: 2,
             distance: DistanceFunction::Dot,
             m: 8,

@@ -25,7 +25,7 @@ fn model_body(model: &str) -> serde_json::Value {
 
 async fn seed(r: &Registry) {
     let id = r
-        .register_store(RegisterStore::from_json(json!({"conf_id": 1})).unwrap())
+        .register_store(RegisterStore::from_json(json!({"conf_id": 1, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"})).unwrap())
         .await
         .unwrap();
     assert_eq!(id, "1");
@@ -57,7 +57,7 @@ async fn registrations_are_visible_at_once_and_duplicates_are_refused() {
     );
 
     let second = r
-        .register_store(RegisterStore::from_json(json!({})).unwrap())
+        .register_store(RegisterStore::from_json(json!({"embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"})).unwrap())
         .await
         .unwrap();
     assert_eq!(second, "2", "store ids are allocated, never reused");

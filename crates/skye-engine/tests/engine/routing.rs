@@ -7,7 +7,8 @@ use skye_backends::embedded::EmbeddedVectorStore;
 use skye_core::domain::{DistanceFunction, Variant};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::vector_store::{
-    CollectionSpec, RemoteVectorStores, SearchQuery, VectorRead, VectorStore, VectorStoreError,
+    CollectionRef, CollectionSpec, RemoteVectorStores, SearchQuery, VectorRead, VectorStore,
+    VectorStoreError,
 };
 use skye_engine::routing::VectorRouter;
 
@@ -32,9 +33,9 @@ impl RemoteVectorStores for FakeRemote {
     }
 }
 
-fn spec(name: &str) -> CollectionSpec {
+fn spec(collection: CollectionRef) -> CollectionSpec {
     CollectionSpec {
-        name: name.into(),
+        collection,
         dimension: 2,
         distance: DistanceFunction::Dot,
         m: 8,
@@ -63,28 +64,34 @@ async fn collections_land_in_their_variants_store() {
         asked: Mutex::new(Vec::new()),
     });
     let router = VectorRouter::new(registry.clone(), local.clone(), Some(remote.clone()));
-    router.create_collection(spec("local_m_1")).await.unwrap();
-    router.create_collection(spec("remote_m_1")).await.unwrap();
+    let snapshot = registry.snapshot();
+    let of = |name: &str| snapshot.variant("e", "m", name).unwrap().clone();
+    let (local_v, remote_v) = (of("local"), of("remote"));
+    let bench = CollectionRef::embedded("bench", "only", "v", 7);
     router
-        .create_collection(spec("bench_only_7"))
+        .create_collection(spec(local_v.collection(1)))
         .await
         .unwrap();
+    router
+        .create_collection(spec(remote_v.collection(1)))
+        .await
+        .unwrap();
+    router.create_collection(spec(bench.clone())).await.unwrap();
+    assert_eq!(local.versions(&local_v.key()).await.unwrap(), [1]);
     assert_eq!(
-        local.list_collections().await.unwrap(),
-        ["bench_only_7", "local_m_1"],
-        "EMBEDDED variants and unclaimed names stay local"
+        local.versions(&bench.variant).await.unwrap(),
+        [7],
+        "collections of no registered variant stay local"
     );
     assert_eq!(
-        remote.store.list_collections().await.unwrap(),
-        ["remote_m_1"]
+        local.versions(&remote_v.key()).await.unwrap(),
+        Vec::<i64>::new()
     );
-    assert_eq!(
-        router.list_collections().await.unwrap(),
-        ["bench_only_7", "local_m_1", "remote_m_1"]
-    );
+    assert_eq!(remote.store.versions(&remote_v.key()).await.unwrap(), [1]);
+    assert_eq!(router.versions(&remote_v.key()).await.unwrap(), [1]);
     router
         .search(
-            "remote_m_1",
+            &remote_v.collection(1),
             vec![SearchQuery {
                 vector: vec![1.0, 0.0],
                 limit: 1,
@@ -104,11 +111,16 @@ async fn collections_land_in_their_variants_store() {
         &("remote".to_string(), false),
         "search reads"
     );
+    assert!(
+        router.content_epoch(&local_v.collection(1)).is_some()
+            && router.content_epoch(&remote_v.collection(1)).is_none(),
+        "only the embedded engine has content epochs"
+    );
 
     // Without a client for QDRANT, its variants fail clearly instead of landing locally.
-    let bare = VectorRouter::new(registry, local, None);
+    let bare = VectorRouter::new(registry.clone(), local, None);
     let e = bare
-        .create_collection(spec("remote_m_2"))
+        .create_collection(spec(remote_v.collection(2)))
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Unavailable);
@@ -153,7 +165,7 @@ async fn tables_land_in_the_cluster_of_their_stores_conf_id() {
         id: id.into(),
         embedding: vec![1.0, 0.0],
         search_embedding: vec![1.0, 0.0],
-        to_be_indexed: BTreeMap::new(),
+        ..Default::default()
     };
     let generation = |table| Generation {
         table,

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use skye_backends::embedded::{EmbeddedConfigStore, EmbeddedVectorStore};
+use skye_core::domain::VectorDbType;
 use skye_core::registration::{RegisterEntity, RegisterModel, RegisterStore, RegisterVariant};
 use skye_core::vector_store::{
-    CollectionInfo, ScoredPoint, SearchQuery, VectorRead, VectorStoreError,
+    CollectionInfo, CollectionRef, ScoredPoint, SearchQuery, VariantKey, VectorRead,
+    VectorStoreError,
 };
 use skye_engine::registry::Registry;
 
@@ -17,7 +19,7 @@ use skye_engine::registry::Registry;
 pub async fn registry_with(dir: &Path, variants: &[Value]) -> Arc<Registry> {
     let store = Arc::new(EmbeddedConfigStore::open(&dir.join("c.redb")).unwrap());
     let r = Arc::new(Registry::open(store, "skye").await.unwrap());
-    r.register_store(RegisterStore::from_json(json!({})).unwrap())
+    r.register_store(RegisterStore::from_json(json!({"embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"})).unwrap())
         .await
         .unwrap();
     r.register_entity(RegisterEntity::from_json(json!({"entity": "e", "store_id": "1"})).unwrap())
@@ -41,7 +43,7 @@ pub async fn registry_with(dir: &Path, variants: &[Value]) -> Arc<Registry> {
     r
 }
 
-/// A vector DB without payloads (as NGT and Eigenix) over collections named `n_*`: it fails a
+/// A vector DB without payloads (as NGT and Eigenix) for NGT variants' collections: it fails a
 /// query that carries a filter or asks for payload fields, so the engine must filter such
 /// variants itself. Other collections pass through. Counts the searches it answers.
 #[derive(Debug)]
@@ -63,10 +65,10 @@ impl PayloadBlind {
 impl VectorRead for PayloadBlind {
     async fn search(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
-        if collection.starts_with("n_")
+        if collection.variant.db() == VectorDbType::Ngt
             && queries
                 .iter()
                 .any(|q| q.filter.is_some() || !q.with_payload.is_empty())
@@ -79,11 +81,14 @@ impl VectorRead for PayloadBlind {
         self.inner.search(collection, queries).await
     }
 
-    async fn collection_info(&self, collection: &str) -> Result<CollectionInfo, VectorStoreError> {
+    async fn collection_info(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<CollectionInfo, VectorStoreError> {
         self.inner.collection_info(collection).await
     }
 
-    async fn list_collections(&self) -> Result<Vec<String>, VectorStoreError> {
-        self.inner.list_collections().await
+    async fn versions(&self, variant: &VariantKey) -> Result<Vec<i64>, VectorStoreError> {
+        self.inner.versions(variant).await
     }
 }

@@ -175,9 +175,39 @@ impl QueryDist for Quantized<'_> {
     }
 }
 
-/// What a search may return.
+/// What a search may return, and whether it should stop early.
 pub trait Admit {
     fn admit(&self, id: u32) -> bool;
+
+    /// Checked every [`STOP_CHECK_EVERY`] expansions or scanned rows: `true` ends the search
+    /// with what it has (the caller turns that into a cancellation).
+    #[inline]
+    fn stopped(&self) -> bool {
+        false
+    }
+}
+
+/// Work between two checks of [`Admit::stopped`]: cheap against the work itself, short enough
+/// that an abandoned search ends within tens of microseconds.
+pub const STOP_CHECK_EVERY: usize = 64;
+
+/// `admit`, and a stop flag set when the caller of the search has gone.
+#[derive(Debug, Clone, Copy)]
+pub struct Stoppable<'a, A> {
+    pub admit: A,
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl<A: Admit> Admit for Stoppable<'_, A> {
+    #[inline]
+    fn admit(&self, id: u32) -> bool {
+        self.admit.admit(id)
+    }
+
+    #[inline]
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Acquire))
+    }
 }
 
 /// Admits every node.
@@ -417,8 +447,13 @@ impl Hnsw {
                 bound_of(&beam, explore)
             };
             let mut buf = Vec::with_capacity(self.m0);
+            let mut expanded = 0usize;
             while let Some(Reverse(c)) = candidates.pop() {
                 if c.dist > bound {
+                    break;
+                }
+                expanded += 1;
+                if expanded.is_multiple_of(STOP_CHECK_EVERY) && admit.stopped() {
                     break;
                 }
                 self.neighbours(c.id, level, &mut buf);

@@ -263,7 +263,7 @@ async fn every_admin_endpoint_and_error_over_http_and_after_kill_9() {
         before.1
     );
     let next_store = http
-        .post(&url("/api/v1/model/register-store"), &json!({"conf_id": 2}))
+        .post(&url("/api/v1/model/register-store"), &json!({"conf_id": 2, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"}))
         .await;
     assert_eq!(next_store.body["store_id"], "2");
 }

@@ -110,7 +110,10 @@ async fn etcd_restart_watches_reconnect_and_nothing_is_lost() {
         }
     };
     for (path, body) in [
-        ("register-store", json!({"conf_id": 1})),
+        (
+            "register-store",
+            json!({"conf_id": 1, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"}),
+        ),
         (
             "register-entity",
             json!({"entity": "catalog", "store_id": "1"}),

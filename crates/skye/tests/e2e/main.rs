@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod crash;
 mod drills;
+mod integrity;
 mod lifecycle;
 mod malformed;
 mod scaleout;

@@ -51,7 +51,10 @@ async fn two_admins_share_one_etcd_tree_and_see_each_others_changes() {
     let b = Skye::start(dir_b.path(), &["admin", "--port", "0"], &env, &["admin"]);
     let http = Http::new();
     for (path, body) in [
-        ("register-store", json!({"conf_id": 1})),
+        (
+            "register-store",
+            json!({"conf_id": 1, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"}),
+        ),
         (
             "register-entity",
             json!({"entity": "catalog", "store_id": "1"}),

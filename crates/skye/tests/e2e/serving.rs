@@ -15,7 +15,10 @@ async fn grpc_and_health_share_the_serving_port_and_answer_with_clear_statuses()
     let skye = Skye::standalone(dir.path(), &[("AUTH_TOKENS", "tok")]);
     let http = Http::new().with_header("skye-auth-token", "tok");
     for (path, body) in [
-        ("/api/v1/model/register-store", json!({"conf_id": 1})),
+        (
+            "/api/v1/model/register-store",
+            json!({"conf_id": 1, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"}),
+        ),
         (
             "/api/v1/model/register-entity",
             json!({"entity": "catalog", "store_id": "1"}),
@@ -61,7 +64,7 @@ async fn grpc_and_health_share_the_serving_port_and_answer_with_clear_statuses()
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
-    assert!(e.to_string().contains("organic_intent_1"), "{e}");
+    assert!(e.to_string().contains("catalog/intent/organic@1"), "{e}");
     let e = client
         .similar_candidates(request("other"))
         .await

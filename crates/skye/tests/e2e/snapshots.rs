@@ -28,7 +28,11 @@ async fn snapshots_are_created_listed_recovered_and_deleted_over_the_admin_api()
     let target = json!({"entity": "catalog", "model": "intent", "variant": "all", "version": 1});
     let r = http.post(&admin("create-snapshot"), &target).await;
     assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(r.body["collection"], "all_intent_1");
+    assert_eq!(
+        r.body["collection"],
+        json!({"entity": "catalog", "model": "intent", "variant": "all", "version": 1,
+            "vector_db_type": "EMBEDDED"})
+    );
     let empty = r.body["snapshot"]["name"].as_str().unwrap().to_string();
 
     let ingest = skye.url("consumers", "/api/v1/ingest/skye.embedding");
