@@ -283,6 +283,7 @@ fn not_built(
             "variant '{}' uses {}, and this build has no client for it (rebuild with `--features \
          {feature}`)",
             variant.name, variant.vector_db_type
-        ),
+        )
+        .into(),
     ))
 }

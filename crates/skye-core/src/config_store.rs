@@ -129,10 +129,10 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchItem, ConfigStoreEr
 pub enum ConfigStoreError {
     /// The store cannot be reached or is shutting down; retry later.
     #[error("config store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] crate::error::Cause),
     /// The store's data is corrupt or an I/O error happened.
     #[error("config store failure: {0}")]
-    Storage(String),
+    Storage(#[source] crate::error::Cause),
     /// The request is malformed (e.g. an empty key).
     #[error("invalid config store request: {0}")]
     InvalidRequest(String),

@@ -111,6 +111,87 @@ pub trait HasErrorCode {
     fn code(&self) -> ErrorCode;
 }
 
+/// What went wrong in a backend, and the error that caused it (a driver's, an I/O error), kept
+/// so that logs and callers can walk the chain with [`std::error::Error::source`]. Backend
+/// error enums carry it in their `Unavailable` and `Internal` kinds: the kind decides the
+/// status and the retry, the cause explains.
+#[derive(Clone)]
+pub struct Cause {
+    message: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Cause {
+    /// `message`, caused by `source`.
+    pub fn new(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause {
+            message: message.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// The error itself, described by its own text.
+    pub fn of(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause::new(source.to_string(), source)
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Cause {
+            message,
+            source: None,
+        }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Cause::from(message.to_string())
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Cause");
+        d.field("message", &self.message);
+        if let Some(s) = &self.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+/// Two causes are equal when they say the same (their sources are not comparable).
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for Cause {}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// One failed check of a validation pass. Validation reports every failure at once.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
@@ -206,6 +287,17 @@ mod tests {
             assert!(code.http_status() >= 400, "{code} maps to a success status");
             assert_ne!(code.grpc_code(), grpc::OK);
         }
+    }
+
+    #[test]
+    fn causes_keep_their_source() {
+        use std::error::Error;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let cause = Cause::new("cannot reach qdrant:6334", io);
+        assert_eq!(cause.to_string(), "cannot reach qdrant:6334");
+        assert_eq!(cause.source().unwrap().to_string(), "refused");
+        assert_eq!(cause, Cause::from("cannot reach qdrant:6334"));
+        assert!(Cause::from("plain").source().is_none());
     }
 
     #[test]

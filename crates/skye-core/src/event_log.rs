@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::{ErrorCode, HasErrorCode};
+use crate::error::{Cause, ErrorCode, HasErrorCode};
 
 /// Well-known topics (spec AC §4.8); the retry and failure topics are separate from their inputs
 /// so that a poison event cannot loop (spec AC §8 B9).
@@ -85,9 +85,9 @@ pub enum EventLogError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("event bus unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("event bus failure: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
     /// A produce would leave more records unconsumed in a partition than the log may hold; it
     /// is refused whole (nothing is written), never made room for by deleting unread records.
     #[error(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::{ErrorCode, HasErrorCode};
+use crate::error::{Cause, ErrorCode, HasErrorCode};
 
 /// One embedding row.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -45,9 +45,9 @@ pub enum StorageError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("storage failure: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl HasErrorCode for StorageError {

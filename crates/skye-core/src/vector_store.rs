@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 pub use crate::domain::{CollectionRef, VariantKey};
 use crate::domain::{DistanceFunction, FieldSchema};
-use crate::error::{ErrorCode, HasErrorCode};
+use crate::error::{Cause, ErrorCode, HasErrorCode};
 
 /// A typed payload value.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,11 +183,11 @@ pub enum VectorStoreError {
     #[error("snapshot '{0}' not found")]
     SnapshotNotFound(String),
     #[error("vector store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("the search was abandoned by its caller")]
     Cancelled,
     #[error("vector store failure: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl HasErrorCode for VectorStoreError {

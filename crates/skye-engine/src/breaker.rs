@@ -205,10 +205,13 @@ impl GuardedVectorRead {
 }
 
 fn open(collection: &CollectionRef) -> VectorStoreError {
-    VectorStoreError::Unavailable(format!(
-        "circuit open for {} after repeated backend failures; retry later",
-        collection.variant
-    ))
+    VectorStoreError::Unavailable(
+        format!(
+            "circuit open for {} after repeated backend failures; retry later",
+            collection.variant
+        )
+        .into(),
+    )
 }
 
 #[async_trait]

@@ -53,11 +53,14 @@ impl VectorRouter {
             return Ok(self.embedded.clone());
         }
         let Some(remote) = &self.remote else {
-            return Err(VectorStoreError::Unavailable(format!(
-                "variant {key} uses {}, and this build has no client for it (rebuild with \
+            return Err(VectorStoreError::Unavailable(
+                format!(
+                    "variant {key} uses {}, and this build has no client for it (rebuild with \
                  `--features qdrant` or `--features ngt-eigenix`)",
-                key.db()
-            )));
+                    key.db()
+                )
+                .into(),
+            ));
         };
         let snapshot = self.registry.snapshot();
         let variant = snapshot

@@ -215,3 +215,25 @@ fn filtered_results_all_match_and_tombstones_never_return() {
     assert!(found >= 8, "rebuilt graph finds {found}/10");
     assert!(approx.iter().all(|h| !gone.contains(&h.id)));
 }
+
+/// A search whose caller has gone (its stop flag set) ends with `Cancelled`, on the graph and
+/// on the exact scan; one that is let run answers.
+#[test]
+fn a_stopped_search_ends_cancelled() {
+    use std::sync::atomic::AtomicBool;
+    let mut rng = Rng(7);
+    let (collection, queries) = build(Metric::Euclidean, &mut rng);
+    let (running, stopped) = (AtomicBool::new(false), AtomicBool::new(true));
+    for exact in [false, true] {
+        let req = |stop| SearchRequest {
+            vector: &queries[0],
+            limit: K,
+            exact,
+            stop: Some(stop),
+            ..Default::default()
+        };
+        assert_eq!(collection.search(&req(&running)).unwrap().len(), K);
+        let e = collection.search(&req(&stopped)).unwrap_err();
+        assert!(matches!(e, skye_index::IndexError::Cancelled), "{e}");
+    }
+}

@@ -21,6 +21,7 @@ use skye_core::config_store::{
     Compare, ConfigRead, ConfigStore, ConfigStoreError, KeyValue, Op, RangeResult, Txn, TxnResult,
     WatchBatch, WatchEvent, WatchItem, WatchStream,
 };
+use skye_core::error::Cause;
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
@@ -54,8 +55,13 @@ impl std::fmt::Debug for EmbeddedConfigStore {
     }
 }
 
-fn storage(e: impl std::fmt::Display) -> ConfigStoreError {
-    ConfigStoreError::Storage(e.to_string())
+/// A redb error, kept as the cause.
+fn storage(e: impl std::error::Error + Send + Sync + 'static) -> ConfigStoreError {
+    ConfigStoreError::Storage(Cause::of(e))
+}
+
+fn failure(message: impl Into<String>) -> ConfigStoreError {
+    ConfigStoreError::Storage(Cause::from(message.into()))
 }
 
 /// Stored value layout: create revision (8 bytes LE), mod revision (8 bytes LE), UTF-8 value.
@@ -68,7 +74,7 @@ fn encode(create: u64, modified: u64, value: &str) -> Vec<u8> {
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue, ConfigStoreError> {
-    let corrupt = || storage(format!("stored value of '{key}' is corrupt"));
+    let corrupt = || failure(format!("stored value of '{key}' is corrupt"));
     let create = bytes.get(0..8).ok_or_else(corrupt)?;
     let modified = bytes.get(8..16).ok_or_else(corrupt)?;
     let value = std::str::from_utf8(&bytes[16..]).map_err(|_| corrupt())?;
@@ -86,13 +92,13 @@ fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue, ConfigStoreError> {
 impl EmbeddedConfigStore {
     /// Opens (or creates) the store at `path`. Fails clearly when another process holds it.
     pub fn open(path: &Path) -> Result<Self, ConfigStoreError> {
-        super::survive_damage(path, || Self::open_unguarded(path)).map_err(storage)?
+        super::survive_damage(path, || Self::open_unguarded(path)).map_err(failure)?
     }
 
     fn open_unguarded(path: &Path) -> Result<Self, ConfigStoreError> {
         let db = super::open_db(path, super::CONFIG_CACHE_BYTES).map_err(|e| match e {
-            super::OpenError::InUse(m) => ConfigStoreError::Unavailable(m),
-            super::OpenError::Failed(m) => storage(m),
+            super::OpenError::InUse(m) => ConfigStoreError::Unavailable(m.into()),
+            super::OpenError::Failed(m) => failure(m),
         })?;
         let (tx, _) = broadcast::channel(BROADCAST);
         Ok(EmbeddedConfigStore {
@@ -156,7 +162,7 @@ impl EmbeddedConfigStore {
     ) -> Result<TxnResult, ConfigStoreError> {
         let mut feed = feed
             .lock()
-            .map_err(|_| storage("config store writer lock poisoned"))?;
+            .map_err(|_| failure("config store writer lock poisoned"))?;
         let write = db.begin_write().map_err(storage)?;
         let (result, events) = {
             let mut table = write.open_table(KV).map_err(storage)?;
@@ -296,7 +302,7 @@ impl ConfigRead for EmbeddedConfigStore {
         let prefix = prefix.to_string();
         tokio::task::spawn_blocking(move || Self::range_blocking(&db, &prefix))
             .await
-            .map_err(|e| storage(format!("range task failed: {e}")))?
+            .map_err(|e| ConfigStoreError::Storage(Cause::new("range task failed", e)))?
     }
 
     async fn watch(
@@ -308,7 +314,7 @@ impl ConfigRead for EmbeddedConfigStore {
             let feed = self
                 .writer
                 .lock()
-                .map_err(|_| storage("config store writer lock poisoned"))?;
+                .map_err(|_| failure("config store writer lock poisoned"))?;
             let current = self.current_revision()?;
             let oldest_kept = feed
                 .history
@@ -347,6 +353,6 @@ impl ConfigStore for EmbeddedConfigStore {
         let feed = self.writer.clone();
         tokio::task::spawn_blocking(move || Self::txn_blocking(&db, &feed, txn))
             .await
-            .map_err(|e| storage(format!("transaction task failed: {e}")))?
+            .map_err(|e| ConfigStoreError::Storage(Cause::new("transaction task failed", e)))?
     }
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use skye_core::error::Cause;
 use skye_core::event_log::{
     EventLog, EventLogError, Produce, Record, Subscription, partition_for_key, validate_group,
     validate_topic,
@@ -45,8 +46,13 @@ const OFFSETS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("e
 /// (topic, group) of every group that subscribed to the topic: retention waits for each.
 const GROUPS: TableDefinition<(&str, &str), ()> = TableDefinition::new("event_groups");
 
-fn internal(e: impl std::fmt::Display) -> EventLogError {
-    EventLogError::Internal(e.to_string())
+/// A redb (or I/O) error, kept as the cause.
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> EventLogError {
+    EventLogError::Internal(Cause::of(e))
+}
+
+fn failure(message: impl Into<String>) -> EventLogError {
+    EventLogError::Internal(Cause::from(message.into()))
 }
 
 /// The embedded event log.
@@ -117,7 +123,7 @@ fn encode(r: &Produce) -> Vec<u8> {
 }
 
 fn decode(topic: &str, partition: u32, offset: u64, bytes: &[u8]) -> Result<Record, EventLogError> {
-    let corrupt = |_| internal(format!("record {topic}/{partition}@{offset} is corrupt"));
+    let corrupt = |_| failure(format!("record {topic}/{partition}@{offset} is corrupt"));
     let mut r = Reader(bytes);
     let key = r.str().map_err(corrupt)?;
     let n = r.u32().map_err(corrupt)?;
@@ -144,13 +150,13 @@ impl EmbeddedEventLog {
 
     /// Opens (or creates) the log at `path`.
     pub fn open_with(path: &Path, limits: LogLimits) -> Result<Self, EventLogError> {
-        super::survive_damage(path, || Self::open_unguarded(path, limits)).map_err(internal)?
+        super::survive_damage(path, || Self::open_unguarded(path, limits)).map_err(failure)?
     }
 
     fn open_unguarded(path: &Path, limits: LogLimits) -> Result<Self, EventLogError> {
         let db = super::open_db(path, super::EVENT_LOG_CACHE_BYTES).map_err(|e| match e {
-            super::OpenError::InUse(m) => EventLogError::Unavailable(m),
-            super::OpenError::Failed(m) => internal(m),
+            super::OpenError::InUse(m) => EventLogError::Unavailable(m.into()),
+            super::OpenError::Failed(m) => failure(m),
         })?;
         let mut ends: HashMap<String, Vec<u64>> = HashMap::new();
         let mut starts: HashMap<String, Vec<u64>> = HashMap::new();
@@ -345,7 +351,7 @@ impl EmbeddedEventLog {
                 }
                 let parts = next
                     .get_mut(&r.topic)
-                    .ok_or_else(|| internal("topic vanished"))?;
+                    .ok_or_else(|| failure("topic vanished"))?;
                 let partition = match r.partition {
                     Some(p) if (p as usize) < parts.len() => p,
                     Some(p) => {
@@ -529,7 +535,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, EventLogError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| internal(format!("event log task failed: {e}")))?
+        .map_err(|e| EventLogError::Internal(Cause::new("event log task failed", e)))?
 }
 
 #[async_trait]
@@ -714,7 +720,7 @@ impl Subscription for EmbeddedSubscription {
             match tokio::time::timeout_at(deadline, self.woken.changed()).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => {
-                    return Err(EventLogError::Unavailable("event log closed".into()));
+                    return Err(EventLogError::Unavailable(Cause::from("event log closed")));
                 }
                 Err(_) => return Ok(Vec::new()),
             }

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use skye_core::error::Cause;
 use skye_core::storage::{
     AggregatorRow, AggregatorStore, EmbeddingRow, EmbeddingStore, Generation, StorageError,
 };
@@ -28,8 +29,13 @@ const SAME_SEARCH_EMBEDDING: u8 = 1;
 /// The row ends with the job's payload (rows written before payloads were kept have none).
 const HAS_PAYLOAD: u8 = 2;
 
-fn internal(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Internal(e.to_string())
+/// A redb (or I/O) error, kept as the cause.
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::Internal(Cause::of(e))
+}
+
+fn failure(message: String) -> StorageError {
+    StorageError::Internal(Cause::from(message))
 }
 
 /// Embeddings and aggregator rows under the data directory.
@@ -75,7 +81,7 @@ fn encode_row(row: &EmbeddingRow, expires_at: u64) -> Vec<u8> {
 
 /// `None` when expired.
 fn decode_row(id: &str, bytes: &[u8], now: u64) -> Result<Option<EmbeddingRow>, StorageError> {
-    let corrupt = |_| internal(format!("embedding row '{id}' is corrupt"));
+    let corrupt = |_| failure(format!("embedding row '{id}' is corrupt"));
     let mut r = Reader(bytes);
     let expires_at = r.u64().map_err(corrupt)?;
     if expires_at != 0 && expires_at <= now {
@@ -121,7 +127,7 @@ fn encode_columns(row: &AggregatorRow) -> Vec<u8> {
 }
 
 fn decode_columns(id: &str, bytes: &[u8]) -> Result<AggregatorRow, StorageError> {
-    let corrupt = |_| internal(format!("aggregator row '{id}' is corrupt"));
+    let corrupt = |_| failure(format!("aggregator row '{id}' is corrupt"));
     let mut r = Reader(bytes);
     let n = r.u32().map_err(corrupt)?;
     let mut row = AggregatorRow::new();
@@ -134,13 +140,13 @@ fn decode_columns(id: &str, bytes: &[u8]) -> Result<AggregatorRow, StorageError>
 impl EmbeddedStorage {
     /// Opens (or creates) the storage file at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        super::survive_damage(path, || Self::open_unguarded(path)).map_err(internal)?
+        super::survive_damage(path, || Self::open_unguarded(path)).map_err(failure)?
     }
 
     fn open_unguarded(path: &Path) -> Result<Self, StorageError> {
         let db = super::open_db(path, super::STORAGE_CACHE_BYTES).map_err(|e| match e {
-            super::OpenError::InUse(m) => StorageError::Unavailable(m),
-            super::OpenError::Failed(m) => internal(m),
+            super::OpenError::InUse(m) => StorageError::Unavailable(m.into()),
+            super::OpenError::Failed(m) => failure(m),
         })?;
         let write = db.begin_write().map_err(internal)?;
         write.open_table(EMBEDDINGS).map_err(internal)?;
@@ -155,7 +161,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| internal(format!("storage task failed: {e}")))?
+        .map_err(|e| StorageError::Internal(Cause::new("storage task failed", e)))?
 }
 
 /// A generation's parts, owned, for a blocking task.

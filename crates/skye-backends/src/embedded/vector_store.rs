@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use skye_core::domain::{DistanceFunction, names};
+use skye_core::error::Cause;
 use skye_core::vector_store::{
     CollectionInfo, CollectionRef, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery,
     SnapshotInfo, VariantKey, VectorPoint, VectorRead, VectorStore, VectorStoreError,
@@ -134,12 +135,12 @@ fn index_error(e: IndexError) -> VectorStoreError {
     if e.is_client_error() {
         VectorStoreError::InvalidArgument(e.to_string())
     } else {
-        VectorStoreError::Internal(e.to_string())
+        VectorStoreError::Internal(Cause::of(e))
     }
 }
 
 fn join_error(e: tokio::task::JoinError) -> VectorStoreError {
-    VectorStoreError::Internal(format!("vector store task failed: {e}"))
+    VectorStoreError::Internal(Cause::new("vector store task failed", e))
 }
 
 fn metric(d: DistanceFunction) -> Metric {
@@ -469,7 +470,9 @@ impl VectorStore for EmbeddedVectorStore {
             })
             .await
             .map_err(join_error)?
-            .map_err(|e| VectorStoreError::Internal(format!("removing {slot}: {e}")))?;
+            .map_err(|e| {
+                VectorStoreError::Internal(Cause::new(format!("removing {slot}: {e}"), e))
+            })?;
         }
         Ok(())
     }
@@ -768,5 +771,5 @@ fn unix_millis() -> u128 {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> VectorStoreError {
-    VectorStoreError::Internal(format!("{}: {e}", path.display()))
+    VectorStoreError::Internal(Cause::new(format!("{}: {e}", path.display()), e))
 }

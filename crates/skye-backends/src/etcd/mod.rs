@@ -34,8 +34,9 @@ impl std::fmt::Debug for EtcdConfigStore {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ConfigStoreError {
-    ConfigStoreError::Unavailable(format!("etcd: {e}"))
+/// A client error, kept as the cause.
+fn unavailable(e: etcd_client::Error) -> ConfigStoreError {
+    ConfigStoreError::Unavailable(skye_core::error::Cause::new(format!("etcd: {e}"), e))
 }
 
 fn rev(r: i64) -> u64 {
@@ -45,10 +46,13 @@ fn rev(r: i64) -> u64 {
 fn key_value(kv: &etcd_client::KeyValue) -> Result<KeyValue, ConfigStoreError> {
     let text = |b: &[u8], what: &str| {
         String::from_utf8(b.to_vec()).map_err(|_| {
-            ConfigStoreError::Storage(format!(
-                "etcd {what} is not UTF-8: {:?}",
-                String::from_utf8_lossy(kv.key())
-            ))
+            ConfigStoreError::Storage(
+                format!(
+                    "etcd {what} is not UTF-8: {:?}",
+                    String::from_utf8_lossy(kv.key())
+                )
+                .into(),
+            )
         })
     };
     Ok(KeyValue {

@@ -26,6 +26,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use skye_core::error::Cause;
 use skye_core::event_log::{
     EventLog, EventLogError, Produce, Record, Subscription, partition_for_key, validate_group,
     validate_topic,
@@ -66,8 +67,13 @@ impl KafkaConfig {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> EventLogError {
-    EventLogError::Unavailable(format!("kafka: {e}"))
+/// A client error, kept as the cause.
+fn unavailable(e: KafkaError) -> EventLogError {
+    EventLogError::Unavailable(Cause::new(format!("kafka: {e}"), e))
+}
+
+fn refused(message: impl std::fmt::Display) -> EventLogError {
+    EventLogError::Unavailable(format!("kafka: {message}").into())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -75,7 +81,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, EventLogError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| EventLogError::Internal(format!("kafka task failed: {e}")))?
+        .map_err(|e| EventLogError::Internal(Cause::new("kafka task failed", e)))?
 }
 
 /// The Kafka event bus.
@@ -184,7 +190,7 @@ impl EventLog for KafkaEventLog {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => {
-                    return Err(unavailable(format!("cannot create topic {name}: {code}")));
+                    return Err(refused(format!("cannot create topic {name}: {code}")));
                 }
             }
         }
@@ -195,7 +201,7 @@ impl EventLog for KafkaEventLog {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(unavailable(format!(
+        Err(refused(format!(
             "topic '{topic}' was created but never showed up"
         )))
     }
@@ -254,8 +260,13 @@ impl EventLog for KafkaEventLog {
         for delivery in pending {
             match delivery.await {
                 Ok(Ok(d)) => out.push((d.partition.max(0) as u32, d.offset.max(0) as u64)),
-                Ok(Err((e, _))) => return Err(unavailable(format!("delivery failed: {e}"))),
-                Err(_) => return Err(unavailable("producer closed")),
+                Ok(Err((e, _))) => {
+                    return Err(EventLogError::Unavailable(Cause::new(
+                        format!("kafka: delivery failed: {e}"),
+                        e,
+                    )));
+                }
+                Err(_) => return Err(refused("producer closed")),
             }
         }
         Ok(out)

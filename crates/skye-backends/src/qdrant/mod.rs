@@ -29,6 +29,7 @@ use qdrant_client::qdrant::{
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use skye_core::domain::DistanceFunction;
+use skye_core::error::Cause;
 use skye_core::hash::{Fnv1a64, fnv1a64};
 use skye_core::vector_store::{
     CollectionInfo, CollectionRef, CollectionSpec, Condition, PayloadValue, ScoredPoint,
@@ -63,6 +64,7 @@ impl QdrantVectorStore {
 
 fn error(e: QdrantError) -> VectorStoreError {
     let text = e.to_string();
+    let unavailable = |e| VectorStoreError::Unavailable(Cause::new(text.clone(), e));
     match &e {
         QdrantError::ResponseError { status } => match status.code() {
             tonic::Code::NotFound => VectorStoreError::CollectionNotFound(status.message().into()),
@@ -72,10 +74,10 @@ fn error(e: QdrantError) -> VectorStoreError {
             tonic::Code::InvalidArgument => VectorStoreError::InvalidArgument(text),
             tonic::Code::Unavailable
             | tonic::Code::DeadlineExceeded
-            | tonic::Code::ResourceExhausted => VectorStoreError::Unavailable(text),
-            _ => VectorStoreError::Internal(text),
+            | tonic::Code::ResourceExhausted => unavailable(e),
+            _ => VectorStoreError::Internal(Cause::new(text.clone(), e)),
         },
-        _ => VectorStoreError::Unavailable(text),
+        _ => unavailable(e),
     }
 }
 

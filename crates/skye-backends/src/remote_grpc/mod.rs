@@ -35,7 +35,7 @@ use tonic::transport::{Channel, Endpoint};
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 
 fn unavailable(service: &str, e: impl std::fmt::Display) -> VectorStoreError {
-    VectorStoreError::Unavailable(format!("{service}: {e}"))
+    VectorStoreError::Unavailable(format!("{service}: {e}").into())
 }
 
 fn status(service: &str, s: tonic::Status) -> VectorStoreError {

@@ -33,6 +33,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
+use skye_core::error::Cause;
 use skye_core::storage::{
     AggregatorRow, AggregatorStore, EmbeddingRow, EmbeddingStore, Generation, StorageError,
 };
@@ -89,8 +90,16 @@ pub struct ScyllaStorage {
     prepared: Mutex<HashMap<String, PreparedStatement>>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Unavailable(format!("scylla: {e}"))
+fn unavailable(message: impl std::fmt::Display) -> StorageError {
+    StorageError::Unavailable(format!("scylla: {message}").into())
+}
+
+/// A driver error, kept as the cause.
+fn driver(
+    context: impl std::fmt::Display,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StorageError {
+    StorageError::Unavailable(Cause::new(format!("scylla: {context}: {e}"), e))
 }
 
 /// A name that goes into a statement: letters, digits and `_`, not starting with a digit.
@@ -163,7 +172,7 @@ impl ScyllaStorage {
         let session = tokio::time::timeout(config.request_timeout * 2, builder.build())
             .await
             .map_err(|_| unavailable(format!("no answer from {:?}", config.nodes)))?
-            .map_err(|e| unavailable(format!("cannot connect to {:?}: {e}", config.nodes)))?;
+            .map_err(|e| driver(format!("cannot connect to {:?}", config.nodes), e))?;
         Ok(ScyllaStorage {
             session: Arc::new(session),
             keyspace: config.keyspace.clone(),
@@ -257,14 +266,14 @@ fn floats(what: &str, value: CqlValue) -> Result<Vec<f32>, StorageError> {
             .into_iter()
             .map(|v| match v {
                 CqlValue::Float(f) => Ok(f),
-                other => Err(StorageError::Internal(format!(
-                    "scylla: {what} holds {other:?}, not float"
-                ))),
+                other => Err(StorageError::Internal(
+                    format!("scylla: {what} holds {other:?}, not float").into(),
+                )),
             })
             .collect(),
-        other => Err(StorageError::Internal(format!(
-            "scylla: {what} is {other:?}, not list<float>"
-        ))),
+        other => Err(StorageError::Internal(
+            format!("scylla: {what} is {other:?}, not list<float>").into(),
+        )),
     }
 }
 
@@ -327,8 +336,9 @@ impl EmbeddingStore for ScyllaStorage {
                 values.push(CqlValue::Boolean(*flag));
             }
             if self.payload_column {
-                let json = serde_json::to_string(&row.payload)
-                    .map_err(|e| StorageError::Internal(format!("payload of '{}': {e}", row.id)))?;
+                let json = serde_json::to_string(&row.payload).map_err(|e| {
+                    StorageError::Internal(format!("payload of '{}': {e}", row.id).into())
+                })?;
                 columns.push(PAYLOAD_COLUMN.to_string());
                 values.push(CqlValue::Text(json));
             }
@@ -386,7 +396,7 @@ impl EmbeddingStore for ScyllaStorage {
                                 row.payload = serde_json::from_str(&json).map_err(|e| {
                                     StorageError::Internal(format!(
                                         "{PAYLOAD_COLUMN} of '{id}' is not a JSON object of texts: {e}"
-                                    ))
+                                    ).into())
                                 })?;
                             }
                         }
