@@ -108,19 +108,14 @@ impl RealtimeHandler {
         table: &str,
         id: &str,
     ) -> Result<Option<AggregatorRow>, Transient> {
-        let key = (table.to_string(), id.to_string());
-        if let Some(row) = pass.rows.get(&key) {
-            return Ok(row.clone());
-        }
-        let row = self
-            .aggregator
-            .get(table, &[id.to_string()])
-            .await
-            .map_err(|e| Transient(format!("aggregator store: {e}")))?
-            .pop()
-            .flatten();
-        pass.rows.insert(key, row.clone());
-        Ok(row)
+        let ids = [id.to_string()];
+        let read = self.aggregator.get(table, &ids);
+        memo(&mut pass.rows, (table.to_string(), id.to_string()), async {
+            read.await
+                .map_err(|e| Transient(format!("aggregator store: {e}")))
+                .map(|mut rows| rows.pop().flatten())
+        })
+        .await
     }
 
     async fn embedding_row(
@@ -129,23 +124,15 @@ impl RealtimeHandler {
         generation: Generation<'_>,
         id: &str,
     ) -> Result<Option<EmbeddingRow>, Transient> {
-        let key = (
-            generation.model.to_string(),
-            generation.version,
-            id.to_string(),
-        );
-        if let Some(row) = pass.embedding_rows.get(&key) {
-            return Ok(row.clone());
-        }
-        let row = self
-            .embeddings
-            .get(generation, &[id.to_string()])
-            .await
-            .map_err(|e| Transient(format!("embedding store: {e}")))?
-            .pop()
-            .flatten();
-        pass.embedding_rows.insert(key, row.clone());
-        Ok(row)
+        let key = (generation.model.to_string(), generation.version, id.to_string());
+        let ids = [id.to_string()];
+        let read = self.embeddings.get(generation, &ids);
+        memo(&mut pass.embedding_rows, key, async {
+            read.await
+                .map_err(|e| Transient(format!("embedding store: {e}")))
+                .map(|mut rows| rows.pop().flatten())
+        })
+        .await
     }
 
     /// Computes the deltas of one candidate's update and records its row change.
@@ -266,6 +253,20 @@ impl RealtimeHandler {
         }
         Ok(pass.outcome)
     }
+}
+
+/// `map[key]`, read with `read` (only awaited) the first time.
+async fn memo<K: std::hash::Hash + Eq, V: Clone>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    read: impl std::future::Future<Output = Result<V, Transient>>,
+) -> Result<V, Transient> {
+    if let Some(v) = map.get(&key) {
+        return Ok(v.clone());
+    }
+    let v = read.await?;
+    map.insert(key, v.clone());
+    Ok(v)
 }
 
 /// A real-time record, with the entity and store it names.

@@ -403,24 +403,16 @@ async fn an_item_readmitted_by_a_realtime_flag_keeps_its_job_payload() {
     assert_eq!(ids(&all), ["good", "other"], "{all:?}");
     assert_eq!(all[0].1["brand"], "acme", "{all:?}");
     assert_eq!(all[0].1["price"], "616", "{all:?}");
-    let acme = hits(
-        &client,
-        "intent",
-        "instock",
-        vec![filter("brand", IN, &["acme"])],
-        &[],
-    )
-    .await;
-    assert_eq!(ids(&acme), ["good"]);
-    let cheap = hits(
-        &client,
-        "intent",
-        "instock",
-        vec![filter("price", LTE, &["100"])],
-        &[],
-    )
-    .await;
-    assert_eq!(ids(&cheap), ["other"], "price 616 is not <= 100");
+    let matching = |f: Filter| {
+        let client = client.clone();
+        async move { ids(&hits(&client, "intent", "instock", vec![f], &[]).await) }
+    };
+    assert_eq!(matching(filter("brand", IN, &["acme"])).await, ["good"]);
+    assert_eq!(
+        matching(filter("price", LTE, &["100"])).await,
+        ["other"],
+        "price 616 is not <= 100"
+    );
 }
 
 fn five_items() -> Vec<Item> {
