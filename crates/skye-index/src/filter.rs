@@ -8,7 +8,7 @@
 //! | IN | `must Match` (any of the values; a list payload matches if any element does) |
 //! | NIN | `must_not Match` (a point without the field is kept) |
 //! | EX | `must Exists` (present and not an empty list) |
-//! | SEARCH | `must Text` (every query word occurs in the value, case-insensitive) |
+//! | SEARCH | `must Text` (every query word is a word of the value, case-insensitive; words are runs of letters and digits) |
 //! | LT, LTE, GT, GTE, BTW (exclusive), BTWE (inclusive) | `must Range` |
 //! | LAST_X_DAYS | `must Range { gte: now − x days }` on a timestamp field |
 //! | WTHN | `must GeoRadius` |
@@ -90,9 +90,7 @@ impl CompiledFilter {
             .iter()
             .chain(&must_not)
             .map(|(_, c)| match c {
-                Condition::Text { query, .. } => {
-                    query.split_whitespace().map(str::to_lowercase).collect()
-                }
+                Condition::Text { query, .. } => words_of(query).collect(),
                 _ => Vec::new(),
             })
             .collect();
@@ -117,6 +115,14 @@ impl CompiledFilter {
     }
 }
 
+/// The words of a text, lower-cased: runs of letters and digits (what Qdrant's `word`
+/// tokenizer with `lowercase` indexes, so a SEARCH means the same on both engines).
+pub(crate) fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
 fn eval(field: Option<FieldId>, cond: &Condition, words: &[String], payload: &Payload) -> bool {
     let Some(value) = field.and_then(|f| payload.get(f)) else {
         return false;
@@ -128,8 +134,8 @@ fn eval(field: Option<FieldId>, cond: &Condition, words: &[String], payload: &Pa
         Condition::Exists { .. } => !matches!(value, Value::List(items) if items.is_empty()),
         Condition::Text { .. } => value.for_each_scalar(&mut |v| match v {
             Value::Keyword(s) => {
-                let s = s.to_lowercase();
-                !words.is_empty() && words.iter().all(|w| s.contains(w.as_str()))
+                let text: Vec<String> = words_of(s).collect();
+                !words.is_empty() && words.iter().all(|w| text.contains(w))
             }
             _ => false,
         }),
@@ -300,6 +306,7 @@ mod tests {
         };
         assert!(check(text("cotton KURTA")));
         assert!(!check(text("silk kurta")));
+        assert!(!check(text("cott")), "a part of a word is not the word");
         assert!(!check(text("")), "an empty query matches nothing");
         assert!(
             check(must(range("price", None, None, None, Some(499.0)))),

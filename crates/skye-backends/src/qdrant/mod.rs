@@ -20,15 +20,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
-    self, Condition as QCondition, CreateCollectionBuilder, DeletePointsBuilder,
-    DeleteSnapshotRequestBuilder, Distance, Filter, GeoPoint, GeoRadius, HnswConfigDiffBuilder,
-    ListValue, OptimizersConfigDiffBuilder, PointId, PointStruct, PointsIdsList, Range,
-    SearchBatchPointsBuilder, SearchParamsBuilder, SearchPointsBuilder, SetPayloadPointsBuilder,
-    UpdateCollectionBuilder, UpsertPointsBuilder, Value, VectorParamsBuilder, r#match::MatchValue,
-    point_id::PointIdOptions, value::Kind,
+    self, Condition as QCondition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, DeleteSnapshotRequestBuilder, Distance, FieldType, Filter, GeoPoint,
+    GeoRadius, HnswConfigDiffBuilder, ListValue, OptimizersConfigDiffBuilder, PointId, PointStruct,
+    PointsIdsList, Range, SearchBatchPointsBuilder, SearchParamsBuilder, SearchPointsBuilder,
+    SetPayloadPointsBuilder, TextIndexParamsBuilder, TokenizerType, UpdateCollectionBuilder,
+    UpsertPointsBuilder, Value, VectorParamsBuilder, r#match::MatchValue, point_id::PointIdOptions,
+    value::Kind,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
-use skye_core::domain::DistanceFunction;
+use skye_core::domain::{DistanceFunction, FieldSchema};
 use skye_core::error::Cause;
 use skye_core::hash::{Fnv1a64, fnv1a64};
 use skye_core::vector_store::{
@@ -52,33 +53,100 @@ impl std::fmt::Debug for QdrantVectorStore {
 }
 
 impl QdrantVectorStore {
+    async fn info(&self, name: &str) -> Result<qdrant::CollectionInfo, VectorStoreError> {
+        self.client
+            .collection_info(name)
+            .await
+            .map_err(error)?
+            .result
+            .ok_or_else(|| VectorStoreError::CollectionNotFound(name.to_string()))
+    }
+
+    /// `Ok` when collection `name` exists (an empty write still says whether it could land).
+    async fn must_exist(&self, name: &str) -> Result<(), VectorStoreError> {
+        if self.client.collection_exists(name).await.map_err(error)? {
+            Ok(())
+        } else {
+            Err(VectorStoreError::CollectionNotFound(name.to_string()))
+        }
+    }
+
     /// Connects to `url` (e.g. `http://qdrant:6334`); `timeout` bounds every call.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, VectorStoreError> {
+        // Skye pins no server version: the client's check (major equal, minor ±1) would warn on
+        // stdout about every older server it can talk to.
         let client = Qdrant::from_url(url)
             .timeout(timeout)
+            .skip_compatibility_check()
             .build()
             .map_err(error)?;
         Ok(QdrantVectorStore { client })
     }
 }
 
+/// A Qdrant answer as the contract's error. What says the server cannot be reached now
+/// (unavailable, connection or stream errors, overload) is UNAVAILABLE and a deadline is
+/// DEADLINE_EXCEEDED, both retryable; only the server's own failures are INTERNAL.
 fn error(e: QdrantError) -> VectorStoreError {
     let text = e.to_string();
-    let unavailable = |e| VectorStoreError::Unavailable(Cause::new(text.clone(), e));
-    match &e {
-        QdrantError::ResponseError { status } => match status.code() {
-            tonic::Code::NotFound => VectorStoreError::CollectionNotFound(status.message().into()),
-            tonic::Code::AlreadyExists => {
-                VectorStoreError::CollectionExists(status.message().into())
-            }
-            tonic::Code::InvalidArgument => VectorStoreError::InvalidArgument(text),
-            tonic::Code::Unavailable
-            | tonic::Code::DeadlineExceeded
-            | tonic::Code::ResourceExhausted => unavailable(e),
-            _ => VectorStoreError::Internal(Cause::new(text.clone(), e)),
-        },
-        _ => unavailable(e),
+    let QdrantError::ResponseError { status } = &e else {
+        return VectorStoreError::Unavailable(Cause::new(text, e));
+    };
+    match status.code() {
+        tonic::Code::NotFound => VectorStoreError::CollectionNotFound(status.message().into()),
+        tonic::Code::AlreadyExists => VectorStoreError::CollectionExists(status.message().into()),
+        tonic::Code::InvalidArgument | tonic::Code::OutOfRange => {
+            VectorStoreError::InvalidArgument(text)
+        }
+        tonic::Code::DeadlineExceeded => VectorStoreError::Timeout(Cause::new(text, e)),
+        tonic::Code::Unavailable
+        | tonic::Code::ResourceExhausted
+        | tonic::Code::Unknown
+        | tonic::Code::Cancelled
+        | tonic::Code::Aborted => VectorStoreError::Unavailable(Cause::new(text, e)),
+        _ => VectorStoreError::Internal(Cause::new(text, e)),
     }
+}
+
+/// The vector size of a collection (0 when Qdrant does not say).
+fn dimension(info: &qdrant::CollectionInfo) -> u64 {
+    use qdrant::vectors_config::Config;
+    let params = info.config.as_ref().and_then(|c| c.params.as_ref());
+    match params.and_then(|p| p.vectors_config.as_ref()?.config.as_ref()) {
+        Some(Config::Params(v)) => v.size,
+        _ => 0,
+    }
+}
+
+/// Skye's indexing threshold counts pending points; Qdrant's counts kilobytes of vectors in a
+/// segment. 0 (indexing off) stays 0; any other count is at least 1 KB.
+fn threshold_kb(points: usize, dimension: u64) -> u64 {
+    match points {
+        0 => 0,
+        n => (n as u64 * dimension * 4).div_ceil(1024).max(1),
+    }
+}
+
+/// Qdrant's threshold in kilobytes back as points.
+fn threshold_points(kb: u64, dimension: u64) -> usize {
+    match (kb, dimension) {
+        (0, _) => 0,
+        (kb, 0) => kb as usize,
+        (kb, d) => ((kb * 1024) / (d * 4)).max(1) as usize,
+    }
+}
+
+/// Refuses a vector with NaN or infinity (Qdrant takes them and scores NaN).
+fn finite<'a>(
+    what: &str,
+    mut vectors: impl Iterator<Item = &'a [f32]>,
+) -> Result<(), VectorStoreError> {
+    if vectors.any(|v| v.iter().any(|x| !x.is_finite())) {
+        return Err(VectorStoreError::InvalidArgument(format!(
+            "{what} contains NaN or infinity"
+        )));
+    }
+    Ok(())
 }
 
 /// The Qdrant point id of a candidate id.
@@ -132,8 +200,18 @@ pub fn value_text(v: &Value) -> String {
         Some(Kind::IntegerValue(i)) => i.to_string(),
         Some(Kind::DoubleValue(d)) => d.to_string(),
         Some(Kind::BoolValue(b)) => b.to_string(),
+        // As the embedded engine renders a list: JSON-like, texts quoted.
         Some(Kind::ListValue(l)) => {
-            let items: Vec<String> = l.values.iter().map(value_text).collect();
+            let items: Vec<String> = l
+                .values
+                .iter()
+                .map(|v| match &v.kind {
+                    Some(Kind::StringValue(s)) => {
+                        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+                    }
+                    _ => value_text(v),
+                })
+                .collect();
             format!("[{}]", items.join(","))
         }
         Some(Kind::StructValue(s)) => {
@@ -253,6 +331,30 @@ pub fn filter(f: Option<&SearchFilter>, exclude: &[String]) -> Option<Filter> {
     (!out.must.is_empty() || !out.must_not.is_empty()).then_some(out)
 }
 
+/// The payload index of a field of the variant's schema, as the original creates them from
+/// `field_schema`. Datetimes are indexed as integers: Skye stores them as Unix seconds. Text
+/// gets Qdrant's `word` tokenizer with lower-casing, which is what SEARCH means on both engines.
+fn field_index(
+    collection: &str,
+    field: &str,
+    schema: FieldSchema,
+) -> CreateFieldIndexCollectionBuilder {
+    let kind = match schema {
+        FieldSchema::Keyword => FieldType::Keyword,
+        FieldSchema::Integer | FieldSchema::Datetime => FieldType::Integer,
+        FieldSchema::Float => FieldType::Float,
+        FieldSchema::Boolean => FieldType::Bool,
+        FieldSchema::Geo => FieldType::Geo,
+        FieldSchema::Text => FieldType::Text,
+    };
+    let index = CreateFieldIndexCollectionBuilder::new(collection, field, kind).wait(true);
+    match schema {
+        FieldSchema::Text => index
+            .field_index_params(TextIndexParamsBuilder::new(TokenizerType::Word).lowercase(true)),
+        _ => index,
+    }
+}
+
 fn distance(d: DistanceFunction) -> Distance {
     match d {
         DistanceFunction::Dot => Distance::Dot,
@@ -302,6 +404,8 @@ impl VectorRead for QdrantVectorStore {
         if queries.is_empty() {
             return Ok(Vec::new());
         }
+        // Qdrant answers a NaN query with NaN scores; the contract refuses it.
+        finite("query vector", queries.iter().map(|q| q.vector.as_slice()))?;
         let wanted: Vec<Vec<String>> = queries.iter().map(|q| q.with_payload.clone()).collect();
         let searches = queries
             .into_iter()
@@ -355,15 +459,8 @@ impl VectorRead for QdrantVectorStore {
         collection: &CollectionRef,
     ) -> Result<CollectionInfo, VectorStoreError> {
         let name = collection.original_name();
-        let collection = name.as_str();
-        let info = self
-            .client
-            .collection_info(collection)
-            .await
-            .map_err(error)?
-            .result
-            .ok_or_else(|| VectorStoreError::CollectionNotFound(collection.to_string()))?;
-        let threshold = info
+        let info = self.info(&name).await?;
+        let kb = info
             .config
             .as_ref()
             .and_then(|c| c.optimizer_config.as_ref())
@@ -372,7 +469,7 @@ impl VectorRead for QdrantVectorStore {
         Ok(CollectionInfo {
             points_count: info.points_count.unwrap_or(0),
             indexed_vectors_count: info.indexed_vectors_count.unwrap_or(0),
-            indexing_threshold: threshold as usize,
+            indexing_threshold: threshold_points(kb, dimension(&info)),
         })
     }
 
@@ -413,13 +510,18 @@ impl VectorStore for QdrantVectorStore {
                             .m(spec.m as u64)
                             .ef_construct(spec.ef_construct as u64),
                     )
-                    .optimizers_config(
-                        OptimizersConfigDiffBuilder::default()
-                            .indexing_threshold(spec.indexing_threshold as u64),
-                    ),
+                    .optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(
+                        threshold_kb(spec.indexing_threshold, u64::from(spec.dimension)),
+                    )),
             )
             .await
             .map_err(error)?;
+        for (field, schema) in &spec.payload_schema {
+            self.client
+                .create_field_index(field_index(&name, field, *schema))
+                .await
+                .map_err(error)?;
+        }
         Ok(())
     }
 
@@ -449,8 +551,9 @@ impl VectorStore for QdrantVectorStore {
         let name = collection.original_name();
         let collection = name.as_str();
         if points.is_empty() {
-            return Ok(());
+            return self.must_exist(collection).await;
         }
+        finite("point vector", points.iter().map(|p| p.vector.as_slice()))?;
         let points: Vec<PointStruct> = points
             .iter()
             .map(|p| PointStruct::new(point_id(&p.id), p.vector.clone(), payload_of(p)))
@@ -470,7 +573,7 @@ impl VectorStore for QdrantVectorStore {
         let name = collection.original_name();
         let collection = name.as_str();
         if ids.is_empty() {
-            return Ok(());
+            return self.must_exist(collection).await;
         }
         let ids = PointsIdsList {
             ids: ids.iter().map(|id| point_id(id)).collect(),
@@ -496,10 +599,10 @@ impl VectorStore for QdrantVectorStore {
                 .collect();
             self.client
                 .set_payload(
+                    // By filter, not by id list: a missing point matches nothing (the
+                    // contract) instead of failing the call with NOT_FOUND.
                     SetPayloadPointsBuilder::new(collection, payload)
-                        .points_selector(PointsIdsList {
-                            ids: vec![point_id(&id)],
-                        })
+                        .points_selector(Filter::must([QCondition::has_id([point_id(&id)])]))
                         .wait(true),
                 )
                 .await
@@ -514,11 +617,13 @@ impl VectorStore for QdrantVectorStore {
         threshold: usize,
     ) -> Result<(), VectorStoreError> {
         let name = collection.original_name();
-        let collection = name.as_str();
+        let kb = threshold_kb(threshold, dimension(&self.info(&name).await?));
         self.client
-            .update_collection(UpdateCollectionBuilder::new(collection).optimizers_config(
-                OptimizersConfigDiffBuilder::default().indexing_threshold(threshold as u64),
-            ))
+            .update_collection(
+                UpdateCollectionBuilder::new(name.as_str()).optimizers_config(
+                    OptimizersConfigDiffBuilder::default().indexing_threshold(kb),
+                ),
+            )
             .await
             .map_err(error)?;
         Ok(())
@@ -626,12 +731,21 @@ mod tests {
     }
 
     #[test]
+    fn indexing_thresholds_convert_between_points_and_kilobytes() {
+        assert_eq!(threshold_kb(0, 384), 0, "off stays off");
+        assert_eq!(threshold_kb(1, 3), 1, "at least 1 KB");
+        assert_eq!(threshold_kb(20_000, 384), 30_000);
+        assert_eq!(threshold_points(30_000, 384), 20_000);
+        assert_eq!(threshold_points(0, 384), 0);
+    }
+
+    #[test]
     fn payload_values_and_their_text() {
         let list = to_value(&PayloadValue::List(vec![
             PayloadValue::Integer(1),
             PayloadValue::Keyword("x".into()),
         ]));
-        assert_eq!(value_text(&list), "[1,x]");
+        assert_eq!(value_text(&list), r#"[1,"x"]"#);
         assert_eq!(value_text(&to_value(&PayloadValue::Bool(true))), "true");
         assert_eq!(value_text(&to_value(&PayloadValue::Float(2.5))), "2.5");
         assert_eq!(

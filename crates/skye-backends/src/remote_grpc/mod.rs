@@ -46,6 +46,9 @@ fn status(service: &str, s: tonic::Status) -> VectorStoreError {
         tonic::Code::NotFound => {
             VectorStoreError::CollectionNotFound(format!("{service}: {}", s.message()))
         }
+        tonic::Code::DeadlineExceeded => {
+            VectorStoreError::Timeout(format!("{service}: {}", s.message()).into())
+        }
         _ => unavailable(service, format!("{:?}: {}", s.code(), s.message())),
     }
 }

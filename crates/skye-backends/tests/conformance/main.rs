@@ -15,6 +15,20 @@ mod vector_store;
 /// is skipped — said on stderr past the test harness's capture, so it is never silent — unless
 /// `SKYE_REQUIRE_SERVICES` is set (as `.ci/run` does), which makes a missing service a failure.
 #[allow(dead_code)]
+/// The live Qdrant's gRPC URL: required under `SKYE_REQUIRE_SERVICES` unless
+/// `scripts/services.sh` found no Qdrant binary to start (`SKYE_TEST_NO_QDRANT`).
+pub fn qdrant(suite: &str) -> Option<String> {
+    if std::env::var_os("SKYE_TEST_NO_QDRANT").is_some() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED {suite}: no Qdrant server here (../shared/qdrant/qdrant not found)"
+        );
+        return None;
+    }
+    service("SKYE_TEST_QDRANT_URL", suite)
+}
+
 pub fn service(var: &str, suite: &str) -> Option<String> {
     use std::io::Write;
     match std::env::var(var) {

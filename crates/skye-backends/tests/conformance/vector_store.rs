@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skye_backends::embedded::EmbeddedVectorStore;
-use skye_core::domain::{DistanceFunction, VectorDbType};
+use skye_core::domain::{DistanceFunction, FieldSchema, VectorDbType};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::vector_store::{
     CollectionRef, CollectionSpec, Condition, PayloadValue, SearchFilter, SearchQuery, VariantKey,
@@ -248,10 +248,21 @@ async fn metrics_order_and_score(store: &dyn VectorStore, p: &Target) {
 
 async fn filters_exclusion_offset_and_payload(store: &dyn VectorStore, p: &Target) {
     let c = p.at("filters");
-    store
-        .create_collection(spec(&c, DistanceFunction::Euclidean, 0))
-        .await
-        .unwrap();
+    // The variant's payload schema (remote engines index each field by it).
+    let mut with_schema = spec(&c, DistanceFunction::Euclidean, 0);
+    with_schema.payload_schema = [
+        ("n", FieldSchema::Integer),
+        ("price", FieldSchema::Float),
+        ("even", FieldSchema::Boolean),
+        ("brand", FieldSchema::Keyword),
+        ("title", FieldSchema::Text),
+        ("tags", FieldSchema::Keyword),
+        ("loc", FieldSchema::Geo),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    store.create_collection(with_schema).await.unwrap();
     let kw = |s: &str| PayloadValue::Keyword(s.into());
     let pts: Vec<VectorPoint> = (0..20)
         .map(|i| {
@@ -321,14 +332,23 @@ async fn filters_exclusion_offset_and_payload(store: &dyn VectorStore, p: &Targe
         .len(),
         0
     );
+    // Whole words, any case: "1" is not a word of "… shirt 12".
     assert_eq!(
-        run(must(Condition::Text {
+        ids(&run(must(Condition::Text {
             field: "title".into(),
             query: "COTTON shirt 1".into()
         }))
+        .await),
+        ["p1"]
+    );
+    assert_eq!(
+        run(must(Condition::Text {
+            field: "title".into(),
+            query: "red SHIRT".into()
+        }))
         .await
         .len(),
-        11
+        20
     );
     let range = Condition::Range {
         field: "n".into(),
@@ -655,20 +675,14 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// Against a live Qdrant (no server can be installed on the CI machine: run it elsewhere with
-/// `docker run -p 6334:6334 qdrant/qdrant` and `SKYE_TEST_QDRANT_URL=http://localhost:6334`).
+/// Against a live Qdrant: `scripts/services.sh` starts the server of `../shared/qdrant/`
+/// (elsewhere: `docker run -p 6334:6334 qdrant/qdrant` and
+/// `SKYE_TEST_QDRANT_URL=http://localhost:6334`).
 #[cfg(feature = "qdrant")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qdrant_vector_store_conforms() {
     use skye_backends::qdrant::QdrantVectorStore;
-    // Not required by SKYE_REQUIRE_SERVICES: CI has no Qdrant (INFRA.md §4).
-    let Ok(url) = std::env::var("SKYE_TEST_QDRANT_URL") else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "SKIPPED qdrant_vector_store_conforms: SKYE_TEST_QDRANT_URL is not set (no Qdrant \
-             server installs here; see the test's doc comment)"
-        );
+    let Some(url) = crate::qdrant("qdrant_vector_store_conforms") else {
         return;
     };
     let store = QdrantVectorStore::connect(&url, std::time::Duration::from_secs(10)).unwrap();

@@ -124,7 +124,11 @@ impl RealtimeHandler {
         generation: Generation<'_>,
         id: &str,
     ) -> Result<Option<EmbeddingRow>, Transient> {
-        let key = (generation.model.to_string(), generation.version, id.to_string());
+        let key = (
+            generation.model.to_string(),
+            generation.version,
+            id.to_string(),
+        );
         let ids = [id.to_string()];
         let read = self.embeddings.get(generation, &ids);
         memo(&mut pass.embedding_rows, key, async {

@@ -7,7 +7,7 @@
 //! | IN | any but geo | ≥ 1 | equals one of the values (a list field: any element) |
 //! | NIN | any but geo | ≥ 1 | equals none of them (a point without the field matches) |
 //! | EX | any | none | exists and is not an empty list (not Qdrant's "not null") |
-//! | SEARCH | keyword, text | ≥ 1 | contains every word of the values, ignoring case |
+//! | SEARCH | keyword, text | ≥ 1 | has every word of the values as a word, ignoring case (words: runs of letters and digits) |
 //! | LT, LTE, GT, GTE | integer, float, datetime | ≥ 1 (first used) | compares with the value (datetimes: Unix seconds or RFC 3339) |
 //! | BTW / BTWE | integer, float, datetime | 2, v0 ≤ v1 | lies strictly / inclusively between |
 //! | LAST_X_DAYS | datetime, integer (Unix seconds) | 1: days (may be fractional) | is at or after now − days |
