@@ -92,6 +92,9 @@ fn error(e: QdrantError) -> VectorStoreError {
     let QdrantError::ResponseError { status } = &e else {
         return VectorStoreError::Unavailable(Cause::new(text, e));
     };
+    if status.code() != tonic::Code::DeadlineExceeded && transport_failure(status) {
+        return VectorStoreError::Unavailable(Cause::new(text, e));
+    }
     match status.code() {
         tonic::Code::NotFound => VectorStoreError::CollectionNotFound(status.message().into()),
         tonic::Code::AlreadyExists => VectorStoreError::CollectionExists(status.message().into()),
@@ -106,6 +109,18 @@ fn error(e: QdrantError) -> VectorStoreError {
         | tonic::Code::Aborted => VectorStoreError::Unavailable(Cause::new(text, e)),
         _ => VectorStoreError::Internal(Cause::new(text, e)),
     }
+}
+
+/// Whether a status was made by the client for a connection that failed, not sent by the
+/// server: qdrant-client reports a refused connection as INTERNAL "Failed to connect to …",
+/// tonic a broken stream as INTERNAL "h2 protocol error" with the transport error as source.
+fn transport_failure(status: &tonic::Status) -> bool {
+    let m = status.message();
+    std::error::Error::source(status).is_some()
+        || m.starts_with("Failed to connect")
+        || m.contains("transport error")
+        || m.contains("h2 protocol error")
+        || m.contains("connection error")
 }
 
 /// The vector size of a collection (0 when Qdrant does not say).
@@ -466,9 +481,18 @@ impl VectorRead for QdrantVectorStore {
             .and_then(|c| c.optimizer_config.as_ref())
             .and_then(|o| o.indexing_threshold)
             .unwrap_or(0);
+        let points = info.points_count.unwrap_or(0);
+        // Qdrant leaves a segment smaller than the threshold unindexed for good (it is searched
+        // exactly): with indexing on and the optimizers idle (green), nothing is left to index.
+        let settled = kb > 0 && info.status == qdrant::CollectionStatus::Green as i32;
+        let indexed = info.indexed_vectors_count.unwrap_or(0);
         Ok(CollectionInfo {
-            points_count: info.points_count.unwrap_or(0),
-            indexed_vectors_count: info.indexed_vectors_count.unwrap_or(0),
+            points_count: points,
+            indexed_vectors_count: if settled {
+                points.max(indexed)
+            } else {
+                indexed
+            },
             indexing_threshold: threshold_points(kb, dimension(&info)),
         })
     }
@@ -728,6 +752,43 @@ mod tests {
             assert_eq!(point_id(id).point_id_options, Some(PointIdOptions::Uuid(u)));
         }
         assert_ne!(point_id("a"), point_id("b"));
+    }
+
+    #[test]
+    fn a_failed_connection_is_unavailable_and_the_servers_own_failure_internal() {
+        use skye_core::error::{ErrorCode, HasErrorCode};
+        let status = |code, m: &str| {
+            error(QdrantError::ResponseError {
+                status: tonic::Status::new(code, m),
+            })
+            .code()
+        };
+        let refused = "Failed to connect to http://127.0.0.1:1/: tonic::transport::Error(Transport, \
+                       ConnectError(\"tcp connect error\"))";
+        assert_eq!(
+            status(tonic::Code::Internal, refused),
+            ErrorCode::Unavailable
+        );
+        assert_eq!(
+            status(tonic::Code::Internal, "h2 protocol error: stream closed"),
+            ErrorCode::Unavailable
+        );
+        assert_eq!(
+            status(tonic::Code::Unavailable, "down"),
+            ErrorCode::Unavailable
+        );
+        assert_eq!(
+            status(tonic::Code::DeadlineExceeded, "slow"),
+            ErrorCode::Timeout
+        );
+        assert_eq!(
+            status(tonic::Code::Internal, "segment corrupted"),
+            ErrorCode::Internal
+        );
+        assert_eq!(
+            status(tonic::Code::NotFound, "no such"),
+            ErrorCode::NotFound
+        );
     }
 
     #[test]
