@@ -144,7 +144,8 @@ impl Lifecycle {
         let mut ticket = BTreeMap::new();
         for v in chosen {
             let read = v.vector_db_read_version;
-            let (write, new_collection) = match (m.model_type, req.force_reset, v.onboarded) {
+            let onboarded = v.onboarded || self.serves(v, read).await?;
+            let (write, new_collection) = match (m.model_type, req.force_reset, onboarded) {
                 (_, _, false) => (read, true),
                 (ModelType::Reset, _, true) | (ModelType::Delta, true, true) => (read + 1, true),
                 (ModelType::Delta, false, true) => (read, false),
@@ -199,6 +200,17 @@ impl Lifecycle {
             topic_name: m.topic_name.clone(),
             model_type: m.model_type,
         })))
+    }
+
+    /// Whether a collection already exists at `v`'s read version: a variant registered over a
+    /// collection that another Skye (the original, a restored tree) created is served from it
+    /// and its first job must write beside it, not over it.
+    async fn serves(&self, v: &Variant, read: i64) -> Result<bool, LifecycleError> {
+        match self.vectors.collection_info(&v.collection(read)).await {
+            Ok(_) => Ok(true),
+            Err(VectorStoreError::CollectionNotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// An empty collection at `version`: one left by an aborted job is dropped first, so a job

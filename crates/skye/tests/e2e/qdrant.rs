@@ -430,3 +430,95 @@ async fn a_qdrant_restart_in_the_middle_of_a_job_loses_nothing() {
         assert_eq!(ok.responses[0].candidates.len(), 3);
     }
 }
+
+/// A collection the original Skye created (named `<variant>_<model>_<version>`, numeric point
+/// ids, the payload as its consumers write it) is served as it is, and the next RESET job
+/// replaces it the usual way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_the_original_created_is_served_as_it_is() {
+    let Some(url) = live_qdrant("qdrant migration") else {
+        return;
+    };
+    let Some(rest) = crate::scaleout::service("SKYE_TEST_QDRANT_REST", "qdrant migration") else {
+        return;
+    };
+    let (host, port) = host_port(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(dir.path(), &[]);
+    let http = Http::new();
+    let model = unique_model();
+    register_entity(&skye, &http).await;
+    ok(
+        &skye,
+        &http,
+        "model/register-model",
+        json!({"entity": "catalog", "model": model, "embedding_store_enabled": true,
+            "number_of_partitions": 1, "model_type": "RESET",
+            "model_config": {"distance_function": "COSINE", "vector_dimension": 4}}),
+    )
+    .await;
+    ok(
+        &skye,
+        &http,
+        "model/register-variant",
+        json!({"entity": "catalog", "model": model, "variant": "legacy",
+            "vector_db_type": "QDRANT",
+            "vector_db_config": {"read_host": host, "write_host": host, "port": port,
+                "payload": {"brand": {"field_schema": "keyword"},
+                    "price": {"field_schema": "integer"},
+                    "tags": {"field_schema": "keyword"}}}}),
+    )
+    .await;
+    // What the original wrote: its collection name, numeric ids, typed payload values.
+    let collection = format!("{rest}/collections/legacy_{model}_1");
+    let r = http
+        .send(
+            hyper::Method::PUT,
+            &collection,
+            &json!({"vectors": {"size": 4, "distance": "Cosine"}}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let points: Vec<Value> = (0..12)
+        .map(|i| {
+            let brand = ["acme", "zeta"][i % 2];
+            json!({"id": 100 + i, "vector": vector(i),
+                "payload": {"brand": brand, "price": i * 10,
+                    "tags": ["all", format!("t{}", i % 3)]}})
+        })
+        .collect();
+    let r = http
+        .send(
+            hyper::Method::PUT,
+            &format!("{collection}/points?wait=true"),
+            &json!({"points": points}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+
+    let client = client(&skye).await;
+    let all = hits(&client, &model, "legacy", Vec::new(), &["brand", "price", "tags"]).await;
+    assert_eq!(all.len(), 12, "{all:?}");
+    let first = all.iter().find(|(id, _)| id == "101").expect("numeric ids as they are");
+    assert_eq!(first.1["brand"], "zeta");
+    assert_eq!(first.1["price"], "10");
+    assert_eq!(first.1["tags"], r#"["all","t1"]"#);
+    let acme_cheap = ids(
+        &hits(
+            &client,
+            &model,
+            "legacy",
+            vec![filter("brand", 0, &["acme"]), filter("price", 4, &["40"])],
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(acme_cheap, ["100", "102", "104"]);
+
+    // Skye's first job writes version 2 and drops the original's collection after the switch.
+    job(&skye, &http, &model, &["legacy"], &catalog_items(0)[..6]).await;
+    let now = ids(&hits(&client, &model, "legacy", Vec::new(), &[]).await);
+    assert_eq!(now, ["c0", "c1", "c2", "c3", "c4", "c5"]);
+    let gone = http.get(&collection).await;
+    assert_eq!(gone.status, 404, "superseded: {}", gone.raw);
+}
