@@ -497,22 +497,30 @@ async fn a_collection_the_original_created_is_served_as_it_is() {
     assert_eq!(r.status, 200, "{}", r.raw);
 
     let client = client(&skye).await;
-    let all = hits(&client, &model, "legacy", Vec::new(), &["brand", "price", "tags"]).await;
+    let all = hits(
+        &client,
+        &model,
+        "legacy",
+        Vec::new(),
+        &["brand", "price", "tags"],
+    )
+    .await;
     assert_eq!(all.len(), 12, "{all:?}");
-    let first = all.iter().find(|(id, _)| id == "101").expect("numeric ids as they are");
+    let first = all
+        .iter()
+        .find(|(id, _)| id == "101")
+        .expect("numeric ids as they are");
     assert_eq!(first.1["brand"], "zeta");
     assert_eq!(first.1["price"], "10");
     assert_eq!(first.1["tags"], r#"["all","t1"]"#);
-    let acme_cheap = ids(
-        &hits(
-            &client,
-            &model,
-            "legacy",
-            vec![filter("brand", 0, &["acme"]), filter("price", 4, &["40"])],
-            &[],
-        )
-        .await,
-    );
+    let acme_cheap = ids(&hits(
+        &client,
+        &model,
+        "legacy",
+        vec![filter("brand", 0, &["acme"]), filter("price", 4, &["40"])],
+        &[],
+    )
+    .await);
     assert_eq!(acme_cheap, ["100", "102", "104"]);
 
     // Skye's first job writes version 2 and drops the original's collection after the switch.
