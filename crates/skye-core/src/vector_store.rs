@@ -310,6 +310,13 @@ pub struct SnapshotInfo {
     pub size_bytes: u64,
 }
 
+/// Told how each search of an engine with a query planner was answered: the path (a bounded
+/// label: `exact`, `exact_matches`, `graph_filtered`, `graph`) and, for a filtered search, how
+/// many points the payload indexes selected. Serving exports it as a metric.
+pub trait PlanObserver: Send + Sync + std::fmt::Debug {
+    fn planned(&self, path: &'static str, matches: Option<usize>);
+}
+
 /// Remote vector DBs by variant (Qdrant in skye-backends), for the router that picks a
 /// collection's store from its variant's `vector-db-type`.
 pub trait RemoteVectorStores: Send + Sync + std::fmt::Debug {

@@ -101,6 +101,16 @@ impl CompiledFilter {
         }
     }
 
+    /// The conditions every point must meet, with their fields.
+    pub(crate) fn must(&self) -> impl Iterator<Item = (Option<FieldId>, &Condition)> {
+        self.must.iter().map(|(f, c)| (*f, c))
+    }
+
+    /// The conditions no point may meet, with their fields.
+    pub(crate) fn must_not(&self) -> impl Iterator<Item = (Option<FieldId>, &Condition)> {
+        self.must_not.iter().map(|(f, c)| (*f, c))
+    }
+
     pub(crate) fn matches(&self, payload: &Payload) -> bool {
         let n = self.must.len();
         self.must

@@ -52,6 +52,39 @@ fn top_k<A: Admit>(
     heap
 }
 
+/// The `k` nearest admitted rows among `ids` (the points a filter selected), nearest first:
+/// the work is proportional to the selection, not to the collection.
+pub fn search_ids<A: Admit + Sync>(
+    vectors: &Vectors,
+    dist: DistanceFn,
+    q: &[f32],
+    k: usize,
+    ids: &roaring::RoaringBitmap,
+    admit: &A,
+) -> Vec<Scored> {
+    let mut heap = BinaryHeap::with_capacity(k + 1);
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut bound = f32::INFINITY;
+    for (n, id) in ids.iter().enumerate() {
+        if n.is_multiple_of(STOP_CHECK_ROWS) && admit.stopped() {
+            break;
+        }
+        let d = dist.eval(q, vectors.get(id as usize));
+        if (heap.len() < k || d < bound) && admit.admit(id) {
+            heap.push(Scored { dist: d, id });
+            if heap.len() > k {
+                heap.pop();
+            }
+            if heap.len() == k {
+                bound = heap.peek().map_or(f32::INFINITY, |s| s.dist);
+            }
+        }
+    }
+    heap.into_sorted_vec()
+}
+
 /// The `k` nearest admitted rows of `rows`, nearest first.
 pub fn search<A: Admit + Sync>(
     vectors: &Vectors,

@@ -14,10 +14,13 @@ pub mod hnsw;
 pub mod neutral;
 pub mod npy;
 pub mod payload;
+pub(crate) mod payload_index;
 pub mod persist;
 pub mod vectors;
 
-pub use collection::{Collection, CollectionConfig, CollectionInfo, Hit, Point, SearchRequest};
+pub use collection::{
+    Collection, CollectionConfig, CollectionInfo, Hit, Plan, Point, SearchPath, SearchRequest,
+};
 pub use distance::Metric;
 pub use error::IndexError;
 pub use filter::{Condition, Filter};

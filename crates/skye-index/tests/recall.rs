@@ -237,3 +237,126 @@ fn a_stopped_search_ends_cancelled() {
         assert!(matches!(e, skye_index::IndexError::Cancelled), "{e}");
     }
 }
+
+/// A vector with the cluster it was drawn around.
+type Labeled = Vec<(usize, Vec<f32>)>;
+
+/// Points labelled with their cluster, and queries drawn around the same centres, each with the
+/// cluster it came from.
+fn labeled(rng: &mut Rng) -> (Collection, Labeled, Labeled) {
+    let mut config = CollectionConfig::new(DIM, Metric::Euclidean);
+    config.hnsw.m = 16;
+    config.hnsw.ef_construct = 100;
+    config.exact_rows_per_beam = 0;
+    let collection = Collection::new(config);
+    let centers = centers(rng);
+    let mut draw = |n: usize| -> Labeled {
+        (0..n)
+            .map(|_| {
+                let k = (rng.next() % centers.len() as u64) as usize;
+                (k, centers[k].iter().map(|x| x + rng.gauss()).collect())
+            })
+            .collect()
+    };
+    let points = draw(N);
+    let queries = draw(QUERIES);
+    collection
+        .upsert(
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| Point {
+                    id: i.to_string(),
+                    vector: v.clone(),
+                    payload: vec![("cluster".to_string(), Value::Integer(*k as i64))],
+                })
+                .collect(),
+        )
+        .unwrap();
+    collection.index_pending();
+    (collection, points, queries)
+}
+
+/// Recall against a brute force computed here, when the filter keeps points away from the
+/// query: its own cluster excluded, one far cluster, ten far clusters. The graph walk starts
+/// among points the filter rejects; the planner must still find the admitted neighbours.
+#[test]
+fn recall_holds_when_the_filter_keeps_points_far_from_the_query() {
+    let mut rng = Rng(23);
+    let (collection, points, queries) = labeled(&mut rng);
+    let sq = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>();
+    let cluster = |values: Vec<i64>| Condition::Match {
+        field: "cluster".into(),
+        any: values.into_iter().map(Value::Integer).collect(),
+    };
+    type Case = (
+        &'static str,
+        Box<dyn Fn(usize) -> (Filter, Box<dyn Fn(usize) -> bool>)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "not the query's cluster (97 %)",
+            Box::new(move |k| {
+                let f = Filter {
+                    must: vec![],
+                    must_not: vec![cluster(vec![k as i64])],
+                };
+                (f, Box::new(move |c| c != k))
+            }),
+        ),
+        (
+            "one far cluster (2.5 %)",
+            Box::new(move |k| {
+                let far = (k + 20) % 40;
+                let f = Filter {
+                    must: vec![cluster(vec![far as i64])],
+                    must_not: vec![],
+                };
+                (f, Box::new(move |c| c == far))
+            }),
+        ),
+        (
+            "ten far clusters (25 %)",
+            Box::new(move |k| {
+                let far: Vec<usize> = (1..=10).map(|j| (k + j * 3) % 40).collect();
+                let keep = far.clone();
+                let f = Filter {
+                    must: vec![cluster(far.iter().map(|c| *c as i64).collect())],
+                    must_not: vec![],
+                };
+                (f, Box::new(move |c| keep.contains(&c)))
+            }),
+        ),
+    ];
+    for (name, make) in cases {
+        let (mut hit, mut total) = (0usize, 0usize);
+        let mut paths = Vec::new();
+        for (k, q) in &queries {
+            let (filter, keeps) = make(*k);
+            let mut truth: Vec<(f32, usize)> = points
+                .iter()
+                .enumerate()
+                .filter(|(_, (c, _))| keeps(*c))
+                .map(|(i, (_, v))| (sq(q, v), i))
+                .collect();
+            truth.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let truth: Vec<String> = truth.iter().take(K).map(|(_, i)| i.to_string()).collect();
+            let (hits, plan) = collection
+                .search_explained(&SearchRequest {
+                    vector: q,
+                    limit: K,
+                    filter: Some(&filter),
+                    ..Default::default()
+                })
+                .unwrap();
+            paths.push(plan.path.label());
+            total += truth.len();
+            hit += hits.iter().filter(|h| truth.contains(&h.id)).count();
+        }
+        let recall = hit as f64 / total as f64;
+        paths.sort_unstable();
+        paths.dedup();
+        println!("{name}: recall@10 {recall:.4} via {paths:?}");
+        assert!(recall >= 0.95, "{name}: recall {recall} via {paths:?}");
+    }
+}

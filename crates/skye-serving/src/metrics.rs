@@ -33,6 +33,11 @@ pub struct BackendLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    pub path: &'static str,
+}
+
 /// The serving metrics and their registry.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -41,6 +46,8 @@ pub struct Metrics {
     pub cache_hits: Family<VariantLabels, Counter>,
     pub cache_misses: Family<VariantLabels, Counter>,
     pub backend: Family<BackendLabels, Histogram>,
+    /// Searches of the embedded engine by the path its planner took.
+    pub plans: Family<PathLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -61,7 +68,13 @@ impl Default for Metrics {
         let backend = Family::<BackendLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_05, 2.0, 15))
         });
+        let plans = Family::<PathLabels, Counter>::default();
         let mut registry = Registry::default();
+        registry.register(
+            "skye_index_search_path",
+            "Searches of the embedded engine by planner path (exact, exact_matches, graph_filtered, graph)",
+            plans.clone(),
+        );
         registry.register(
             "skye_backend_request_seconds",
             "Latency of backend calls (outcome: ok, error, rejected, circuit_open)",
@@ -94,6 +107,7 @@ impl Default for Metrics {
             cache_hits,
             cache_misses,
             backend,
+            plans,
         }
     }
 }
@@ -113,6 +127,12 @@ impl skye_engine::breaker::BackendObserver for Metrics {
                 outcome,
             })
             .observe(seconds);
+    }
+}
+
+impl skye_core::vector_store::PlanObserver for Metrics {
+    fn planned(&self, path: &'static str, _matches: Option<usize>) {
+        self.plans.get_or_create(&PathLabels { path }).inc();
     }
 }
 

@@ -180,6 +180,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         let listener = bind("serving", &settings.serving.listen).await?;
         serving_port = listener.local_addr().ok().map(|a| a.port());
         let metrics = Arc::new(Metrics::default());
+        backends.embedded.observe_plans(metrics.clone());
         let guarded = Arc::new(GuardedVectorRead::new(
             backends.vectors.clone(),
             BreakerConfig {
@@ -459,6 +460,8 @@ fn consumers_router(
 struct Backends {
     /// Every collection: the embedded engine, or the variant's remote vector DB.
     vectors: Arc<dyn VectorStore>,
+    /// The embedded engine alone (its planner reports to serving's metrics).
+    embedded: Arc<EmbeddedVectorStore>,
     embeddings: Arc<dyn EmbeddingStore>,
     aggregator: Arc<dyn AggregatorStore>,
     events: Arc<dyn EventLog>,
@@ -524,7 +527,7 @@ impl Backends {
             };
         let vectors: Arc<dyn VectorStore> = Arc::new(VectorRouter::new(
             registry.clone(),
-            embedded,
+            embedded.clone(),
             skye_backends::factory::remote_vector_stores(),
         ));
         // Writes to remote collections publish their new epoch for every pod's result cache.
@@ -534,6 +537,7 @@ impl Backends {
         };
         Ok(Backends {
             vectors,
+            embedded,
             embeddings,
             aggregator,
             events: skye_backends::factory::open_event_log(settings)

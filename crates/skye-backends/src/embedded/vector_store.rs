@@ -18,8 +18,8 @@ use parking_lot::RwLock;
 use skye_core::domain::{DistanceFunction, names};
 use skye_core::error::Cause;
 use skye_core::vector_store::{
-    CollectionInfo, CollectionRef, CollectionSpec, PayloadValue, ScoredPoint, SearchQuery,
-    SnapshotInfo, VariantKey, VectorPoint, VectorRead, VectorStore, VectorStoreError,
+    CollectionInfo, CollectionRef, CollectionSpec, PayloadValue, PlanObserver, ScoredPoint,
+    SearchQuery, SnapshotInfo, VariantKey, VectorPoint, VectorRead, VectorStore, VectorStoreError,
 };
 use skye_index::{CollectionConfig, DurableCollection, IndexError, Metric};
 
@@ -121,6 +121,8 @@ pub struct EmbeddedVectorStore {
     /// Flat directories of the layout before typed collections, by name, until adopted.
     legacy: parking_lot::Mutex<BTreeMap<String, PathBuf>>,
     clock: Arc<AtomicU64>,
+    /// Told the planner's choice of every search.
+    plans: std::sync::OnceLock<Arc<dyn PlanObserver>>,
 }
 
 impl std::fmt::Debug for EmbeddedVectorStore {
@@ -200,6 +202,7 @@ impl EmbeddedVectorStore {
             collections: RwLock::new(collections),
             legacy: parking_lot::Mutex::new(legacy),
             clock,
+            plans: std::sync::OnceLock::new(),
         })
     }
 
@@ -245,6 +248,12 @@ impl EmbeddedVectorStore {
             tracing::info!(collection = %name, to = %slot, "adopted a collection of an older release");
         }
         Ok(ambiguous)
+    }
+
+    /// Reports the planner's choice of every later search to `observer` (once; a second call is
+    /// ignored).
+    pub fn observe_plans(&self, observer: Arc<dyn PlanObserver>) {
+        let _ = self.plans.set(observer);
     }
 
     fn handle(&self, c: &CollectionRef) -> Result<Arc<Handle>, VectorStoreError> {
@@ -354,9 +363,13 @@ impl VectorRead for EmbeddedVectorStore {
         queries: Vec<SearchQuery>,
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
         let handle = self.handle(collection)?;
+        let plans = self.plans.get().cloned();
         tokio::task::spawn_blocking(move || {
             let c = handle.durable.collection();
-            queries.iter().map(|q| search_one(c, q)).collect()
+            queries
+                .iter()
+                .map(|q| search_one(c, q, plans.as_deref()))
+                .collect()
         })
         .await
         .map_err(join_error)?
@@ -397,6 +410,7 @@ impl VectorRead for EmbeddedVectorStore {
 fn search_one(
     c: &skye_index::Collection,
     q: &SearchQuery,
+    plans: Option<&dyn PlanObserver>,
 ) -> Result<Vec<ScoredPoint>, VectorStoreError> {
     let filter = q.filter.as_ref().map(skye_index::Filter::from);
     let req = skye_index::SearchRequest {
@@ -410,7 +424,11 @@ fn search_one(
         exclude: &q.exclude,
         stop: Some(q.stop.as_atomic()),
     };
-    let hits = c.search(&req).map_err(index_error)?;
+    let (hits, plan) = c.search_explained(&req).map_err(index_error)?;
+    tracing::debug!(path = plan.path.label(), matches = ?plan.matches, "search planned");
+    if let Some(o) = plans {
+        o.planned(plan.path.label(), plan.matches);
+    }
     Ok(hits
         .into_iter()
         .map(|h| ScoredPoint {

@@ -34,7 +34,8 @@ impl Collection {
         e.len(config.ef)?;
         e.len(config.indexing_threshold)?;
         e.len(config.exact_below)?;
-        e.f64(config.filtered_exact_fraction)?;
+        // Formerly a planner fraction; the payload indexes count matches exactly now.
+        e.f64(0.05)?;
         e.u8(u8::from(config.quantization))?;
         e.len(config.exact_rows_per_beam)?;
         e.len(inner.fields.names().len())?;
@@ -100,14 +101,17 @@ impl Collection {
             ef_construct: d.len(1 << 20)?,
             seed: d.u64()?,
         };
+        let ef = d.len(1 << 20)?;
+        let indexing_threshold = d.len(usize::MAX)?;
+        let exact_below = d.len(usize::MAX)?;
+        let _former_planner_fraction = d.f64()?;
         let config = CollectionConfig {
             dim,
             metric,
             hnsw,
-            ef: d.len(1 << 20)?,
-            indexing_threshold: d.len(usize::MAX)?,
-            exact_below: d.len(usize::MAX)?,
-            filtered_exact_fraction: d.f64()?,
+            ef,
+            indexing_threshold,
+            exact_below,
             quantization: d.u8()? != 0,
             exact_rows_per_beam: d.len(usize::MAX)?,
         };
@@ -194,12 +198,20 @@ impl Collection {
         graph.restore_entry(entry);
         d.finish()?;
         let dist = Kernels::detect().distance(metric);
+        // The payload indexes are not in the snapshot: rebuilt from the payloads.
+        let mut index = crate::payload_index::PayloadIndex::default();
+        for (i, p) in payloads.iter().enumerate() {
+            if !deleted[i] {
+                index.insert(i as u32, p);
+            }
+        }
         let inner = Inner {
             vectors,
             ids,
             index_of,
             payloads,
             fields,
+            index,
             deleted,
             live,
             graph,

@@ -192,6 +192,15 @@ async fn an_item_readmitted_by_a_realtime_flag_keeps_its_job_payload() {
         ["other"],
         "price 616 is not <= 100"
     );
+    // The planner's choice is a metric label: a filtered search of two points scores the one
+    // the payload index selects, an unfiltered one scans the small collection.
+    let metrics = http.get(&skye.url("serving", "/metrics")).await.raw;
+    for path in ["exact_matches", "exact"] {
+        assert!(
+            metrics.contains(&format!("skye_index_search_path_total{{path=\"{path}\"}}")),
+            "{path}: {metrics}"
+        );
+    }
 }
 
 fn five_items() -> Vec<Item> {

@@ -530,3 +530,81 @@ async fn a_collection_the_original_created_is_served_as_it_is() {
     let gone = http.get(&collection).await;
     assert_eq!(gone.status, 404, "superseded: {}", gone.raw);
 }
+
+/// A DELTA model on Qdrant: a delta job adds and deletes in the served collection; then the
+/// EXPERIMENT variant is promoted (to the same host here) and re-ingested at its read version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_jobs_and_promotion_on_qdrant() {
+    let Some(url) = live_qdrant("qdrant delta and promotion") else {
+        return;
+    };
+    let (host, port) = host_port(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let skye = Skye::standalone(dir.path(), &[]);
+    let http = Http::new();
+    let model = unique_model();
+    register_entity(&skye, &http).await;
+    ok(
+        &skye,
+        &http,
+        "model/register-model",
+        json!({"entity": "catalog", "model": model, "embedding_store_enabled": true,
+            "number_of_partitions": 1, "model_type": "DELTA",
+            "model_config": {"distance_function": "COSINE", "vector_dimension": 4}}),
+    )
+    .await;
+    ok(
+        &skye,
+        &http,
+        "model/register-variant",
+        json!({"entity": "catalog", "model": model, "variant": "exp", "type": "EXPERIMENT",
+            "vector_db_type": "QDRANT",
+            "vector_db_config": {"read_host": host, "write_host": host, "port": port,
+                "payload": {"brand": {"field_schema": "keyword"}}}}),
+    )
+    .await;
+    let items = catalog_items(0);
+    job(&skye, &http, &model, &["exp"], &items[..20]).await;
+    let client = client(&skye).await;
+    assert_eq!(
+        ids(&hits(&client, &model, "exp", Vec::new(), &[]).await).len(),
+        20
+    );
+
+    // The delta job: ten new items, two deleted, in the served collection (version 1).
+    let ticket = start_job(&skye, &http, &model, &["exp"]).await;
+    assert_eq!(
+        ticket["variants"],
+        json!({"exp": 1}),
+        "DELTA keeps the version"
+    );
+    let mut events = job_events(&ticket, &model, &["exp"], &items[20..30]);
+    for gone in ["c0", "c1"] {
+        let mut e = events[0].clone();
+        e["candidate_id"] = json!(gone);
+        e["index_space"]["operation"] = json!("DELETE");
+        events.push(e);
+    }
+    events.push(eof(&ticket, &model));
+    post_events(&skye, &http, events).await;
+    wait_completed(&skye, &http, &model, "exp").await;
+    let now = ids(&hits(&client, &model, "exp", Vec::new(), &[]).await);
+    assert_eq!(now.len(), 28, "{now:?}");
+    assert!(!now.contains(&"c0".to_string()) && now.contains(&"c29".to_string()));
+
+    // Promotion: writes go to the given host and the items are re-ingested there.
+    let ticket = ok(
+        &skye,
+        &http,
+        "qdrant/promote-variant",
+        json!({"entity": "catalog", "model": model, "variant": "exp", "host": host}),
+    )
+    .await;
+    assert_eq!(ticket["variants"], json!({"exp": 1}), "{ticket}");
+    let mut events = job_events(&ticket, &model, &["exp"], &items[2..30]);
+    events.push(eof(&ticket, &model));
+    post_events(&skye, &http, events).await;
+    wait_completed(&skye, &http, &model, "exp").await;
+    let after = ids(&hits(&client, &model, "exp", Vec::new(), &[]).await);
+    assert_eq!(after, now, "the promoted variant serves the same items");
+}

@@ -7,7 +7,10 @@
 //! ```text
 //! skye-index-bench --base B.npy --queries Q.npy --gt GT.npy --metric cosine \
 //!     --m 16 --ef-construct 200 --efs 10,20,40,80 --threads 1,2 --k 10
+//! skye-index-bench --mode filters --n 1000000 --dim 128     # filtered search (see filters.rs)
 //! ```
+
+mod filters;
 
 use skye_index::npy;
 use std::collections::HashMap;
@@ -27,7 +30,7 @@ fn main() {
     }
 }
 
-struct Args(HashMap<String, String>);
+pub(crate) struct Args(pub(crate) HashMap<String, String>);
 
 impl Args {
     fn parse() -> Result<Self, String> {
@@ -48,7 +51,7 @@ impl Args {
             .map(String::as_str)
             .ok_or_else(|| format!("--{k} is required"))
     }
-    fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, String> {
+    pub(crate) fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, String> {
         match self.0.get(k) {
             None => Ok(default),
             Some(v) => v
@@ -56,7 +59,7 @@ impl Args {
                 .map_err(|_| format!("--{k}: '{v}' is not a number")),
         }
     }
-    fn list(&self, k: &str, default: &str) -> Result<Vec<usize>, String> {
+    pub(crate) fn list(&self, k: &str, default: &str) -> Result<Vec<usize>, String> {
         self.0
             .get(k)
             .map(String::as_str)
@@ -67,7 +70,7 @@ impl Args {
     }
 }
 
-fn rss_mb() -> (f64, f64) {
+pub(crate) fn rss_mb() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status
@@ -86,6 +89,9 @@ fn rss_mb() -> (f64, f64) {
 )]
 fn run() -> Result<(), String> {
     let a = Args::parse()?;
+    if a.0.get("mode").map(String::as_str) == Some("filters") {
+        return filters::run(&a);
+    }
     let metric = match a.get("metric")? {
         "cosine" => Metric::Cosine,
         "euclidean" | "l2" => Metric::Euclidean,
