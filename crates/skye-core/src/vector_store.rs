@@ -117,6 +117,10 @@ pub struct SearchQuery {
     pub ef: Option<usize>,
     /// Force exact search.
     pub exact: bool,
+    /// Only points already in the index (see [`crate::domain::vector_db::SearchParams`]).
+    pub indexed_only: bool,
+    /// Hits scoring worse are left out: below it for COSINE/DOT, above it for EUCLIDEAN.
+    pub score_threshold: Option<f32>,
     /// Set once nobody waits for the answer any more; the engine checks it while it works.
     pub stop: StopFlag,
 }

@@ -8,7 +8,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::distance::DistanceFn;
-use crate::hnsw::{Admit, Scored};
+use crate::hnsw::{Admit, QueryDist, Scored};
 use crate::vectors::Vectors;
 
 /// Rows per parallel task.
@@ -52,12 +52,11 @@ fn top_k<A: Admit>(
     heap
 }
 
-/// The `k` nearest admitted rows among `ids` (the points a filter selected), nearest first:
-/// the work is proportional to the selection, not to the collection.
-pub fn search_ids<A: Admit + Sync>(
-    vectors: &Vectors,
-    dist: DistanceFn,
-    q: &[f32],
+/// The `k` nearest admitted rows among `ids` (the points a filter selected), nearest first, by
+/// `qd` (float rows or SQ8 codes): the work is proportional to the selection, not to the
+/// collection. The rows are scattered, so each is fetched a few rows ahead of its turn.
+pub fn search_ids<D: QueryDist, A: Admit>(
+    qd: &D,
     k: usize,
     ids: &roaring::RoaringBitmap,
     admit: &A,
@@ -67,11 +66,15 @@ pub fn search_ids<A: Admit + Sync>(
         return Vec::new();
     }
     let mut bound = f32::INFINITY;
+    let mut ahead = ids.iter().skip(PREFETCH_AHEAD);
     for (n, id) in ids.iter().enumerate() {
         if n.is_multiple_of(STOP_CHECK_ROWS) && admit.stopped() {
             break;
         }
-        let d = dist.eval(q, vectors.get(id as usize));
+        if let Some(next) = ahead.next() {
+            qd.prefetch(next);
+        }
+        let d = qd.dist(id);
         if (heap.len() < k || d < bound) && admit.admit(id) {
             heap.push(Scored { dist: d, id });
             if heap.len() > k {
@@ -84,6 +87,9 @@ pub fn search_ids<A: Admit + Sync>(
     }
     heap.into_sorted_vec()
 }
+
+/// Rows `search_ids` prefetches ahead of the one it scores.
+const PREFETCH_AHEAD: usize = 8;
 
 /// The `k` nearest admitted rows of `rows`, nearest first.
 pub fn search<A: Admit + Sync>(

@@ -20,6 +20,7 @@ pub mod vectors;
 
 pub use collection::{
     Collection, CollectionConfig, CollectionInfo, Hit, Plan, Point, SearchPath, SearchRequest,
+    default_ef,
 };
 pub use distance::Metric;
 pub use error::IndexError;

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use skye_index::{
     Collection, CollectionConfig, Condition, Filter, Metric, Point, SearchPath, SearchRequest,
-    Value,
+    Value, default_ef,
 };
 
 fn must(c: Vec<Condition>) -> Filter {
@@ -220,4 +220,55 @@ fn the_indexes_follow_every_write() {
     );
     assert!(back.info().payload_index_bytes > 0);
     assert_eq!(ids(&back, &[1.0, 1.0], &acme, false), found);
+}
+
+/// The default beam grows with the collection and the page wanted; `indexed_only` leaves the
+/// unlinked tail out of a large collection; `score_threshold` bounds the reported score.
+#[test]
+fn search_parameters_take_effect() {
+    assert_eq!(default_ef(64, 500, 10), 64);
+    assert_eq!(default_ef(64, 100_000, 10), 128);
+    assert_eq!(default_ef(64, 1_000_000, 10), 192);
+    assert_eq!(default_ef(64, 1_000, 100), 200, "twice the results wanted");
+    assert_eq!(
+        default_ef(64, 1_000, 5_000),
+        5_000,
+        "never below the results wanted"
+    );
+
+    let mut config = CollectionConfig::new(2, Metric::Euclidean);
+    config.exact_below = 100;
+    config.indexing_threshold = 0;
+    let c = Collection::new(config);
+    let at = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| Point {
+                id: format!("p{i}"),
+                vector: vec![i as f32, 0.0],
+                payload: vec![],
+            })
+            .collect::<Vec<_>>()
+    };
+    c.upsert(at(0..300)).unwrap();
+    c.index_pending();
+    c.upsert(at(300..400)).unwrap();
+    let search = |q: f32, indexed_only: bool, score_threshold: Option<f32>| {
+        c.search(&SearchRequest {
+            vector: &[q, 0.0],
+            limit: 5,
+            indexed_only,
+            score_threshold,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(search(350.0, false, None)[0], "p350", "the tail is scanned");
+    assert_eq!(search(350.0, true, None)[0], "p299", "indexed only");
+    // Euclidean scores are distances: at most 1.5 from x = 10 keeps 9, 10 and 11.
+    let mut near = search(10.0, false, Some(1.5));
+    near.sort();
+    assert_eq!(near, ["p10", "p11", "p9"]);
 }

@@ -25,6 +25,7 @@ use skye_engine::ingest::embedding::EmbeddingIngestor;
 use skye_engine::ingest::runner::{self, ConsumerConfig, ConsumerStats, EmbeddingHandler};
 use skye_engine::lifecycle::{Lifecycle, ProcessRequest, Reconciler, Selection};
 use skye_engine::registry::Registry;
+use skye_engine::search::filters::{FilterOp, FilterSpec};
 use skye_engine::search::similar::{Limits, SimilarRequest, SimilarService};
 use tokio::sync::watch;
 
@@ -76,9 +77,16 @@ pub async fn ingest(
         "model_config": {"distance_function": "COSINE", "vector_dimension": args.dim}}),
     )?)
     .await?;
+    let schema = if args.payload {
+        json!({"cat": {"field_schema": "keyword"}, "shop": {"field_schema": "keyword"},
+            "price": {"field_schema": "integer", "default_value": "0"}})
+    } else {
+        json!({})
+    };
     r.register_variant(RegisterVariant::from_json(
         json!({"entity": "bench", "model": "m", "variant": "v",
-            "in_memory_caching_enabled": true, "in_memory_cache_ttl_seconds": 300}),
+            "in_memory_caching_enabled": true, "in_memory_cache_ttl_seconds": 300,
+            "vector_db_config": {"payload": schema}}),
     )?)
     .await?;
     let ticket = lifecycle
@@ -104,10 +112,16 @@ pub async fn ingest(
     let mut records = Vec::with_capacity(args.vectors + 1);
     for i in 0..args.vectors {
         let v: Vec<f32> = (0..args.dim).map(|_| rng.unit()).collect();
-        let event = json!({"entity": "bench", "model_name": "m", "candidate_id": i.to_string(),
+        let mut event = json!({"entity": "bench", "model_name": "m", "candidate_id": i.to_string(),
             "embedding_store_version": ticket.embedding_store_version, "partition": "0",
             "index_space": {"embedding": v, "variants_version_map": ticket.variants,
                 "variants_index_map": {"v": true}, "operation": "ADD"}});
+        if args.payload {
+            // Independent fields: the last two digits, the next four, a multiplicative hash.
+            event["index_space"]["payload"] = json!({"cat": format!("c{}", i % 100),
+                "shop": format!("s{}", (i / 100) % 10_000),
+                "price": ((i as u64 * 7_919) % 10_000).to_string()});
+        }
         records.push(Produce::new(
             topics::EMBEDDING,
             "p0",
@@ -256,6 +270,7 @@ enum Query {
 
 /// `skye bench grpc`.
 pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let filters = Arc::new(parse_filters(&args.filters)?);
     let mut rng = Rng(7);
     // A pool of distinct queries; `--distinct 1` makes every request a cache hit.
     let pool: Vec<Query> = (0..args.distinct.max(1))
@@ -312,10 +327,14 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
         if args.ids.is_some() { "id" } else { "vector" },
         args.limit
     ));
+    if !filters.is_empty() {
+        say(&format!("  filters: {}", args.filters.join(" AND ")));
+    }
     let run = |seconds: f64| {
         let mut workers = Vec::new();
         for w in 0..args.concurrency.max(1) {
             let (pool, target, args) = (pool.clone(), target.clone(), args.clone());
+            let filters = filters.clone();
             workers.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut errors = 0u64;
@@ -334,7 +353,7 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
                     };
                     i += args.concurrency.max(1);
                     let t = Instant::now();
-                    if target.ask(&args, q).await.is_err() {
+                    if target.ask(&args, &filters, q).await.is_err() {
                         errors += 1;
                     }
                     lat.push(t.elapsed().as_micros() as u32);
@@ -373,6 +392,29 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
     Ok(())
 }
 
+/// `FIELD:OP:V1|V2…` filters of the command line.
+fn parse_filters(given: &[String]) -> anyhow::Result<Vec<FilterSpec>> {
+    given
+        .iter()
+        .map(|text| {
+            let mut parts = text.splitn(3, ':');
+            let (Some(field), Some(op), values) = (parts.next(), parts.next(), parts.next()) else {
+                bail!("--filter {text}: expected FIELD:OP:VALUES");
+            };
+            let op = FilterOp::from_name(op)
+                .with_context(|| format!("--filter {text}: unknown operator '{op}'"))?;
+            Ok(FilterSpec {
+                field: field.to_string(),
+                op,
+                values: values
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.split('|').map(str::to_string).collect())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 enum Target {
     Grpc(Box<skye_client::SkyeClient>),
@@ -380,7 +422,12 @@ enum Target {
 }
 
 impl Target {
-    async fn ask(&self, args: &BenchGrpcArgs, q: Query) -> anyhow::Result<()> {
+    async fn ask(
+        &self,
+        args: &BenchGrpcArgs,
+        filters: &[FilterSpec],
+        q: Query,
+    ) -> anyhow::Result<()> {
         match self {
             Target::Grpc(c) => {
                 let mut req = skye_proto::SkyeRequest {
@@ -388,6 +435,16 @@ impl Target {
                     model_name: args.model.clone(),
                     variant: args.variant.clone(),
                     limit: args.limit as i32,
+                    global_filters: (!filters.is_empty()).then(|| skye_proto::Filters {
+                        filter: filters
+                            .iter()
+                            .map(|f| skye_proto::Filter {
+                                field: f.field.clone(),
+                                op: f.op.to_proto(),
+                                values: f.values.clone(),
+                            })
+                            .collect(),
+                    }),
                     ..Default::default()
                 };
                 match q {
@@ -406,6 +463,7 @@ impl Target {
                     model: args.model.clone(),
                     variant: args.variant.clone(),
                     limit: args.limit as i64,
+                    global_filters: filters.to_vec(),
                     ..Default::default()
                 };
                 match q {

@@ -117,6 +117,10 @@ pub struct BenchIngestArgs {
     /// Stop after the consume phase.
     #[arg(long)]
     pub skip_index: bool,
+    /// Give every item payload fields to filter on: `cat` (keyword, 100 values, 1 % each),
+    /// `shop` (keyword, 10,000 values), `price` (integer, 0..10,000), independent of each other.
+    #[arg(long)]
+    pub payload: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -154,6 +158,10 @@ pub struct BenchGrpcArgs {
     pub duration: u64,
     #[arg(long, env = "SKYE_AUTH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A request filter, `FIELD:OP:V1|V2…` (OP as in the API: IN, NIN, EX, SEARCH, LTE, GTE, BTWE,
+    /// BTW, LT, GT, LAST_X_DAYS, WTHN); repeatable, all in one global group.
+    #[arg(long = "filter", value_name = "FIELD:OP:VALUES")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]

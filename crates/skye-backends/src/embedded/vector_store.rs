@@ -423,6 +423,8 @@ fn search_one(
         with_payload: &q.with_payload,
         exclude: &q.exclude,
         stop: Some(q.stop.as_atomic()),
+        indexed_only: q.indexed_only,
+        score_threshold: q.score_threshold,
     };
     let (hits, plan) = c.search_explained(&req).map_err(index_error)?;
     tracing::debug!(path = plan.path.label(), matches = ?plan.matches, "search planned");

@@ -427,7 +427,9 @@ impl VectorRead for QdrantVectorStore {
             .map(|q| {
                 let mut fields = q.with_payload.clone();
                 fields.push(ID_FIELD.to_string());
-                let mut params = SearchParamsBuilder::default().exact(q.exact);
+                let mut params = SearchParamsBuilder::default()
+                    .exact(q.exact)
+                    .indexed_only(q.indexed_only);
                 if let Some(ef) = q.ef {
                     params = params.hnsw_ef(ef as u64);
                 }
@@ -439,6 +441,9 @@ impl VectorRead for QdrantVectorStore {
                     .params(params);
                 if let Some(f) = filter(q.filter.as_ref(), &q.exclude) {
                     s = s.filter(f);
+                }
+                if let Some(t) = q.score_threshold {
+                    s = s.score_threshold(t);
                 }
                 s.build()
             })

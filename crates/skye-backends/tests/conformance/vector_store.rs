@@ -243,6 +243,31 @@ async fn metrics_order_and_score(store: &dyn VectorStore, p: &Target) {
             );
         }
         assert_eq!(ids(&hits[1]), ["b"]);
+        // The variant's search parameters: a score threshold drops worse hits (a lower bound on
+        // similarities, an upper bound on distances); a beam width, an exact search and
+        // indexed_only on a collection this small change nothing.
+        let threshold = match distance {
+            DistanceFunction::Euclidean => 0.2,
+            _ => 0.95,
+        };
+        let mut q = query([1.0, 0.0, 0.0], 3);
+        q.score_threshold = Some(threshold);
+        let kept = store.search(&c, vec![q]).await.unwrap().remove(0);
+        let expected_kept: Vec<&str> = expected
+            .iter()
+            .filter(|(_, s)| match distance {
+                DistanceFunction::Euclidean => *s <= threshold,
+                _ => *s >= threshold,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(ids(&kept), expected_kept, "{distance} above {threshold}");
+        for (ef, exact, indexed_only) in [(Some(1), false, false), (Some(500), true, true)] {
+            let mut q = query([1.0, 0.0, 0.0], 3);
+            (q.ef, q.exact, q.indexed_only) = (ef, exact, indexed_only);
+            let hits = store.search(&c, vec![q]).await.unwrap().remove(0);
+            assert_eq!(ids(&hits), ["a", "c", "b"], "{distance} ef {ef:?}");
+        }
     }
 }
 

@@ -49,6 +49,45 @@ pub struct VectorDbConfig {
     pub payload: BTreeMap<String, PayloadField>,
 }
 
+impl VectorDbConfig {
+    /// The search-time parameters of `params` (`hnsw_ef`, or `ef`, `exact`, `indexed_only`,
+    /// `score_threshold`); values registration refused never reach here, and any that do are
+    /// left at their defaults.
+    pub fn search_params(&self) -> SearchParams {
+        let get = |name: &str| self.params.get(name).map(|v| v.trim());
+        let flag = |name: &str| get(name).and_then(crate::tree::parse_go_bool) == Some(true);
+        SearchParams {
+            ef: get("hnsw_ef")
+                .or_else(|| get("ef"))
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|ef| (1..=MAX_SEARCH_EF).contains(ef)),
+            exact: flag("exact"),
+            indexed_only: flag("indexed_only"),
+            score_threshold: get("score_threshold")
+                .and_then(|v| v.parse::<f32>().ok())
+                .filter(|t| t.is_finite()),
+        }
+    }
+}
+
+/// How a variant's searches run, from its `params`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SearchParams {
+    /// Beam width; `None`: the engine's default (the embedded engine widens it with the
+    /// collection's size).
+    pub ef: Option<usize>,
+    /// Score every point instead of walking the graph.
+    pub exact: bool,
+    /// Leave out points not yet in the index (the embedded engine otherwise scans them).
+    pub indexed_only: bool,
+    /// Hits scoring worse are dropped: below it for COSINE/DOT, above it (a distance) for
+    /// EUCLIDEAN.
+    pub score_threshold: Option<f32>,
+}
+
+/// Widest beam a variant may ask for.
+pub const MAX_SEARCH_EF: usize = 100_000;
+
 /// Parameters whose values must parse as unsigned integers when present.
 pub const INTEGER_PARAMS: &[&str] = &[
     "shard_number",
@@ -59,11 +98,13 @@ pub const INTEGER_PARAMS: &[&str] = &[
     "max_segment_size_in_mb",
     "m",
     "ef_construct",
-    "ef",
-    "hnsw_ef",
     "indexing_threshold",
     "default_indexing_threshold",
 ];
+/// Search beam widths: integers from 1 to [`MAX_SEARCH_EF`].
+pub const EF_PARAMS: &[&str] = &["ef", "hnsw_ef"];
+/// Parameters whose values must parse as finite numbers when present.
+pub const FLOAT_PARAMS: &[&str] = &["score_threshold"];
 /// Parameters whose values must parse as booleans when present.
 pub const BOOL_PARAMS: &[&str] = &[
     "on_disk_payload",

@@ -4,7 +4,9 @@ use serde_json::Value;
 
 use super::FieldReader;
 use crate::domain::variant::CRITERION_SHAPE;
-use crate::domain::vector_db::{BOOL_PARAMS, INTEGER_PARAMS, VECTOR_DB_CONFIG_SHAPE};
+use crate::domain::vector_db::{
+    BOOL_PARAMS, EF_PARAMS, FLOAT_PARAMS, INTEGER_PARAMS, MAX_SEARCH_EF, VECTOR_DB_CONFIG_SHAPE,
+};
 use crate::domain::{
     CachingConfig, Criterion, FieldSchema, RateLimiter, Variant, VariantState, VariantType,
     VectorDbConfig, VectorDbType, VssFilter, names,
@@ -157,6 +159,22 @@ fn check_vector_db_config(r: &mut FieldReader, db: VectorDbType, config: &Vector
         if BOOL_PARAMS.contains(&name.as_str()) && parse_go_bool(value.trim()).is_none() {
             r.fail(&path, format!("must be true or false, got '{value}'"));
         }
+        if EF_PARAMS.contains(&name.as_str())
+            && !value
+                .trim()
+                .parse::<usize>()
+                .is_ok_and(|ef| (1..=MAX_SEARCH_EF).contains(&ef))
+        {
+            r.fail(
+                &path,
+                format!("must be a search beam width from 1 to {MAX_SEARCH_EF}, got '{value}'"),
+            );
+        }
+        if FLOAT_PARAMS.contains(&name.as_str())
+            && !value.trim().parse::<f32>().is_ok_and(f32::is_finite)
+        {
+            r.fail(&path, format!("must be a number, got '{value}'"));
+        }
     }
     for (name, payload) in &config.payload {
         let path = format!("{field}.payload.{name}");
@@ -286,6 +304,38 @@ mod tests {
                 "vector_db_config.payload.price.default_value"
             ],
             "{err}"
+        );
+    }
+
+    #[test]
+    fn search_params_are_checked_and_read_back() {
+        for (name, bad) in [
+            ("hnsw_ef", json!("0")),
+            ("ef", json!("wide")),
+            ("hnsw_ef", json!("100001")),
+            ("score_threshold", json!("high")),
+            ("score_threshold", json!("NaN")),
+            ("exact", json!("sometimes")),
+            ("indexed_only", json!("2")),
+        ] {
+            let mut b = body();
+            b["vector_db_config"]["params"][name] = bad.clone();
+            let err = RegisterVariant::from_json(b).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{name}={bad}: {err}");
+            assert_eq!(err.0[0].field, format!("vector_db_config.params.{name}"));
+        }
+        let mut b = body();
+        b["vector_db_config"]["params"] = json!({"hnsw_ef": 300, "ef": "20", "exact": "true",
+            "indexed_only": "false", "score_threshold": "0.25"});
+        let v = RegisterVariant::from_json(b).unwrap().variant;
+        let p = v.vector_db_config.search_params();
+        assert_eq!(p.ef, Some(300), "hnsw_ef wins over ef");
+        assert!(p.exact && !p.indexed_only);
+        assert_eq!(p.score_threshold, Some(0.25));
+        let none = RegisterVariant::from_json(body()).unwrap().variant;
+        assert_eq!(
+            none.vector_db_config.search_params(),
+            crate::domain::vector_db::SearchParams::default()
         );
     }
 }

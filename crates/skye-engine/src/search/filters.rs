@@ -53,6 +53,13 @@ impl FilterOp {
         .copied()
     }
 
+    /// The operator named `name` (as `name()` spells it).
+    pub fn from_name(name: &str) -> Option<FilterOp> {
+        (0..12)
+            .filter_map(FilterOp::from_proto)
+            .find(|op| op.name().eq_ignore_ascii_case(name))
+    }
+
     /// The operator's proto number.
     pub fn to_proto(self) -> i32 {
         self as i32
@@ -453,7 +460,14 @@ mod tests {
         assert_eq!(FilterOp::from_proto(-1), None);
         for n in 0..12 {
             assert_eq!(FilterOp::from_proto(n).map(FilterOp::to_proto), Some(n));
+            let op = FilterOp::from_proto(n).unwrap();
+            assert_eq!(FilterOp::from_name(op.name()), Some(op));
         }
+        assert_eq!(
+            FilterOp::from_name("last_x_days"),
+            Some(FilterOp::LastXDays)
+        );
+        assert_eq!(FilterOp::from_name("LIKE"), None);
         let all = translate_all(
             &[
                 FilterSpec {

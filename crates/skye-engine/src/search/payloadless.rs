@@ -76,6 +76,8 @@ impl Pending {
             exclude: self.query.exclude.clone(),
             ef: self.query.ef,
             exact: self.query.exact,
+            indexed_only: self.query.indexed_only,
+            score_threshold: self.query.score_threshold,
             stop: self.query.stop.clone(),
         }
     }

@@ -548,6 +548,7 @@ fn plan<'r>(
     now_unix: i64,
 ) -> Result<Vec<Planned<'r>>, SearchError> {
     let schema = &target.variant.vector_db_config.payload;
+    let params = target.variant.vector_db_config.search_params();
     let global = translate_all(&req.global_filters, schema, now_unix)?;
     let mut planned = Vec::with_capacity(sources.len());
     for (index, source) in sources.into_iter().enumerate() {
@@ -571,6 +572,10 @@ fn plan<'r>(
                 // Mode B: the item itself is excluded inside the engine, so the answer still
                 // has `limit` items (the original drops it afterwards and returns limit − 1).
                 exclude: by_id.map(|id| vec![id.to_string()]).unwrap_or_default(),
+                ef: params.ef,
+                exact: params.exact,
+                indexed_only: params.indexed_only,
+                score_threshold: params.score_threshold,
                 ..SearchQuery::default()
             },
         });

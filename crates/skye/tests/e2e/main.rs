@@ -8,6 +8,7 @@ mod drills;
 mod integrity;
 mod lifecycle;
 mod malformed;
+mod params;
 mod qdrant;
 mod scaleout;
 mod serving;

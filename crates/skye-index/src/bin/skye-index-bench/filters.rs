@@ -9,6 +9,9 @@
 //! ```text
 //! skye-index-bench --mode filters --n 1000000 --dim 128 --queries 200 --threads 1,2
 //! ```
+//!
+//! `--cases unf,50,AND` keeps only the rows whose name starts with one of those; `--base F.npy`
+//! takes real vectors (normalised, cosine; the last `--queries` rows are the queries).
 
 use std::time::Instant;
 
@@ -134,16 +137,12 @@ fn cases() -> Vec<(&'static str, Option<Filter>, Keep)> {
     ]
 }
 
-#[allow(
-    clippy::print_stdout,
-    reason = "JSON lines on stdout are this tool's output"
-)]
-pub(crate) fn run(a: &Args) -> Result<(), String> {
-    let n: usize = a.num("n", 1_000_000)?;
-    let dim: usize = a.num("dim", 128)?;
-    let nq: usize = a.num("queries", 200)?;
-    let k: usize = a.num("k", 10)?;
-    let mut rng = Rng(a.num("seed", 42u64)?);
+/// Points, queries and the metric they are searched by.
+type Dataset = (Vec<Vec<f32>>, Vec<Vec<f32>>, Metric);
+
+/// Clustered gaussian vectors around 1,000 centres (Euclidean), and queries drawn alike.
+fn synthetic(n: usize, dim: usize, nq: usize, seed: u64) -> Dataset {
+    let mut rng = Rng(seed);
     let centers: Vec<Vec<f32>> = (0..1000)
         .map(|_| (0..dim).map(|_| rng.gauss() * 2.0).collect())
         .collect();
@@ -151,8 +150,46 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
         let c = &centers[(rng.next() % centers.len() as u64) as usize];
         c.iter().map(|x| x + rng.gauss()).collect()
     };
-    let vectors: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng)).collect();
-    let queries: Vec<Vec<f32>> = (0..nq).map(|_| draw(&mut rng)).collect();
+    let vectors = (0..n).map(|_| draw(&mut rng)).collect();
+    let queries = (0..nq).map(|_| draw(&mut rng)).collect();
+    (vectors, queries, Metric::Euclidean)
+}
+
+/// Vectors of a `.npy` file (e.g. GloVe), normalised and searched by cosine: the last `nq`
+/// rows are the queries (held out), the first `n` (0: all the others) the points.
+fn real_vectors(path: &str, n: usize, nq: usize) -> Result<Dataset, String> {
+    let (flat, rows, dim) = skye_index::npy::read_f32(path)?;
+    if rows <= nq {
+        return Err(format!("{path}: {rows} rows, {nq} queries wanted"));
+    }
+    let mut all: Vec<Vec<f32>> = flat.chunks(dim).map(<[f32]>::to_vec).collect();
+    all.iter_mut()
+        .for_each(|v| skye_index::distance::normalize(v));
+    let queries = all.split_off(rows - nq);
+    if n > 0 {
+        all.truncate(n);
+    }
+    // On unit vectors squared L2 ranks as cosine does: the brute force below stays L2.
+    Ok((all, queries, Metric::Cosine))
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "JSON lines on stdout are this tool's output"
+)]
+pub(crate) fn run(a: &Args) -> Result<(), String> {
+    let nq: usize = a.num("queries", 200)?;
+    let k: usize = a.num("k", 10)?;
+    let (vectors, queries, metric) = match a.0.get("base") {
+        Some(path) => real_vectors(path, a.num("n", 0)?, nq)?,
+        None => synthetic(
+            a.num("n", 1_000_000)?,
+            a.num("dim", 128)?,
+            nq,
+            a.num("seed", 42)?,
+        ),
+    };
+    let (n, dim) = (vectors.len(), queries[0].len());
     let payload = |i: usize| {
         let f = fields(i);
         let kw = |s: String| Value::Keyword(s);
@@ -165,7 +202,7 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
             ("price".to_string(), Value::Integer(f.price)),
         ]
     };
-    let collection = Collection::new(CollectionConfig::new(dim, Metric::Euclidean));
+    let collection = Collection::new(CollectionConfig::new(dim, metric));
     let t = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(100_000) {
         let points = chunk
@@ -191,7 +228,27 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
     );
     let all_fields: Vec<Fields> = (0..n).map(fields).collect();
     let sq = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>();
-    for (name, filter, keep) in cases() {
+    // `--cases 1,50` runs only the rows whose name starts with one of those.
+    let only: Vec<String> =
+        a.0.get("cases")
+            .map(|s| s.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+    let mut rows: Vec<(String, Option<Filter>, Keep, Option<usize>)> = cases()
+        .into_iter()
+        .map(|(name, filter, keep)| (name.to_string(), filter, keep, None))
+        .collect();
+    // `--unfiltered-efs 384,768`: the unfiltered search again at those beams (what its recall
+    // costs when it must match a filtered row's).
+    if a.0.contains_key("unfiltered-efs") {
+        for ef in a.list("unfiltered-efs", "")? {
+            let all: Keep = Box::new(|_: &Fields| true);
+            rows.push((format!("unfiltered ef {ef}"), None, all, Some(ef)));
+        }
+    }
+    for (name, filter, keep, ef) in rows {
+        if !only.is_empty() && !only.iter().any(|o| name.starts_with(o.as_str())) {
+            continue;
+        }
         let matching: Vec<usize> = (0..n).filter(|i| keep(&all_fields[*i])).collect();
         let truth: Vec<Vec<String>> = queries
             .par_iter()
@@ -208,6 +265,7 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
                     vector: q,
                     limit: k,
                     filter: filter.as_ref(),
+                    ef,
                     ..Default::default()
                 })
                 .map_err(|e| e.to_string())
