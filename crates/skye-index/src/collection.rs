@@ -31,9 +31,6 @@ use crate::vectors::Vectors;
 
 /// Points linked per step of [`Collection::index_pending`] (writers wait at most one step).
 const INDEX_STEP: usize = 8 * 1024;
-/// Largest widening of the beam of a filtered graph search (by 1/selectivity). The beam
-/// bounds the work (see `Hnsw::search_layer_bounded`), the kept results stay `ef`.
-const MAX_EF_BOOST: f64 = 20.0;
 /// Candidates rescored with float vectors per wanted result (SQ8 traversal).
 const RESCORE_FACTOR: usize = 4;
 /// Least candidates rescored.
@@ -544,8 +541,6 @@ impl Collection {
             .ef
             .unwrap_or_else(|| default_ef(config.ef, inner.live, wanted))
             .max(wanted);
-        let boost = (1.0 / fraction.max(1e-9)).min(MAX_EF_BOOST);
-        let explore = ((base_ef as f64) * boost).ceil() as usize;
         // The walk keeps `keep` admitted points and tests about 1/fraction nodes for each.
         let keep = filtered_keep(base_ef, fraction, wanted);
         let walk_steps = (keep as f64 / fraction.max(1e-9)).min(MAX_POINTS as f64) as usize;
@@ -601,7 +596,7 @@ impl Collection {
                     full: base_ef,
                     steps: match matches {
                         Some(m) => (m / rows_per_step.max(1)).max(walk_steps),
-                        None => explore.saturating_mul(MAX_STEPS_PER_KEPT),
+                        None => base_ef.saturating_mul(MAX_STEPS_PER_KEPT),
                     },
                     fraction,
                 };
