@@ -18,6 +18,37 @@ const STOP_CHECK_ROWS: usize = 4096;
 /// Scans shorter than this stay on the calling thread.
 pub const PARALLEL_FROM: usize = 64 * 1024;
 
+/// The `k` nearest admitted rows seen so far: a bounded max-heap and the distance a new row
+/// must beat once it is full (admission is tested only for rows that would enter).
+struct Nearest {
+    heap: BinaryHeap<Scored>,
+    k: usize,
+    bound: f32,
+}
+
+impl Nearest {
+    fn new(k: usize) -> Self {
+        Nearest {
+            heap: BinaryHeap::with_capacity(k + 1),
+            k,
+            bound: f32::INFINITY,
+        }
+    }
+
+    #[inline]
+    fn offer<A: Admit>(&mut self, dist: f32, id: u32, admit: &A) {
+        if (self.heap.len() < self.k || dist < self.bound) && admit.admit(id) {
+            self.heap.push(Scored { dist, id });
+            if self.heap.len() > self.k {
+                self.heap.pop();
+            }
+            if self.heap.len() == self.k {
+                self.bound = self.heap.peek().map_or(f32::INFINITY, |s| s.dist);
+            }
+        }
+    }
+}
+
 /// Bounded max-heap keeping the `k` smallest.
 fn top_k<A: Admit>(
     vectors: &Vectors,
@@ -27,29 +58,18 @@ fn top_k<A: Admit>(
     rows: Range<usize>,
     admit: &A,
 ) -> BinaryHeap<Scored> {
-    let mut heap = BinaryHeap::with_capacity(k + 1);
+    let mut best = Nearest::new(k);
     if k == 0 {
-        return heap;
+        return best.heap;
     }
-    let mut bound = f32::INFINITY;
     let start = rows.start;
     for i in rows {
         if (i - start).is_multiple_of(STOP_CHECK_ROWS) && admit.stopped() {
             break;
         }
-        let id = i as u32;
-        let d = dist.eval(q, vectors.get(i));
-        if (heap.len() < k || d < bound) && admit.admit(id) {
-            heap.push(Scored { dist: d, id });
-            if heap.len() > k {
-                heap.pop();
-            }
-            if heap.len() == k {
-                bound = heap.peek().map_or(f32::INFINITY, |s| s.dist);
-            }
-        }
+        best.offer(dist.eval(q, vectors.get(i)), i as u32, admit);
     }
-    heap
+    best.heap
 }
 
 /// The `k` nearest admitted rows among `ids` (the points a filter selected), nearest first, by
@@ -61,11 +81,10 @@ pub fn search_ids<D: QueryDist, A: Admit>(
     ids: &roaring::RoaringBitmap,
     admit: &A,
 ) -> Vec<Scored> {
-    let mut heap = BinaryHeap::with_capacity(k + 1);
     if k == 0 {
         return Vec::new();
     }
-    let mut bound = f32::INFINITY;
+    let mut best = Nearest::new(k);
     let mut ahead = ids.iter().skip(PREFETCH_AHEAD);
     for (n, id) in ids.iter().enumerate() {
         if n.is_multiple_of(STOP_CHECK_ROWS) && admit.stopped() {
@@ -74,18 +93,9 @@ pub fn search_ids<D: QueryDist, A: Admit>(
         if let Some(next) = ahead.next() {
             qd.prefetch(next);
         }
-        let d = qd.dist(id);
-        if (heap.len() < k || d < bound) && admit.admit(id) {
-            heap.push(Scored { dist: d, id });
-            if heap.len() > k {
-                heap.pop();
-            }
-            if heap.len() == k {
-                bound = heap.peek().map_or(f32::INFINITY, |s| s.dist);
-            }
-        }
+        best.offer(qd.dist(id), id, admit);
     }
-    heap.into_sorted_vec()
+    best.heap.into_sorted_vec()
 }
 
 /// Rows `search_ids` prefetches ahead of the one it scores.
