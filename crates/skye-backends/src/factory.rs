@@ -8,7 +8,7 @@ use skye_core::cache::DistributedCache;
 use skye_core::config_store::{ConfigStore, ConfigStoreError};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::event_log::{EventLog, EventLogError};
-use skye_core::settings::{ConfigStoreKind, Settings};
+use skye_core::settings::{ConfigStoreKind, IntegrityCheck, Settings};
 use skye_core::storage::{AggregatorStore, EmbeddingStore, StorageError};
 
 use crate::embedded::EmbeddedConfigStore;
@@ -57,7 +57,10 @@ pub fn config_store_path(settings: &Settings) -> PathBuf {
 pub async fn open_config_store(settings: &Settings) -> Result<Arc<dyn ConfigStore>, FactoryError> {
     match settings.backends.config_store {
         ConfigStoreKind::Embedded => {
-            let store = EmbeddedConfigStore::open(&config_store_path(settings))?;
+            let store = EmbeddedConfigStore::open_checked(
+                &config_store_path(settings),
+                settings.backends.integrity_check,
+            )?;
             Ok(Arc::new(store))
         }
         #[cfg(feature = "etcd")]
@@ -115,7 +118,11 @@ pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryE
             max_backlog_records: l.max_backlog_records,
         };
         let path = settings.data_dir.join(EVENT_LOG_FILE);
-        let log = crate::embedded::EmbeddedEventLog::open_with(&path, limits)?;
+        let log = crate::embedded::EmbeddedEventLog::open_checked(
+            &path,
+            limits,
+            settings.backends.integrity_check,
+        )?;
         return Ok(Arc::new(log));
     }
     #[cfg(feature = "kafka")]
@@ -156,6 +163,28 @@ pub struct Storage {
     pub aggregator_by_conf_id: BTreeMap<i64, Arc<dyn AggregatorStore>>,
 }
 
+/// One store behind both storage traits.
+type BothStores = (Arc<dyn EmbeddingStore>, Arc<dyn AggregatorStore>);
+
+/// The embedded store as both traits: opened here, or (integrity check in the background) while
+/// the process starts serving.
+fn open_embedded_storage(settings: &Settings) -> Result<BothStores, FactoryError> {
+    let path = settings.data_dir.join(STORAGE_FILE);
+    match settings.backends.integrity_check {
+        IntegrityCheck::Background => {
+            let store = Arc::new(crate::embedded::OpeningStorage::spawn(path));
+            Ok((store.clone(), store))
+        }
+        check => {
+            let store = Arc::new(
+                crate::embedded::EmbeddedStorage::open_checked(&path, check)
+                    .map_err(FactoryError::Storage)?,
+            );
+            Ok((store.clone(), store))
+        }
+    }
+}
+
 /// The embedding and aggregator stores: ScyllaDB for each family whose contact points are set
 /// (`backends.scylla_embeddings`, `backends.scylla_aggregator`), else the embedded file; plus
 /// a ScyllaDB session for every further `conf_id` block.
@@ -165,17 +194,14 @@ pub async fn open_storage(settings: &Settings) -> Result<Storage, FactoryError> 
     let embedded = if e.enabled() && a.enabled() {
         None
     } else {
-        let path = settings.data_dir.join(STORAGE_FILE);
-        Some(Arc::new(
-            crate::embedded::EmbeddedStorage::open(&path).map_err(FactoryError::Storage)?,
-        ))
+        Some(open_embedded_storage(settings)?)
     };
     let embeddings: Arc<dyn EmbeddingStore> = match (&embedded, e.enabled()) {
-        (Some(store), false) => store.clone(),
+        (Some((store, _)), false) => store.clone(),
         _ => scylla(e).await?,
     };
     let aggregator: Arc<dyn AggregatorStore> = match (&embedded, a.enabled()) {
-        (Some(store), false) => store.clone(),
+        (Some((_, store)), false) => store.clone(),
         _ => scylla(a).await?,
     };
     let mut storage = Storage {

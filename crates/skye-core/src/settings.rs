@@ -300,10 +300,31 @@ impl ScyllaSettings {
     }
 }
 
+/// How the embedded files (config, event log, embedding store) are verified when they open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrityCheck {
+    /// Every page's checksum is verified before the process serves (1.3–5 s per GB of file,
+    /// depending on the page cache), so a file damaged at rest is found and repaired at start.
+    Full,
+    /// As `Full`, but the embedding/aggregator store (the large file) is verified while the
+    /// process already serves: vector searches are answered at once, calls that read or write
+    /// embeddings wait until its check is done. The config store and the event log (small once
+    /// consumed) are verified before serving.
+    #[default]
+    Background,
+    /// No check after a clean shutdown; after a crash the store still verifies and repairs
+    /// itself. Damage at rest after a clean shutdown goes unnoticed until a read fails.
+    Off,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendSettings {
     pub config_store: ConfigStoreKind,
+    /// Verification of the embedded files at open (`SKYE_INTEGRITY_CHECK`: full, background or
+    /// off).
+    pub integrity_check: IntegrityCheck,
     pub etcd: EtcdSettings,
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
@@ -546,6 +567,12 @@ impl Settings {
                     "embedded" => explicit_store = Some(ConfigStoreKind::Embedded),
                     "etcd" => explicit_store = Some(ConfigStoreKind::Etcd),
                     _ => errors.push(field, format!("'{value}' is neither embedded nor etcd")),
+                },
+                "SKYE_INTEGRITY_CHECK" => match value.trim().to_ascii_lowercase().as_str() {
+                    "full" => self.backends.integrity_check = IntegrityCheck::Full,
+                    "background" => self.backends.integrity_check = IntegrityCheck::Background,
+                    "off" => self.backends.integrity_check = IntegrityCheck::Off,
+                    _ => errors.push(field, format!("'{value}' is not full, background or off")),
                 },
                 "KAFKA_BROKER" => self.backends.kafka.broker = value.to_string(),
                 "KAFKA_SESSION_TIMEOUT_MS" => match value.trim().parse() {

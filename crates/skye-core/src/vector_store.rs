@@ -57,6 +57,9 @@ pub struct CollectionSpec {
     pub indexing_threshold: usize,
     /// Payload fields and their types.
     pub payload_schema: BTreeMap<String, FieldSchema>,
+    /// Float vectors on disk (memory-mapped) or in RAM; `None`: the engine's default (the
+    /// embedded engine maps them above a size, Qdrant keeps them in RAM).
+    pub on_disk: Option<bool>,
 }
 
 /// One condition of a search filter (the engine-neutral form of the gRPC operators).

@@ -13,7 +13,6 @@
 //! traversal, the beam widened by the filter's selectivity) is merged with an exact scan of the
 //! pending tail. [`Collection::search_explained`] tells which path a search took.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
@@ -24,6 +23,7 @@ use crate::error::IndexError;
 use crate::filter::{CompiledFilter, Filter};
 use crate::flat;
 use crate::hnsw::{Admit, Exact, Hnsw, HnswParams, Quantized, QueryDist, Scored, Space, Stoppable};
+use crate::ids::Ids;
 use crate::payload::{FieldId, Fields, Payload, Value};
 use crate::payload_index::PayloadIndex;
 use crate::quant::{QuantKernels, Quantizer};
@@ -56,7 +56,15 @@ pub struct CollectionConfig {
     /// Walk the graph on SQ8 codes and rescore with the float vectors (DOT, COSINE,
     /// EUCLIDEAN; ignored for MANHATTAN).
     pub quantization: bool,
+    /// Float vectors in a memory-mapped file of the collection's directory (`Some(true)`), on
+    /// the heap (`Some(false)`), or mapped once they reach [`MAPPED_VECTORS_MIN_BYTES`] with
+    /// quantization on (`None`). Takes effect at checkpoints of a durable collection.
+    pub on_disk: Option<bool>,
 }
+
+/// Float vectors at least this large are memory-mapped by default (quantized collections):
+/// searches walk the in-RAM codes and read only the rows they rescore.
+pub const MAPPED_VECTORS_MIN_BYTES: usize = 64 << 20;
 
 impl CollectionConfig {
     pub fn new(dim: usize, metric: Metric) -> Self {
@@ -69,7 +77,18 @@ impl CollectionConfig {
             exact_below: 2_000,
             quantization: true,
             exact_rows_per_beam: 128,
+            on_disk: None,
         }
+    }
+
+    /// Whether float vectors of `bytes` are kept in a mapped file.
+    pub fn maps_vectors(&self, bytes: usize) -> bool {
+        cfg!(target_endian = "little")
+            && self.on_disk.unwrap_or(
+                self.quantization
+                    && self.metric != Metric::Manhattan
+                    && bytes >= MAPPED_VECTORS_MIN_BYTES,
+            )
     }
 }
 
@@ -127,15 +146,54 @@ pub struct CollectionInfo {
     /// Slots held by deleted or overwritten points.
     pub tombstones: usize,
     pub indexing_threshold: usize,
-    pub memory_bytes: usize,
-    /// Of `memory_bytes`: the payload indexes.
-    pub payload_index_bytes: usize,
+    pub memory: MemoryUsage,
+}
+
+/// Heap bytes of a collection, part by part (estimates of allocator-level sizes: capacities
+/// times element sizes, plus string and map overheads).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Float vectors on the heap.
+    pub vectors: usize,
+    /// Float vectors served from a mapped file: page cache, resident only while the OS keeps
+    /// the pages (not part of [`MemoryUsage::total`]).
+    pub vectors_mapped: usize,
+    /// SQ8 codes of the linked rows.
+    pub codes: usize,
+    /// HNSW links and levels.
+    pub graph: usize,
+    /// External ids: the id of each slot and the id → slot map.
+    pub ids: usize,
+    /// Stored payload values and tombstone flags.
+    pub payloads: usize,
+    /// Payload indexes (bitmaps and value maps).
+    pub payload_index: usize,
+}
+
+impl MemoryUsage {
+    /// Heap bytes: every part but the mapped vectors.
+    pub fn total(&self) -> usize {
+        self.parts().iter().map(|(_, b)| b).sum::<usize>() - self.vectors_mapped
+    }
+
+    /// `(name, bytes)` of every part, in a fixed order.
+    pub fn parts(&self) -> [(&'static str, usize); 7] {
+        [
+            ("vectors", self.vectors),
+            ("vectors_mapped", self.vectors_mapped),
+            ("codes", self.codes),
+            ("graph", self.graph),
+            ("ids", self.ids),
+            ("payloads", self.payloads),
+            ("payload_index", self.payload_index),
+        ]
+    }
 }
 
 pub(crate) struct Inner {
     pub(crate) vectors: Vectors,
-    pub(crate) ids: Vec<String>,
-    pub(crate) index_of: HashMap<String, u32>,
+    /// The id of each slot, and the live slot of each id.
+    pub(crate) ids: Ids,
     pub(crate) payloads: Vec<Payload>,
     pub(crate) fields: Fields,
     /// Which live points hold each payload value.
@@ -152,9 +210,9 @@ pub(crate) struct Inner {
 }
 
 pub(crate) struct QuantState {
-    quantizer: Quantizer,
-    codes: Vec<u8>,
-    rows: usize,
+    pub(crate) quantizer: Quantizer,
+    pub(crate) codes: Vec<u8>,
+    pub(crate) rows: usize,
 }
 
 /// A searchable, updatable set of points.
@@ -220,27 +278,17 @@ impl Collection {
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.inner.read().index_of.contains_key(id)
+        self.inner.read().ids.contains(id)
     }
 
     pub fn info(&self) -> CollectionInfo {
         let inner = self.inner.read();
-        let payload_index_bytes = inner.index.heap_bytes();
         CollectionInfo {
             points: inner.live,
             indexed_points: inner.linked_live.load(Ordering::Acquire),
             tombstones: inner.ids.len() - inner.live,
             indexing_threshold: self.config.read().indexing_threshold,
-            payload_index_bytes,
-            memory_bytes: payload_index_bytes
-                + inner.vectors.heap_bytes()
-                + inner.graph.heap_bytes()
-                + inner.ids.iter().map(|s| s.capacity() + 48).sum::<usize>()
-                + inner
-                    .payloads
-                    .iter()
-                    .map(|p| p.0.iter().map(|(_, v)| 32 + v.heap_bytes()).sum::<usize>())
-                    .sum::<usize>(),
+            memory: inner.memory(),
         }
     }
 
@@ -295,8 +343,8 @@ impl Collection {
         inner.graph.grow(new_total);
         let count = points.len();
         for (p, fields) in points.into_iter().zip(interned) {
-            let slot = inner.ids.len() as u32;
-            if let Some(old) = inner.index_of.insert(p.id.clone(), slot) {
+            let (slot, old) = inner.ids.push(&p.id, true);
+            if let Some(old) = old {
                 inner.tombstone(old);
             }
             let mut v = p.vector;
@@ -310,7 +358,6 @@ impl Collection {
             }
             inner.index.insert(slot, &payload);
             inner.payloads.push(payload);
-            inner.ids.push(p.id);
             inner.deleted.push(false);
             inner.live += 1;
         }
@@ -322,7 +369,7 @@ impl Collection {
         let mut inner = self.inner.write();
         let mut removed = 0;
         for id in ids {
-            if let Some(slot) = inner.index_of.remove(id) {
+            if let Some(slot) = inner.ids.remove(id) {
                 inner.tombstone(slot);
                 removed += 1;
             }
@@ -337,9 +384,9 @@ impl Collection {
         fields: Vec<(String, Option<Value>)>,
     ) -> Result<(), IndexError> {
         let mut inner = self.inner.write();
-        let slot = *inner
-            .index_of
-            .get(id)
+        let slot = inner
+            .ids
+            .slot(id)
             .ok_or_else(|| IndexError::PointNotFound(id.to_string()))?;
         for (name, value) in fields {
             let f = inner
@@ -363,7 +410,7 @@ impl Collection {
     /// A stored point (its vector normalised for COSINE).
     pub fn get(&self, id: &str) -> Option<Point> {
         let inner = self.inner.read();
-        let slot = *inner.index_of.get(id)? as usize;
+        let slot = inner.ids.slot(id)? as usize;
         let payload = inner.payloads[slot]
             .0
             .iter()
@@ -391,9 +438,23 @@ impl Collection {
     /// Links every pending point into the graph, in parallel, in steps so that writers are
     /// never held off for long. Returns the points linked. Concurrent calls are serialised.
     pub fn index_pending(&self) -> usize {
+        self.index_pending_until(&std::sync::atomic::AtomicBool::new(false), &mut |_, _| {})
+    }
+
+    /// [`Collection::index_pending`], giving up between steps once `stop` is set (the points
+    /// not reached stay pending: searched exactly, linked by a later call), and telling
+    /// `progress` the points linked so far and the total after each step.
+    pub fn index_pending_until(
+        &self,
+        stop: &std::sync::atomic::AtomicBool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> usize {
         let _one_at_a_time = self.indexing.lock();
         let mut total = 0;
         loop {
+            if stop.load(Ordering::Acquire) {
+                return total;
+            }
             let inner = self.inner.read();
             let start = inner.linked.load(Ordering::Acquire);
             let end = inner.ids.len().min(start + INDEX_STEP);
@@ -422,6 +483,7 @@ impl Collection {
             inner.linked_live.fetch_add(live, Ordering::AcqRel);
             inner.linked.store(end, Ordering::Release);
             total += end - start;
+            progress(end, inner.ids.len());
         }
     }
 
@@ -443,14 +505,11 @@ impl Collection {
                 if inner.deleted[i] {
                     continue;
                 }
-                let slot = fresh.ids.len() as u32;
+                let (slot, _) = fresh.ids.push(inner.ids.name(i as u32), true);
                 fresh.vectors.push(inner.vectors.get(i));
                 let payload = std::mem::take(&mut inner.payloads[i]);
                 fresh.index.insert(slot, &payload);
                 fresh.payloads.push(payload);
-                let id = std::mem::take(&mut inner.ids[i]);
-                fresh.index_of.insert(id.clone(), slot);
-                fresh.ids.push(id);
                 fresh.deleted.push(false);
             }
             fresh.live = fresh.ids.len();
@@ -504,7 +563,7 @@ impl Collection {
         let excluded: Vec<u32> = req
             .exclude
             .iter()
-            .filter_map(|id| inner.index_of.get(id).copied())
+            .filter_map(|id| inner.ids.slot(id))
             .collect();
         let compiled = req
             .filter
@@ -983,11 +1042,24 @@ impl Collection {
 }
 
 impl Inner {
+    fn memory(&self) -> MemoryUsage {
+        MemoryUsage {
+            vectors: self.vectors.heap_bytes(),
+            vectors_mapped: self.vectors.mapped_bytes(),
+            codes: self.quant.read().as_ref().map_or(0, |q| q.codes.capacity()),
+            graph: self.graph.heap_bytes(),
+            ids: self.ids.heap_bytes(),
+            payloads: self.payloads.capacity() * std::mem::size_of::<Payload>()
+                + self.payloads.iter().map(Payload::heap_bytes).sum::<usize>()
+                + self.deleted.capacity(),
+            payload_index: self.index.heap_bytes(),
+        }
+    }
+
     fn empty(config: &CollectionConfig) -> Inner {
         Inner {
             vectors: Vectors::new(config.dim),
-            ids: Vec::new(),
-            index_of: HashMap::new(),
+            ids: Ids::default(),
             payloads: Vec::new(),
             fields: Fields::default(),
             index: PayloadIndex::default(),
@@ -1006,8 +1078,8 @@ impl Inner {
     fn encode_codes(&self, upto: usize) {
         let mut quant = self.quant.write();
         if quant.is_none() {
-            let Some(quantizer) = Quantizer::fit(self.vectors.as_slice(), self.vectors.dim())
-            else {
+            let rows = self.vectors.rows(0, self.vectors.len());
+            let Some(quantizer) = Quantizer::fit_rows(rows, self.vectors.dim()) else {
                 return;
             };
             *quant = Some(QuantState {
@@ -1016,13 +1088,19 @@ impl Inner {
                 rows: 0,
             });
         }
-        if let Some(state) = quant.as_mut() {
-            for row in state.rows..upto {
-                state
-                    .quantizer
-                    .encode_into(self.vectors.get(row), &mut state.codes);
-            }
-            state.rows = state.rows.max(upto);
+        if let Some(state) = quant.as_mut()
+            && upto > state.rows
+        {
+            // On every core: a reopened collection encodes all its rows here.
+            let stride = state.quantizer.stride();
+            let at = state.codes.len();
+            state.codes.resize(at + (upto - state.rows) * stride, 0);
+            let (quantizer, vectors, first) = (&state.quantizer, &self.vectors, state.rows);
+            state.codes[at..]
+                .par_chunks_mut(stride)
+                .enumerate()
+                .for_each(|(i, code)| quantizer.encode_to(vectors.get(first + i), code));
+            state.rows = upto;
         }
     }
 
@@ -1048,7 +1126,7 @@ impl Inner {
             })
             .collect();
         Hit {
-            id: self.ids[s.id as usize].clone(),
+            id: self.ids.name(s.id).to_string(),
             score: metric.score(s.dist),
             payload,
         }

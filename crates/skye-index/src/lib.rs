@@ -10,6 +10,7 @@ pub mod error;
 pub mod filter;
 pub mod flat;
 pub mod hnsw;
+pub(crate) mod ids;
 #[cfg(feature = "core")]
 pub mod neutral;
 pub mod npy;
@@ -19,8 +20,8 @@ pub mod persist;
 pub mod vectors;
 
 pub use collection::{
-    Collection, CollectionConfig, CollectionInfo, Hit, Plan, Point, SearchPath, SearchRequest,
-    default_ef,
+    Collection, CollectionConfig, CollectionInfo, Hit, MAPPED_VECTORS_MIN_BYTES, MemoryUsage, Plan,
+    Point, SearchPath, SearchRequest, default_ef,
 };
 pub use distance::Metric;
 pub use error::IndexError;

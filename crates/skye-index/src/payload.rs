@@ -118,6 +118,12 @@ impl Fields {
 pub struct Payload(pub Vec<(FieldId, Value)>);
 
 impl Payload {
+    /// Heap bytes of the stored values.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<(FieldId, Value)>()
+            + self.0.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>()
+    }
+
     pub fn get(&self, field: FieldId) -> Option<&Value> {
         self.0
             .binary_search_by_key(&field, |(f, _)| *f)

@@ -41,14 +41,23 @@ enum Kind {
 }
 
 impl Quantizer {
-    /// Fits the ranges of `rows` (row-major, `dim` wide). `None` for an empty set.
+    /// Fits the ranges of `data` (row-major, `dim` wide). `None` for an empty set.
     pub fn fit(data: &[f32], dim: usize) -> Option<Self> {
-        if dim == 0 || data.len() < dim {
+        if dim == 0 {
+            return None;
+        }
+        Self::fit_rows(data.chunks_exact(dim), dim)
+    }
+
+    /// Fits the ranges of `rows` (each `dim` wide). `None` for no rows.
+    pub fn fit_rows<'a>(rows: impl Iterator<Item = &'a [f32]>, dim: usize) -> Option<Self> {
+        let mut rows = rows.peekable();
+        if dim == 0 || rows.peek().is_none() {
             return None;
         }
         let mut lo = vec![f32::INFINITY; dim];
         let mut hi = vec![f32::NEG_INFINITY; dim];
-        for row in data.chunks_exact(dim) {
+        for row in rows {
             for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
                 *l = l.min(x);
                 *h = h.max(x);
@@ -71,13 +80,41 @@ impl Quantizer {
         self.stride
     }
 
+    /// Each dimension's lower bound and step (what a snapshot stores).
+    pub(crate) fn ranges(&self) -> (&[f32], &[f32]) {
+        (&self.lo, &self.scale)
+    }
+
+    /// A quantizer of known ranges (read back from a snapshot); `None` when they do not match.
+    pub(crate) fn from_ranges(lo: Vec<f32>, scale: Vec<f32>) -> Option<Self> {
+        let dim = lo.len();
+        let valid = dim > 0
+            && scale.len() == dim
+            && lo.iter().all(|x| x.is_finite())
+            && scale.iter().all(|s| s.is_finite() && *s > 0.0);
+        valid.then(|| Quantizer {
+            dim,
+            stride: stride_for(dim),
+            lo,
+            scale,
+        })
+    }
+
     /// Appends the code of `row` to `out` (`stride` bytes; values outside the fitted range
     /// are clamped).
     pub fn encode_into(&self, row: &[f32], out: &mut Vec<u8>) {
-        for ((&x, lo), scale) in row.iter().zip(&self.lo).zip(&self.scale) {
-            out.push(((x - lo) / scale).round().clamp(0.0, 255.0) as u8);
+        let at = out.len();
+        out.resize(at + self.stride, 0);
+        self.encode_to(row, &mut out[at..]);
+    }
+
+    /// Writes the code of `row` into `out` (`stride` bytes, the padding zeroed).
+    pub fn encode_to(&self, row: &[f32], out: &mut [u8]) {
+        let (code, pad) = out.split_at_mut(self.dim);
+        for (((c, &x), lo), scale) in code.iter_mut().zip(row).zip(&self.lo).zip(&self.scale) {
+            *c = ((x - lo) / scale).round().clamp(0.0, 255.0) as u8;
         }
-        out.extend(std::iter::repeat_n(0u8, self.stride - self.dim));
+        pad.fill(0);
     }
 
     /// Prepares `q` for asymmetric distances under `metric`; `None` for metrics without a

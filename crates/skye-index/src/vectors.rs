@@ -1,75 +1,272 @@
-//! Dense vector storage: one contiguous `Vec<f32>`, row `i` at `[i·dim, (i+1)·dim)`.
+//! Dense vector storage. Rows `[0, mapped)` may live in a read-only memory map of a file of the
+//! collection's directory (written by [`Vectors::spill`]); rows after them are on the heap. Row
+//! `i` is at `[i·dim, (i+1)·dim)` of its part.
+//!
+//! A vectors file is the raw little-endian `f32` rows, nothing else: the snapshot that names it
+//! records its generation and how many of its rows are valid (a file may be longer than that
+//! after a crash between appending rows and renaming the snapshot; the excess is cut off when
+//! the file is next appended to). Files are append-only within a generation; compaction
+//! renumbers the rows and so starts the next generation.
 
-/// Contiguous rows of `dim` floats.
-#[derive(Debug, Clone)]
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Rows of `dim` floats.
+#[derive(Debug)]
 pub struct Vectors {
     dim: usize,
-    data: Vec<f32>,
+    mapped: Option<Mapped>,
+    /// Rows after the mapped ones (all rows when nothing is mapped).
+    tail: Vec<f32>,
+    /// The rows a snapshot names in a vectors file: the mapped ones, and any written since but
+    /// still served from the heap (see [`Vectors::install`]).
+    on_disk: Option<VectorsFile>,
+}
+
+/// The mapped rows of one vectors file.
+#[derive(Debug)]
+struct Mapped {
+    map: memmap2::Mmap,
+    rows: usize,
+}
+
+impl Mapped {
+    /// The valid rows as floats.
+    #[inline]
+    fn floats(&self) -> &[f32] {
+        let bytes = &self.map[..];
+        // SAFETY: a map starts on a page boundary (aligned for f32), `open_mapped` checked that
+        // the file holds at least `rows` rows, and every bit pattern is a valid f32.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), bytes.len() / 4) }
+    }
+}
+
+/// Where a collection's vectors are on disk, as its snapshot records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorsFile {
+    pub generation: u64,
+    pub rows: usize,
+}
+
+/// The file of vectors generation `generation` in `dir`.
+pub fn vectors_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("vectors.{generation}.f32"))
+}
+
+impl Clone for Vectors {
+    /// A copy on the heap (the map is not shared).
+    fn clone(&self) -> Self {
+        let mut copy = Vectors::with_capacity(self.dim, self.len());
+        for i in 0..self.len() {
+            copy.push(self.get(i));
+        }
+        copy
+    }
 }
 
 impl Vectors {
     pub fn new(dim: usize) -> Self {
         Vectors {
             dim,
-            data: Vec::new(),
+            mapped: None,
+            tail: Vec::new(),
+            on_disk: None,
+        }
+    }
+
+    /// Rows already laid out contiguously (`data.len()` a multiple of `dim`).
+    pub fn from_vec(dim: usize, data: Vec<f32>) -> Self {
+        debug_assert!(dim > 0 && data.len().is_multiple_of(dim));
+        Vectors {
+            dim,
+            mapped: None,
+            tail: data,
+            on_disk: None,
         }
     }
 
     pub fn with_capacity(dim: usize, rows: usize) -> Self {
         Vectors {
             dim,
-            data: Vec::with_capacity(dim * rows),
+            mapped: None,
+            tail: Vec::with_capacity(dim * rows),
+            on_disk: None,
         }
+    }
+
+    /// The first `file.rows` rows mapped from `dir`'s vectors file of `file.generation`.
+    pub fn open_mapped(dir: &Path, dim: usize, file: VectorsFile) -> std::io::Result<Self> {
+        let mapped = map_rows(&vectors_path(dir, file.generation), dim, file)?;
+        Ok(Vectors {
+            dim,
+            mapped,
+            tail: Vec::new(),
+            on_disk: Some(file),
+        })
     }
 
     pub fn dim(&self) -> usize {
         self.dim
     }
 
+    pub(crate) fn mapped_rows(&self) -> usize {
+        self.mapped.as_ref().map_or(0, |m| m.rows)
+    }
+
     pub fn len(&self) -> usize {
-        self.data.len().checked_div(self.dim).unwrap_or(0)
+        self.mapped_rows() + self.tail.len().checked_div(self.dim).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len() == 0
     }
 
     /// Row `i`. Panics when out of range (callers hold valid internal ids).
     #[inline]
     pub fn get(&self, i: usize) -> &[f32] {
         let start = i * self.dim;
-        &self.data[start..start + self.dim]
+        match &self.mapped {
+            Some(m) if i < m.rows => &m.floats()[start..start + self.dim],
+            m => {
+                let start = start - m.as_ref().map_or(0, |m| m.rows * self.dim);
+                &self.tail[start..start + self.dim]
+            }
+        }
     }
 
-    /// Pointer to row `i`, for prefetching.
+    /// Pointer to row `i`, for prefetching (any address is harmless there).
     #[inline]
     pub(crate) fn row_ptr(&self, i: usize) -> *const f32 {
-        self.data.as_ptr().wrapping_add(i * self.dim)
+        match &self.mapped {
+            Some(m) if i < m.rows => m.floats().as_ptr().wrapping_add(i * self.dim),
+            m => self
+                .tail
+                .as_ptr()
+                .wrapping_add((i - m.as_ref().map_or(0, |m| m.rows)) * self.dim),
+        }
     }
 
     /// Appends a row of exactly `dim` floats.
     pub fn push(&mut self, row: &[f32]) {
         debug_assert_eq!(row.len(), self.dim);
-        self.data.extend_from_slice(row);
+        self.tail.extend_from_slice(row);
     }
 
-    /// Overwrites row `i`.
-    pub fn set(&mut self, i: usize, row: &[f32]) {
-        let start = i * self.dim;
-        self.data[start..start + self.dim].copy_from_slice(row);
-    }
-
-    pub fn as_slice(&self) -> &[f32] {
-        &self.data
+    /// Rows `[from, to)` in order.
+    pub fn rows(&self, from: usize, to: usize) -> impl Iterator<Item = &[f32]> + '_ {
+        (from..to).map(|i| self.get(i))
     }
 
     pub fn reserve(&mut self, rows: usize) {
-        self.data.reserve(rows * self.dim);
+        self.tail.reserve(rows * self.dim);
     }
 
+    /// Heap bytes (the rows not mapped).
     pub fn heap_bytes(&self) -> usize {
-        self.data.capacity() * std::mem::size_of::<f32>()
+        self.tail.capacity() * std::mem::size_of::<f32>()
     }
+
+    /// Bytes of rows served from the map (resident only while the OS keeps their pages).
+    pub fn mapped_bytes(&self) -> usize {
+        self.mapped_rows() * self.dim * std::mem::size_of::<f32>()
+    }
+
+    /// The vectors file a snapshot names for these rows, if any.
+    pub fn file(&self) -> Option<VectorsFile> {
+        self.on_disk
+    }
+
+    /// Writes the rows not in the vectors file yet to it, fsync'd: appended to the recorded
+    /// file's generation, or all rows to a new generation after `last_generation` when there is
+    /// none (a new or compacted collection). Returns what the snapshot must name; once it
+    /// landed, [`Vectors::record`] it.
+    pub fn spill(&self, dir: &Path, last_generation: u64) -> std::io::Result<VectorsFile> {
+        let rows = self.len();
+        let (generation, from) = match self.on_disk {
+            Some(f) => (f.generation, f.rows),
+            None => (last_generation + 1, 0),
+        };
+        let path = vectors_path(dir, generation);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(from == 0)
+            .open(&path)?;
+        let row_bytes = (self.dim * 4) as u64;
+        // Rows past the recorded ones are from an append whose snapshot never landed.
+        file.set_len(from as u64 * row_bytes)?;
+        file.seek(SeekFrom::End(0))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut file);
+        for row in self.rows(from, rows) {
+            for x in row {
+                out.write_all(&x.to_le_bytes())?;
+            }
+        }
+        out.flush()?;
+        drop(out);
+        file.sync_all()?;
+        if from == 0
+            && let Some(parent) = path.parent()
+        {
+            File::open(parent)?.sync_all()?;
+        }
+        Ok(VectorsFile { generation, rows })
+    }
+
+    /// Records the file a landed snapshot names (written by [`Vectors::spill`]).
+    pub fn record(&mut self, file: VectorsFile) {
+        self.on_disk = Some(file);
+    }
+
+    /// Whether recorded rows are still served from the heap.
+    pub fn installable(&self) -> bool {
+        self.on_disk.is_some_and(|f| f.rows > self.mapped_rows())
+    }
+
+    /// Serves the recorded rows from `dir`'s file and frees their heap copies.
+    pub fn install(&mut self, dir: &Path) -> std::io::Result<()> {
+        let Some(file) = self.on_disk else {
+            return Ok(());
+        };
+        let mapped = map_rows(&vectors_path(dir, file.generation), self.dim, file)?;
+        let moved = file.rows.saturating_sub(self.mapped_rows()) * self.dim;
+        self.tail.drain(..moved.min(self.tail.len()));
+        self.tail.shrink_to_fit();
+        self.mapped = mapped;
+        Ok(())
+    }
+}
+
+/// Maps the first `file.rows` rows of `path` (`None` for zero rows: nothing to map).
+fn map_rows(path: &Path, dim: usize, file: VectorsFile) -> std::io::Result<Option<Mapped>> {
+    if file.rows == 0 {
+        return Ok(None);
+    }
+    let f = File::open(path)?;
+    let want = (file.rows * dim * 4) as u64;
+    let have = f.metadata()?.len();
+    if have < want {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "{} holds {have} bytes, the snapshot names {} rows of {dim} floats ({want} bytes)",
+                path.display(),
+                file.rows
+            ),
+        ));
+    }
+    // SAFETY: the file is ours and append-only while mapped: `spill` only writes past the
+    // mapped rows (and truncates past them), and a file is removed only after its map is
+    // dropped or the collection retired.
+    let map = unsafe { memmap2::MmapOptions::new().len(want as usize).map(&f)? };
+    // Searches read scattered rows (rescoring): read-ahead would only fill memory.
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Random);
+    Ok(Some(Mapped {
+        map,
+        rows: file.rows,
+    }))
 }
 
 /// Issues a prefetch of the cache line at `p` (a no-op off x86-64).
@@ -91,5 +288,102 @@ pub(crate) fn prefetch_lines(p: *const u8, bytes: usize) {
     while off < bytes {
         prefetch(p.wrapping_add(off));
         off += 64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize, dim: usize, base: f32) -> Vec<Vec<f32>> {
+        (0..n)
+            .map(|i| (0..dim).map(|j| base + (i * dim + j) as f32).collect())
+            .collect()
+    }
+
+    #[test]
+    fn spilled_rows_read_back_from_the_map_and_appends_extend_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Vectors::new(3);
+        let first = rows(5, 3, 0.0);
+        first.iter().for_each(|r| v.push(r));
+        let file = v.spill(dir.path(), 0).unwrap();
+        assert_eq!(
+            file,
+            VectorsFile {
+                generation: 1,
+                rows: 5
+            }
+        );
+        v.record(file);
+        assert!(v.installable());
+        v.install(dir.path()).unwrap();
+        assert!(!v.installable());
+        assert_eq!(v.heap_bytes(), 0);
+        assert_eq!(v.mapped_bytes(), 5 * 3 * 4);
+        let second = rows(4, 3, 1000.0);
+        second.iter().for_each(|r| v.push(r));
+        assert_eq!(v.len(), 9);
+        for (i, r) in first.iter().chain(&second).enumerate() {
+            assert_eq!(v.get(i), r.as_slice(), "row {i} before the second spill");
+        }
+        let file = v.spill(dir.path(), 1).unwrap();
+        assert_eq!(
+            file,
+            VectorsFile {
+                generation: 1,
+                rows: 9
+            }
+        );
+        v.record(file);
+        v.install(dir.path()).unwrap();
+        let reopened = Vectors::open_mapped(dir.path(), 3, file).unwrap();
+        for (i, r) in first.iter().chain(&second).enumerate() {
+            assert_eq!(v.get(i), r.as_slice());
+            assert_eq!(reopened.get(i), r.as_slice(), "row {i} after reopening");
+        }
+    }
+
+    #[test]
+    fn an_append_whose_snapshot_never_landed_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Vectors::new(2);
+        rows(3, 2, 0.0).iter().for_each(|r| v.push(r));
+        let file = v.spill(dir.path(), 0).unwrap();
+        v.record(file);
+        v.install(dir.path()).unwrap();
+        // A later spill wrote rows that no snapshot names, then the process died.
+        let mut lost = Vectors::open_mapped(dir.path(), 2, file).unwrap();
+        lost.push(&[77.0, 77.0]);
+        lost.spill(dir.path(), 1).unwrap();
+        // Reopened at the named rows, a new append replaces the orphan.
+        let mut v = Vectors::open_mapped(dir.path(), 2, file).unwrap();
+        v.push(&[5.0, 6.0]);
+        let file = v.spill(dir.path(), 1).unwrap();
+        assert_eq!(file.rows, 4);
+        assert_eq!(
+            std::fs::metadata(vectors_path(dir.path(), 1))
+                .unwrap()
+                .len(),
+            4 * 2 * 4
+        );
+        let back = Vectors::open_mapped(dir.path(), 2, file).unwrap();
+        assert_eq!(back.get(3), &[5.0, 6.0]);
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_snapshot_says_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(vectors_path(dir.path(), 1), [0u8; 8]).unwrap();
+        let err = Vectors::open_mapped(
+            dir.path(),
+            2,
+            VectorsFile {
+                generation: 1,
+                rows: 2,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("names 2 rows"), "{err}");
     }
 }

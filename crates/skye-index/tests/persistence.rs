@@ -247,3 +247,103 @@ fn acknowledged_writes_survive_kill_9() {
     }
     assert_eq!(c.len() % 50, 0, "batches are all-or-nothing");
 }
+
+fn vector_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.starts_with("vectors."))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn mapped_vectors_survive_checkpoints_reopens_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.on_disk = Some(true);
+    let q = point(7, 8).vector;
+    let (before, info) = {
+        let d = DurableCollection::create(dir.path(), cfg.clone()).unwrap();
+        d.upsert((0..300).map(|i| point(i, 8)).collect()).unwrap();
+        d.collection().index_pending();
+        d.checkpoint().unwrap();
+        let mem = d.collection().info().memory;
+        assert_eq!(mem.vectors_mapped, 300 * 8 * 4, "every row is mapped");
+        assert_eq!(mem.vectors, 0, "no heap copy is left");
+        // Written after the checkpoint: on the heap and in the WAL only.
+        d.upsert((300..350).map(|i| point(i, 8)).collect()).unwrap();
+        (top(d.collection(), &q), d.collection().info())
+    };
+    assert_eq!(vector_files(dir.path()), vec!["vectors.1.f32"]);
+    let (d, recovery) = DurableCollection::open(dir.path()).unwrap();
+    assert_eq!(recovery.replayed, 1);
+    assert_eq!(
+        top(d.collection(), &q),
+        before,
+        "same answers after reopening"
+    );
+    assert_eq!(d.collection().info().points, info.points);
+    assert_eq!(
+        d.collection().info().memory.vectors_mapped,
+        300 * 8 * 4,
+        "the snapshot's rows come back mapped, the replayed ones on the heap"
+    );
+    let p = d.collection().get("p320").unwrap();
+    assert_eq!(p.vector.len(), 8);
+
+    // A checkpoint with points still to link writes their rows but keeps serving them from the
+    // heap (the graph build reads them); once they are linked, the next one maps them.
+    d.checkpoint().unwrap();
+    assert_eq!(d.collection().info().memory.vectors_mapped, 300 * 8 * 4);
+    assert_eq!(d.collection().info().memory.vectors, 50 * 8 * 4);
+    d.collection().index_pending();
+    d.checkpoint().unwrap();
+    assert_eq!(d.collection().info().memory.vectors_mapped, 350 * 8 * 4);
+    d.delete((0..100).map(|i| format!("p{i}")).collect())
+        .unwrap();
+    assert!(d.collection().compact() > 0);
+    d.checkpoint().unwrap();
+    assert_eq!(
+        vector_files(dir.path()),
+        vec!["vectors.2.f32"],
+        "the compacted rows are a new file and the old one is gone"
+    );
+    let after = top(d.collection(), &q);
+    drop(d);
+    let (d, _) = DurableCollection::open(dir.path()).unwrap();
+    assert_eq!(top(d.collection(), &q), after);
+    assert_eq!(d.collection().info().memory.vectors_mapped, 250 * 8 * 4);
+}
+
+#[test]
+fn heap_vectors_stay_on_the_heap_and_mapped_ones_restore_as_single_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.on_disk = Some(false);
+    let d = DurableCollection::create(&dir.path().join("heap"), cfg).unwrap();
+    d.upsert((0..50).map(|i| point(i, 8)).collect()).unwrap();
+    d.checkpoint().unwrap();
+    assert_eq!(d.collection().info().memory.vectors_mapped, 0);
+    assert!(vector_files(&dir.path().join("heap")).is_empty());
+
+    // A single-file snapshot of a mapped collection carries its vectors inline.
+    let mut cfg = config();
+    cfg.on_disk = Some(true);
+    let m = DurableCollection::create(&dir.path().join("mapped"), cfg).unwrap();
+    m.upsert((0..50).map(|i| point(i, 8)).collect()).unwrap();
+    m.collection().index_pending();
+    m.checkpoint().unwrap();
+    let q = point(3, 8).vector;
+    let file = dir.path().join("one.skye");
+    m.snapshot_to(&file).unwrap();
+    let restored = DurableCollection::restore_from(&file, &dir.path().join("restored")).unwrap();
+    assert_eq!(top(restored.collection(), &q), top(m.collection(), &q));
+    assert_eq!(
+        restored.collection().info().memory.vectors_mapped,
+        50 * 8 * 4,
+        "the restored collection keeps its config: mapped"
+    );
+}

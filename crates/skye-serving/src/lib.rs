@@ -10,7 +10,7 @@ mod similar;
 
 pub use auth::{AuthInterceptor, CALLER_ID_HEADER, TOKEN_HEADER};
 pub use embedding::Embeddings;
-pub use metrics::Metrics;
+pub use metrics::{CollectionFigures, Metrics};
 pub use similar::SimilarCandidates;
 
 use skye_core::error::HasErrorCode;

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -34,6 +35,26 @@ pub struct BackendLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectionLabels {
+    pub collection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemoryLabels {
+    pub collection: String,
+    pub part: &'static str,
+}
+
+/// One embedded collection's figures, as [`Metrics::set_collections`] takes them.
+#[derive(Debug, Clone)]
+pub struct CollectionFigures {
+    pub collection: String,
+    pub points: usize,
+    pub indexed_points: usize,
+    pub memory: Vec<(&'static str, usize)>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PathLabels {
     pub path: &'static str,
 }
@@ -48,6 +69,10 @@ pub struct Metrics {
     pub backend: Family<BackendLabels, Histogram>,
     /// Searches of the embedded engine by the path its planner took.
     pub plans: Family<PathLabels, Counter>,
+    collection_points: Family<CollectionLabels, Gauge>,
+    collection_indexed: Family<CollectionLabels, Gauge>,
+    collection_memory: Family<MemoryLabels, Gauge>,
+    resident: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,7 +94,31 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.000_05, 2.0, 15))
         });
         let plans = Family::<PathLabels, Counter>::default();
+        let collection_points = Family::<CollectionLabels, Gauge>::default();
+        let collection_indexed = Family::<CollectionLabels, Gauge>::default();
+        let collection_memory = Family::<MemoryLabels, Gauge>::default();
+        let resident = Gauge::default();
         let mut registry = Registry::default();
+        registry.register(
+            "skye_collection_points",
+            "Live points of each embedded collection",
+            collection_points.clone(),
+        );
+        registry.register(
+            "skye_collection_indexed_points",
+            "Live points linked into each embedded collection's graph (index build progress)",
+            collection_indexed.clone(),
+        );
+        registry.register(
+            "skye_collection_memory_bytes",
+            "Heap bytes of each embedded collection by part (vectors, codes, graph, ids, payloads, payload_index)",
+            collection_memory.clone(),
+        );
+        registry.register(
+            "skye_process_resident_memory_bytes",
+            "Resident memory of the process (Linux)",
+            resident.clone(),
+        );
         registry.register(
             "skye_index_search_path",
             "Searches of the embedded engine by planner path (exact, exact_matches, graph_filtered, graph)",
@@ -108,6 +157,10 @@ impl Default for Metrics {
             cache_misses,
             backend,
             plans,
+            collection_points,
+            collection_indexed,
+            collection_memory,
+            resident,
         }
     }
 }
@@ -137,6 +190,37 @@ impl skye_core::vector_store::PlanObserver for Metrics {
 }
 
 impl Metrics {
+    /// Replaces the collection gauges with `figures` (collections dropped since leave no series)
+    /// and samples the process's resident memory; called before each exposition.
+    pub fn set_collections(&self, figures: &[CollectionFigures]) {
+        self.collection_points.clear();
+        self.collection_indexed.clear();
+        self.collection_memory.clear();
+        let gauge = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        for f in figures {
+            let labels = CollectionLabels {
+                collection: f.collection.clone(),
+            };
+            self.collection_points
+                .get_or_create(&labels)
+                .set(gauge(f.points));
+            self.collection_indexed
+                .get_or_create(&labels)
+                .set(gauge(f.indexed_points));
+            for (part, bytes) in &f.memory {
+                self.collection_memory
+                    .get_or_create(&MemoryLabels {
+                        collection: f.collection.clone(),
+                        part,
+                    })
+                    .set(gauge(*bytes));
+            }
+        }
+        if let Some(bytes) = resident_bytes() {
+            self.resident.set(gauge(bytes));
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -146,4 +230,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The process's resident set size from `/proc/self/statm` (pages × 4 KiB); `None` off Linux.
+fn resident_bytes() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

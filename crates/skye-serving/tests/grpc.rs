@@ -45,6 +45,7 @@ fn spec(collection: CollectionRef) -> CollectionSpec {
         ef_construct: 64,
         indexing_threshold: 0,
         payload_schema: BTreeMap::new(),
+        on_disk: None,
     }
 }
 

@@ -72,6 +72,43 @@ pub enum BenchCommand {
     /// Steady searches and real-time events against a `skye standalone` child for a long
     /// period, with its RSS and latency sampled; fails if memory grows or a request fails.
     Soak(BenchSoakArgs),
+    /// A catalog of N points (with payloads) through `skye ingest` into a `skye standalone` child:
+    /// ingest rate, time to COMPLETED, RSS with the engine's breakdown, restart-to-serving time,
+    /// QPS / p50 / p99 / recall@10 unfiltered and filtered; one line per size.
+    Scale(BenchScaleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchScaleArgs {
+    /// Catalog sizes, comma-separated; each is a full run on a fresh data directory.
+    #[arg(long, value_delimiter = ',', default_value = "100000")]
+    pub points: Vec<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Partitions of the model (events are spread over them, one EOF each).
+    #[arg(long, default_value_t = 4)]
+    pub partitions: u32,
+    /// Queries per kind, for recall (exact top-10 by a scan of the catalog) and the load.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+    /// Seconds of closed-loop load per query kind.
+    #[arg(long, default_value_t = 5)]
+    pub duration: u64,
+    /// Search workers of the load.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// Events per ingest request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Seconds to wait for COMPLETED.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+    /// Keep the data directories and server logs (default: deleted after each size).
+    #[arg(long)]
+    pub keep: bool,
+    /// Config file for the server.
+    #[arg(long, value_name = "FILE")]
+    pub server_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
@@ -30,7 +30,7 @@ use skye_engine::search::freshness::{EpochPublisher, SharedEpochs};
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_embedding_service_server::SkyeEmbeddingServiceServer;
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
-use skye_serving::{AuthInterceptor, Embeddings, Metrics, SimilarCandidates};
+use skye_serving::{AuthInterceptor, CollectionFigures, Embeddings, Metrics, SimilarCandidates};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -160,6 +160,16 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     }
     let shutdown = Shutdown::on_signals();
     let mut servers = JoinSet::new();
+    {
+        // A background index build would hold the exit until it finished (minutes at 1M
+        // points): it stops between steps instead, and its points are linked after the restart.
+        let (stop, embedded) = (shutdown.clone(), backends.embedded.clone());
+        servers.spawn(async move {
+            stop.wait().await;
+            embedded.close();
+            Ok(())
+        });
+    }
     let mut serving_port = None;
     if which.admin {
         let listener = bind("admin", &settings.admin).await?;
@@ -247,7 +257,10 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             .add_service(reflection)
             .into_axum_router()
             .merge(serving_health(registry.clone()))
-            .route("/metrics", get(move || render_metrics(metrics.clone())));
+            .route("/metrics", {
+                let embedded = backends.embedded.clone();
+                get(move || render_metrics(metrics.clone(), embedded.clone()))
+            });
         serve(&mut servers, "serving", listener, router, shutdown.clone());
     }
     if which.consumers {
@@ -383,7 +396,21 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
 }
 
 /// Prometheus text exposition of the serving metrics.
-async fn render_metrics(metrics: Arc<Metrics>) -> impl axum::response::IntoResponse {
+async fn render_metrics(
+    metrics: Arc<Metrics>,
+    embedded: Arc<EmbeddedVectorStore>,
+) -> impl axum::response::IntoResponse {
+    let figures: Vec<CollectionFigures> = embedded
+        .engine_infos()
+        .into_iter()
+        .map(|(collection, info)| CollectionFigures {
+            collection,
+            points: info.points,
+            indexed_points: info.indexed_points,
+            memory: info.memory.parts().to_vec(),
+        })
+        .collect();
+    metrics.set_collections(&figures);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -499,15 +526,32 @@ fn adopt_legacy_collections(
 
 impl Backends {
     async fn open(settings: &Settings, registry: &Arc<Registry>) -> anyhow::Result<Self> {
-        let dir = &settings.data_dir;
-        let embedded = Arc::new(
-            EmbeddedVectorStore::open(&dir.join("collections"))
-                .context("cannot open the embedded vector store")?,
-        );
-        adopt_legacy_collections(&embedded, registry)?;
+        // The collections load (snapshot parse, payload indexes) on a blocking thread while the
+        // embedding store and the event log open (integrity checks) here: on two or more
+        // cores the restart takes the longer of the two, not their sum.
+        let collections = settings.data_dir.join("collections");
+        let opening = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let store = EmbeddedVectorStore::open(&collections);
+            (store, started.elapsed())
+        });
+        let started = Instant::now();
         let storage = skye_backends::factory::open_storage(settings)
             .await
-            .context("cannot open the embedding/aggregator store")?;
+            .context("cannot open the embedding/aggregator store");
+        let events =
+            skye_backends::factory::open_event_log(settings).context("cannot open the event bus");
+        let stores_took = started.elapsed();
+        let (embedded, took) = opening.await.context("opening the collections failed")?;
+        let embedded = Arc::new(embedded.context("cannot open the embedded vector store")?);
+        tracing::info!(
+            collections = embedded.engine_infos().len(),
+            collections_seconds = took.as_secs_f64(),
+            stores_seconds = stores_took.as_secs_f64(),
+            "embedded stores open"
+        );
+        adopt_legacy_collections(&embedded, registry)?;
+        let (storage, events) = (storage?, events?);
         let (embeddings, aggregator): (Arc<dyn EmbeddingStore>, Arc<dyn AggregatorStore>) =
             if storage.embeddings_by_conf_id.is_empty() && storage.aggregator_by_conf_id.is_empty()
             {
@@ -540,8 +584,7 @@ impl Backends {
             embedded,
             embeddings,
             aggregator,
-            events: skye_backends::factory::open_event_log(settings)
-                .context("cannot open the event bus")?,
+            events,
         })
     }
 }

@@ -6,6 +6,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench_cmd;
+mod child;
 mod cli;
 mod components;
 mod demo;
@@ -15,6 +16,7 @@ mod ingest_cli;
 mod logging;
 mod parquet_rows;
 mod rng;
+mod scale;
 mod settings_loader;
 mod soak;
 
@@ -153,6 +155,9 @@ fn bench(cli: &Cli, settings: &skye_core::settings::Settings, cmd: &cli::BenchCo
             }
             cli::BenchCommand::Grpc(args) => bench_cmd::grpc(args, &settings.data_dir).await,
             cli::BenchCommand::Soak(args) => soak::soak(args).await,
+            cli::BenchCommand::Scale(args) => {
+                scale::scale(args, cli.global.data_dir.as_deref()).await
+            }
         }
     });
     match outcome {

@@ -15,7 +15,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,85 +24,11 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::bench_cmd::{percentile_ms, say};
+use crate::child::{rss_mib, start_server};
 use crate::cli::BenchSoakArgs;
 use crate::http_client::HttpClient;
 use crate::ingest_cli::{self, IngestJob};
 use crate::rng::Rng;
-
-/// The child server; killed when dropped.
-struct Server {
-    child: Child,
-    admin: String,
-    consumers: String,
-    serving: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn start_server(dir: &Path, config: Option<&Path>) -> anyhow::Result<Server> {
-    let (admin, serving, consumers) = (free_port()?, free_port()?, free_port()?);
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let mut command = Command::new(std::env::current_exe()?);
-    if let Some(config) = config {
-        command.arg("--config").arg(config);
-    }
-    let child = command
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--bind", "127.0.0.1", "standalone"])
-        .args(["--admin-port", &admin.to_string()])
-        .args(["--serving-port", &serving.to_string()])
-        .args(["--consumers-port", &consumers.to_string()])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("cannot start skye standalone")?;
-    let server = Server {
-        child,
-        admin: format!("http://127.0.0.1:{admin}"),
-        consumers: format!("http://127.0.0.1:{consumers}"),
-        serving: format!("http://127.0.0.1:{serving}"),
-    };
-    let http = HttpClient::new(None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for base in [&server.admin, &server.consumers, &server.serving] {
-        while http.get(&format!("{base}/health")).await.is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "skye standalone did not answer on {base}/health; see {}",
-                    dir.join("server.log").display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Ok(server)
-}
-
-/// Resident memory of `pid` in MiB.
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .context("RSS sampling needs Linux /proc")?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS line in /proc/<pid>/status")?;
-    Ok(kib / 1024.0)
-}
 
 /// One sample row.
 #[derive(Debug, Clone, Copy)]
@@ -141,8 +66,8 @@ async fn run(args: &BenchSoakArgs, dir: &Path) -> anyhow::Result<()> {
         args.duration,
         args.sample
     ));
-    let server = start_server(dir, args.server_config.as_deref()).await?;
-    let pid = server.child.id();
+    let server = start_server(dir, args.server_config.as_deref(), Duration::from_secs(60)).await?;
+    let pid = server.pid();
     let http = HttpClient::new(None);
     let api = |path: &str| format!("{}/api/v1/model/{path}", server.admin);
     http.post(&api("register-store"), &json!({"conf_id": 1, "embeddings_table": "catalog_embeddings", "aggregator_table": "catalog_aggregator"}))

@@ -92,11 +92,19 @@ fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue, ConfigStoreError> {
 impl EmbeddedConfigStore {
     /// Opens (or creates) the store at `path`. Fails clearly when another process holds it.
     pub fn open(path: &Path) -> Result<Self, ConfigStoreError> {
-        super::survive_damage(path, || Self::open_unguarded(path)).map_err(failure)?
+        Self::open_checked(path, super::IntegrityCheck::Full)
     }
 
-    fn open_unguarded(path: &Path) -> Result<Self, ConfigStoreError> {
-        let db = super::open_db(path, super::CONFIG_CACHE_BYTES).map_err(|e| match e {
+    /// [`EmbeddedConfigStore::open`] with the file's verification chosen.
+    pub fn open_checked(
+        path: &Path,
+        check: super::IntegrityCheck,
+    ) -> Result<Self, ConfigStoreError> {
+        super::survive_damage(path, || Self::open_unguarded(path, check)).map_err(failure)?
+    }
+
+    fn open_unguarded(path: &Path, check: super::IntegrityCheck) -> Result<Self, ConfigStoreError> {
+        let db = super::open_db(path, super::CONFIG_CACHE_BYTES, check).map_err(|e| match e {
             super::OpenError::InUse(m) => ConfigStoreError::Unavailable(m.into()),
             super::OpenError::Failed(m) => failure(m),
         })?;

@@ -150,14 +150,29 @@ impl EmbeddedEventLog {
 
     /// Opens (or creates) the log at `path`.
     pub fn open_with(path: &Path, limits: LogLimits) -> Result<Self, EventLogError> {
-        super::survive_damage(path, || Self::open_unguarded(path, limits)).map_err(failure)?
+        Self::open_checked(path, limits, super::IntegrityCheck::Full)
     }
 
-    fn open_unguarded(path: &Path, limits: LogLimits) -> Result<Self, EventLogError> {
-        let db = super::open_db(path, super::EVENT_LOG_CACHE_BYTES).map_err(|e| match e {
-            super::OpenError::InUse(m) => EventLogError::Unavailable(m.into()),
-            super::OpenError::Failed(m) => failure(m),
-        })?;
+    /// [`EmbeddedEventLog::open_with`] with the file's verification chosen.
+    pub fn open_checked(
+        path: &Path,
+        limits: LogLimits,
+        check: super::IntegrityCheck,
+    ) -> Result<Self, EventLogError> {
+        super::survive_damage(path, || Self::open_unguarded(path, limits, check))
+            .map_err(failure)?
+    }
+
+    fn open_unguarded(
+        path: &Path,
+        limits: LogLimits,
+        check: super::IntegrityCheck,
+    ) -> Result<Self, EventLogError> {
+        let db =
+            super::open_db(path, super::EVENT_LOG_CACHE_BYTES, check).map_err(|e| match e {
+                super::OpenError::InUse(m) => EventLogError::Unavailable(m.into()),
+                super::OpenError::Failed(m) => failure(m),
+            })?;
         let mut ends: HashMap<String, Vec<u64>> = HashMap::new();
         let mut starts: HashMap<String, Vec<u64>> = HashMap::new();
         let mut groups: HashMap<String, BTreeSet<String>> = HashMap::new();

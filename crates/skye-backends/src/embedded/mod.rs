@@ -4,14 +4,18 @@ mod bytes;
 mod cache;
 mod config_store;
 mod event_log;
+mod opening;
 mod storage;
 mod vector_store;
 
 pub use cache::MemoryCache;
 pub use config_store::EmbeddedConfigStore;
 pub use event_log::{EmbeddedEventLog, LogLimits};
+pub use opening::OpeningStorage;
 pub use storage::EmbeddedStorage;
 pub use vector_store::EmbeddedVectorStore;
+
+pub use skye_core::settings::IntegrityCheck;
 
 /// Why a redb file could not be opened.
 pub(crate) enum OpenError {
@@ -31,6 +35,7 @@ pub(crate) const STORAGE_CACHE_BYTES: usize = 256 << 20;
 pub(crate) fn open_db(
     path: &std::path::Path,
     cache_bytes: usize,
+    check: IntegrityCheck,
 ) -> Result<redb::Database, OpenError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -43,12 +48,17 @@ pub(crate) fn open_db(
         // redb verifies page checksums only when it recovers from a crash; a file damaged after
         // a clean shutdown would otherwise be read as it is (rows gone or values changed
         // without an error). The check reads the whole file (about 1 s per GB here).
-        if !db.check_integrity()? {
-            tracing::error!(
-                file = %path.display(),
-                "damaged pages were found and the file was repaired to its last intact commit; \
-                 writes after that commit may be lost"
-            );
+        if check != IntegrityCheck::Off {
+            let started = std::time::Instant::now();
+            if !db.check_integrity()? {
+                tracing::error!(
+                    file = %path.display(),
+                    "damaged pages were found and the file was repaired to its last intact \
+                     commit; writes after that commit may be lost"
+                );
+            }
+            tracing::info!(file = %path.display(), seconds = started.elapsed().as_secs_f64(),
+                "integrity check done (backends.integrity_check = off skips it)");
         }
         Ok(db)
     })

@@ -140,11 +140,16 @@ fn decode_columns(id: &str, bytes: &[u8]) -> Result<AggregatorRow, StorageError>
 impl EmbeddedStorage {
     /// Opens (or creates) the storage file at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        super::survive_damage(path, || Self::open_unguarded(path)).map_err(failure)?
+        Self::open_checked(path, super::IntegrityCheck::Full)
     }
 
-    fn open_unguarded(path: &Path) -> Result<Self, StorageError> {
-        let db = super::open_db(path, super::STORAGE_CACHE_BYTES).map_err(|e| match e {
+    /// [`EmbeddedStorage::open`] with the file's verification chosen.
+    pub fn open_checked(path: &Path, check: super::IntegrityCheck) -> Result<Self, StorageError> {
+        super::survive_damage(path, || Self::open_unguarded(path, check)).map_err(failure)?
+    }
+
+    fn open_unguarded(path: &Path, check: super::IntegrityCheck) -> Result<Self, StorageError> {
+        let db = super::open_db(path, super::STORAGE_CACHE_BYTES, check).map_err(|e| match e {
             super::OpenError::InUse(m) => StorageError::Unavailable(m.into()),
             super::OpenError::Failed(m) => failure(m),
         })?;

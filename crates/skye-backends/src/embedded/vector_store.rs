@@ -123,6 +123,8 @@ pub struct EmbeddedVectorStore {
     clock: Arc<AtomicU64>,
     /// Told the planner's choice of every search.
     plans: std::sync::OnceLock<Arc<dyn PlanObserver>>,
+    /// Set by [`EmbeddedVectorStore::close`]: background index builds stop between steps.
+    closing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for EmbeddedVectorStore {
@@ -203,7 +205,33 @@ impl EmbeddedVectorStore {
             legacy: parking_lot::Mutex::new(legacy),
             clock,
             plans: std::sync::OnceLock::new(),
+            closing: Arc::new(AtomicBool::new(false)),
         })
+        .inspect(Self::resume_maintenance)
+    }
+
+    /// Links the points a previous run left pending, in the background when a tokio runtime is
+    /// there (the store serves meanwhile, searching them exactly), else before returning.
+    fn resume_maintenance(&self) {
+        let handles: Vec<Arc<Handle>> = self.collections.read().values().cloned().collect();
+        for handle in handles {
+            self.resume(&handle);
+        }
+    }
+
+    fn resume(&self, handle: &Arc<Handle>) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.schedule_maintenance(handle);
+        } else {
+            handle.durable.collection().maybe_index();
+        }
+    }
+
+    /// Stops background index builds between steps and skips their checkpoints (for a process
+    /// that is shutting down: the points they did not reach stay pending, and are linked after
+    /// the restart). Writes still work.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
     }
 
     /// Moves each flat `<variant>_<model>_<version>` directory of an older release to the
@@ -244,6 +272,7 @@ impl EmbeddedVectorStore {
             }
             std::fs::rename(&from, &to).map_err(|e| io_error(&from, e))?;
             let handle = open_handle(&slot, &to, &self.clock)?;
+            self.resume(&handle);
             self.collections.write().insert(slot.clone(), handle);
             tracing::info!(collection = %name, to = %slot, "adopted a collection of an older release");
         }
@@ -301,16 +330,32 @@ impl EmbeddedVectorStore {
         Ok(self.handle(collection)?.durable.collection().info())
     }
 
+    /// The engine's figures of every open collection, by `entity/model/variant@version`.
+    pub fn engine_infos(&self) -> Vec<(String, skye_index::CollectionInfo)> {
+        let handles: Vec<(String, Arc<Handle>)> = self
+            .collections
+            .read()
+            .iter()
+            .map(|(slot, h)| (slot.to_string(), h.clone()))
+            .collect();
+        let mut infos: Vec<_> = handles
+            .into_iter()
+            .map(|(name, h)| (name, h.durable.collection().info()))
+            .collect();
+        infos.sort_by(|a, b| a.0.cmp(&b.0));
+        infos
+    }
+
     /// Background upkeep after writes (one task per collection at a time): links pending points
     /// when the indexing threshold says so, and compacts when deleted or overwritten points
     /// (tombstones) reach a quarter of the live ones. Without compaction, steady churn (real-time
     /// flags removing and re-adding items) grows memory and slows searches without bound.
-    fn schedule_maintenance(handle: &Arc<Handle>) {
+    fn schedule_maintenance(&self, handle: &Arc<Handle>) {
         if !upkeep_due(handle.durable.collection()) || handle.indexing.swap(true, Ordering::AcqRel)
         {
             return;
         }
-        let handle = handle.clone();
+        let (handle, closing) = (handle.clone(), self.closing.clone());
         tokio::task::spawn_blocking(move || {
             loop {
                 let c = handle.durable.collection();
@@ -319,10 +364,14 @@ impl EmbeddedVectorStore {
                 } else {
                     0
                 };
-                let linked = c.index_pending();
+                let mut progress = BuildProgress::new(handle.durable.dir());
+                let linked =
+                    c.index_pending_until(&closing, &mut |done, total| progress.step(done, total));
                 // Persist the graph with the points: a restart then loads it instead of
-                // replaying the WAL and rebuilding the index.
+                // replaying the WAL and rebuilding the index. Not while the process stops:
+                // what this run linked is linked again after the restart.
                 if (linked > 0 || reclaimed > 0)
+                    && !closing.load(Ordering::Acquire)
                     && let Err(e) = handle.durable.checkpoint()
                 {
                     tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write");
@@ -331,11 +380,53 @@ impl EmbeddedVectorStore {
                 tracing::debug!(linked, reclaimed, "collection maintenance done");
                 // Writes that landed meanwhile found the flag set and left their upkeep to this
                 // task: look again, or the last batch of a job could wait for a next write.
-                if !upkeep_due(c) || handle.indexing.swap(true, Ordering::AcqRel) {
+                if closing.load(Ordering::Acquire)
+                    || !upkeep_due(c)
+                    || handle.indexing.swap(true, Ordering::AcqRel)
+                {
                     break;
                 }
             }
         });
+    }
+}
+
+/// Logs a long index build every [`BuildProgress::EVERY`]: points linked, rate, time left.
+struct BuildProgress<'a> {
+    collection: &'a Path,
+    started: std::time::Instant,
+    first: Option<usize>,
+    last_log: std::time::Instant,
+}
+
+impl<'a> BuildProgress<'a> {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new(collection: &'a Path) -> Self {
+        let now = std::time::Instant::now();
+        BuildProgress {
+            collection,
+            started: now,
+            first: None,
+            last_log: now,
+        }
+    }
+
+    fn step(&mut self, linked: usize, total: usize) {
+        let first = *self.first.get_or_insert(linked);
+        if self.last_log.elapsed() < Self::EVERY || linked >= total {
+            return;
+        }
+        self.last_log = std::time::Instant::now();
+        let rate = (linked - first) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        tracing::info!(
+            collection = %self.collection.display(),
+            linked,
+            total,
+            points_per_second = rate.round(),
+            eta_seconds = ((total - linked) as f64 / rate.max(1e-9)).round(),
+            "index build progress"
+        );
     }
 }
 
@@ -462,6 +553,7 @@ impl VectorStore for EmbeddedVectorStore {
         config.hnsw.m = spec.m.clamp(4, 128);
         config.hnsw.ef_construct = spec.ef_construct.max(config.hnsw.m);
         config.indexing_threshold = spec.indexing_threshold;
+        config.on_disk = spec.on_disk;
         let durable = tokio::task::spawn_blocking(move || DurableCollection::create(&path, config))
             .await
             .map_err(join_error)?
@@ -521,7 +613,7 @@ impl VectorStore for EmbeddedVectorStore {
             .map_err(join_error)?
             .map_err(index_error)?;
         handle.bump();
-        Self::schedule_maintenance(&handle);
+        self.schedule_maintenance(&handle);
         Ok(())
     }
 
@@ -537,7 +629,7 @@ impl VectorStore for EmbeddedVectorStore {
             .map_err(join_error)?
             .map_err(index_error)?;
         handle.bump();
-        Self::schedule_maintenance(&handle);
+        self.schedule_maintenance(&handle);
         Ok(())
     }
 
@@ -579,7 +671,7 @@ impl VectorStore for EmbeddedVectorStore {
             .await
             .map_err(join_error)?
             .map_err(index_error)?;
-        Self::schedule_maintenance(&handle);
+        self.schedule_maintenance(&handle);
         Ok(())
     }
 
@@ -729,7 +821,6 @@ fn open_handle(
     if recovery.discarded_bytes > 0 {
         tracing::warn!(collection = %slot, bytes = recovery.discarded_bytes, "discarded an unacknowledged WAL tail");
     }
-    durable.collection().maybe_index();
     Ok(Handle::new(durable, clock))
 }
 

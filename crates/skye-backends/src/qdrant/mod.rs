@@ -530,10 +530,16 @@ impl VectorStore for QdrantVectorStore {
         self.client
             .create_collection(
                 CreateCollectionBuilder::new(name.as_str())
-                    .vectors_config(VectorParamsBuilder::new(
-                        u64::from(spec.dimension),
-                        distance(spec.distance),
-                    ))
+                    .vectors_config({
+                        let params = VectorParamsBuilder::new(
+                            u64::from(spec.dimension),
+                            distance(spec.distance),
+                        );
+                        match spec.on_disk {
+                            Some(on_disk) => params.on_disk(on_disk),
+                            None => params,
+                        }
+                    })
                     .hnsw_config(
                         HnswConfigDiffBuilder::default()
                             .m(spec.m as u64)

@@ -39,6 +39,7 @@ fn spec(c: &CollectionRef, distance: DistanceFunction, threshold: usize) -> Coll
         ef_construct: 64,
         indexing_threshold: threshold,
         payload_schema: BTreeMap::new(),
+        on_disk: None,
     }
 }
 
@@ -769,4 +770,43 @@ async fn embedded_store_compacts_tombstones_left_by_churn() {
     ids.sort_unstable();
     let want: Vec<usize> = (0..500).chain(2000..4000).collect();
     assert_eq!(ids, want);
+}
+
+/// `on_disk: true` maps a collection's float vectors once it is checkpointed (after its index
+/// build), and they come back mapped and searchable when the store reopens; `false` keeps them
+/// on the heap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_maps_vectors_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapped = embedded_target().at("mapped");
+    let heap = embedded_target().at("heap");
+    let p = |i: usize| point(&format!("p{i}"), [i as f32, (i % 7) as f32, 1.0], &[]);
+    {
+        let store = EmbeddedVectorStore::open(dir.path()).unwrap();
+        for (c, on_disk) in [(&mapped, true), (&heap, false)] {
+            let mut s = spec(c, DistanceFunction::Euclidean, 500);
+            s.on_disk = Some(on_disk);
+            store.create_collection(s).await.unwrap();
+            store.upsert(c, (0..3000).map(p).collect()).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while store.engine_info(&mapped).unwrap().memory.vectors_mapped == 0 {
+            assert!(std::time::Instant::now() < deadline, "never mapped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while store.engine_info(&heap).unwrap().indexed_points < 3000 {
+            assert!(std::time::Instant::now() < deadline, "never indexed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(store.engine_info(&heap).unwrap().memory.vectors_mapped, 0);
+    }
+    let store = EmbeddedVectorStore::open(dir.path()).unwrap();
+    let info = store.engine_info(&mapped).unwrap();
+    assert_eq!(info.memory.vectors_mapped, 3000 * 3 * 4, "{info:?}");
+    assert_eq!(info.memory.vectors, 0);
+    let hits = store
+        .search(&mapped, vec![query([42.0, 0.0, 1.0], 3)])
+        .await
+        .unwrap();
+    assert_eq!(hits[0][0].id, "p42");
 }

@@ -107,6 +107,7 @@ pub const EF_PARAMS: &[&str] = &["ef", "hnsw_ef"];
 pub const FLOAT_PARAMS: &[&str] = &["score_threshold"];
 /// Parameters whose values must parse as booleans when present.
 pub const BOOL_PARAMS: &[&str] = &[
+    "on_disk",
     "on_disk_payload",
     "after_collection_index_payload",
     "exact",

@@ -122,3 +122,24 @@ fn masking_hides_every_secret() {
     assert!(!text.contains("scylla-pw"), "{text}");
     assert_eq!(m.auth_tokens, [MASK]);
 }
+
+#[test]
+fn the_integrity_check_runs_in_the_background_by_default_and_can_be_turned_off() {
+    let mut s = Settings::default();
+    assert_eq!(s.backends.integrity_check, IntegrityCheck::Background);
+    s.apply_env([("SKYE_INTEGRITY_CHECK", "Off")], PortTarget::Admin)
+        .unwrap();
+    assert_eq!(s.backends.integrity_check, IntegrityCheck::Off);
+    let err = s
+        .apply_env([("SKYE_INTEGRITY_CHECK", "sometimes")], PortTarget::Admin)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("'sometimes' is not full, background or off"),
+        "{err}"
+    );
+    let file: Settings =
+        serde_json::from_value(serde_json::json!({"backends": {"integrity_check": "off"}}))
+            .unwrap();
+    assert_eq!(file.backends.integrity_check, IntegrityCheck::Off);
+}

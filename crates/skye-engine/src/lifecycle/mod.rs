@@ -295,5 +295,10 @@ pub fn collection_spec(
             .iter()
             .map(|(k, f)| (k.clone(), f.field_schema))
             .collect(),
+        on_disk: variant
+            .vector_db_config
+            .params
+            .get("on_disk")
+            .and_then(|v| skye_core::tree::parse_go_bool(v.trim())),
     })
 }

@@ -222,6 +222,7 @@ fn random_filters_select_what_the_spec_says_or_are_refused() {
             ef_construct: 64,
             indexing_threshold: 0,
             payload_schema,
+            on_disk: None,
         };
         vectors.create_collection(spec.clone()).await.unwrap();
         let points = (0..POINTS)
@@ -547,6 +548,7 @@ fn mutated_events_are_rejected_with_a_reason_and_never_poison_a_batch() {
                     ("price".to_string(), FieldSchema::Integer),
                 ]
                 .into(),
+                on_disk: None,
             })
             .await
             .unwrap();

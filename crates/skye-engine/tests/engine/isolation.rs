@@ -156,6 +156,7 @@ async fn a_remote_host_that_is_down_fails_only_its_own_variants_batches() {
             ef_construct: 32,
             indexing_threshold: 0,
             payload_schema: BTreeMap::new(),
+            on_disk: None,
         })
         .await
         .unwrap();

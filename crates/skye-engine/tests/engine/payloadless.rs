@@ -58,6 +58,7 @@ async fn fixture() -> Fixture {
             ef_construct: 32,
             indexing_threshold: 0,
             payload_schema: BTreeMap::new(),
+            on_disk: None,
         })
         .await
         .unwrap();

@@ -42,6 +42,7 @@ fn spec(collection: CollectionRef) -> CollectionSpec {
         ef_construct: 32,
         indexing_threshold: 0,
         payload_schema: Default::default(),
+        on_disk: None,
     }
 }
 

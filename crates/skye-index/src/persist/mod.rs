@@ -4,6 +4,12 @@
 //! returned `Ok` survives `kill -9`. [`DurableCollection::checkpoint`] writes a full snapshot
 //! (graph included, so no rebuild on restart) atomically (temp file, fsync, rename, fsync dir)
 //! and then empties the WAL; records already covered by the snapshot are skipped on replay.
+//!
+//! Collections whose config maps their vectors (see [`CollectionConfig::maps_vectors`]) keep
+//! them in `vectors.<generation>.f32` beside the snapshot: a checkpoint first appends the rows
+//! written since the last one to that file (fsync), then writes the snapshot naming the file
+//! and its row count, then, when no point waits to be linked, maps the rows and frees their heap
+//! copies. Files of other generations are removed once a snapshot no longer names them.
 
 mod codec;
 mod snapshot;
@@ -14,7 +20,7 @@ use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLockUpgradableReadGuard};
 
 pub use codec::CodecError;
 pub use wal::Op;
@@ -78,7 +84,7 @@ impl DurableCollection {
                 dir.display()
             )));
         }
-        write_snapshot_atomically(dir, &collection, 0)?;
+        checkpoint_into(dir, &collection, 0)?;
         let (wal, _) = Wal::open(&dir.join(WAL)).map_err(|e| codec_error(dir, e))?;
         Ok(Self::from_parts(collection, wal, dir))
     }
@@ -98,8 +104,10 @@ impl DurableCollection {
         let snap_path = dir.join(SNAPSHOT);
         let file = File::open(&snap_path).map_err(|e| storage(&snap_path, e))?;
         let (collection, snap_seq) =
-            Collection::read_snapshot(BufReader::with_capacity(1 << 20, file))
+            Collection::read_snapshot_in(BufReader::with_capacity(1 << 20, file), Some(dir))
                 .map_err(|e| codec_error(&snap_path, e))?;
+        let mapped = collection.inner.read().vectors.file();
+        remove_stale_vectors(dir, mapped.map(|f| f.generation));
         let wal_path = dir.join(WAL);
         let (mut wal, replay) = Wal::open(&wal_path).map_err(|e| codec_error(&wal_path, e))?;
         let mut replayed = 0;
@@ -209,14 +217,16 @@ impl DurableCollection {
     }
 
     fn checkpoint_locked(&self, wal: &mut Wal) -> Result<(), IndexError> {
-        write_snapshot_atomically(&self.dir, &self.collection, wal.last_seq)?;
+        checkpoint_into(&self.dir, &self.collection, wal.last_seq)?;
         wal.reset().map_err(|e| codec_error(&self.dir, e))
     }
 
     /// Writes a self-contained copy of the collection to one file.
     pub fn snapshot_to(&self, path: &Path) -> Result<(), IndexError> {
         let wal = self.wal.lock();
-        write_file_atomically(path, &self.collection, wal.last_seq)
+        write_file_atomically(path, |out| {
+            self.collection.write_snapshot(out, wal.last_seq)
+        })
     }
 
     /// Creates a collection in `dir` from a file written by [`DurableCollection::snapshot_to`].
@@ -240,20 +250,82 @@ fn apply(collection: &Collection, op: Op) -> Result<usize, IndexError> {
     }
 }
 
-fn write_snapshot_atomically(
-    dir: &Path,
-    collection: &Collection,
-    seq: u64,
-) -> Result<(), IndexError> {
-    write_file_atomically(&dir.join(SNAPSHOT), collection, seq)
+/// Writes `collection`'s snapshot into `dir`: when its config maps the vectors, the rows not
+/// in the vectors file yet are appended to it first and mapped after the snapshot landed.
+fn checkpoint_into(dir: &Path, collection: &Collection, seq: u64) -> Result<(), IndexError> {
+    let config = collection.config();
+    // Searches go on meanwhile; writers and compaction wait.
+    let inner = collection.inner.upgradable_read();
+    let bytes = inner.vectors.len() * config.dim * std::mem::size_of::<f32>();
+    let file = match bytes > 0 && config.maps_vectors(bytes) {
+        true => Some(
+            inner
+                .vectors
+                .spill(dir, latest_generation(dir))
+                .map_err(|e| storage(dir, e))?,
+        ),
+        false => None,
+    };
+    write_file_atomically(&dir.join(SNAPSHOT), |out| {
+        snapshot::write_inner(&config, &inner, out, seq, file)
+    })?;
+    // While points wait to be linked, their rows stay on the heap as well: the graph build
+    // reads every row many times, faster from the heap than through the map.
+    let pending = inner.linked.load(std::sync::atomic::Ordering::Acquire) < inner.vectors.len();
+    if let Some(f) = file
+        && (inner.vectors.file() != Some(f) || (!pending && inner.vectors.installable()))
+    {
+        let mut inner = RwLockUpgradableReadGuard::upgrade(inner);
+        inner.vectors.record(f);
+        if !pending {
+            inner.vectors.install(dir).map_err(|e| storage(dir, e))?;
+        }
+    }
+    remove_stale_vectors(dir, file.map(|f| f.generation));
+    Ok(())
 }
 
-fn write_file_atomically(path: &Path, collection: &Collection, seq: u64) -> Result<(), IndexError> {
+/// Generations of the vectors files in `dir`.
+fn vector_generations(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            name.strip_prefix("vectors.")?
+                .strip_suffix(".f32")?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn latest_generation(dir: &Path) -> u64 {
+    vector_generations(dir).into_iter().max().unwrap_or(0)
+}
+
+/// Removes the vectors files of `dir` other than generation `keep` (crash leftovers, files a
+/// compaction or a switch to heap vectors replaced). A failure only leaves a file behind.
+fn remove_stale_vectors(dir: &Path, keep: Option<u64>) {
+    for generation in vector_generations(dir) {
+        if Some(generation) != keep {
+            let path = crate::vectors::vectors_path(dir, generation);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn write_file_atomically<W>(path: &Path, write: W) -> Result<(), IndexError>
+where
+    W: FnOnce(BufWriter<File>) -> Result<BufWriter<File>, CodecError>,
+{
     let tmp = path.with_extension("tmp");
     let file = File::create(&tmp).map_err(|e| storage(&tmp, e))?;
-    let writer = collection
-        .write_snapshot(BufWriter::with_capacity(1 << 20, file), seq)
-        .map_err(|e| codec_error(&tmp, e))?;
+    let writer =
+        write(BufWriter::with_capacity(1 << 20, file)).map_err(|e| codec_error(&tmp, e))?;
     let file = writer.into_inner().map_err(|e| storage(&tmp, e.error()))?;
     file.sync_all().map_err(|e| storage(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| storage(path, e))?;

@@ -20,7 +20,6 @@ use rayon::prelude::*;
 use skye_index::distance::Kernels;
 use skye_index::flat;
 use skye_index::hnsw::AdmitAll;
-use skye_index::vectors::Vectors;
 use skye_index::{Collection, CollectionConfig, Metric, Point, SearchRequest};
 
 fn main() {
@@ -217,7 +216,7 @@ fn run() -> Result<(), String> {
 fn exact_scan(dim: usize, k: usize) {
     let rows = (1usize << 30) / (dim * 4);
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut vectors = Vectors::with_capacity(dim, rows);
+    let mut data = Vec::with_capacity(dim * rows);
     let mut row = vec![0.0f32; dim];
     for _ in 0..rows {
         for x in row.iter_mut() {
@@ -226,9 +225,8 @@ fn exact_scan(dim: usize, k: usize) {
             state ^= state << 17;
             *x = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
         }
-        vectors.push(&row);
+        data.extend_from_slice(&row);
     }
-    let data = vectors.as_slice();
     let bytes = (data.len() * 4) as f64;
     let kernels = Kernels::detect();
     let ones = vec![1.0f32; dim];
@@ -246,6 +244,7 @@ fn exact_scan(dim: usize, k: usize) {
             .sum::<f32>();
     }
     let read_gbps = bytes * rounds as f64 / t.elapsed().as_secs_f64() / 1e9;
+    let vectors = skye_index::vectors::Vectors::from_vec(dim, data);
     let dist = kernels.distance(Metric::Dot);
     let t = Instant::now();
     for _ in 0..rounds {
