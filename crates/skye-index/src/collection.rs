@@ -438,23 +438,16 @@ impl Collection {
     /// Links every pending point into the graph, in parallel, in steps so that writers are
     /// never held off for long. Returns the points linked. Concurrent calls are serialised.
     pub fn index_pending(&self) -> usize {
-        self.index_pending_until(&std::sync::atomic::AtomicBool::new(false), &mut |_, _| {})
+        self.index_pending_while(&mut |_, _| true)
     }
 
-    /// [`Collection::index_pending`], giving up between steps once `stop` is set (the points
-    /// not reached stay pending: searched exactly, linked by a later call), and telling
-    /// `progress` the points linked so far and the total after each step.
-    pub fn index_pending_until(
-        &self,
-        stop: &std::sync::atomic::AtomicBool,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> usize {
+    /// [`Collection::index_pending`], telling `keep_going` the points linked so far and the
+    /// total after each step, and stopping when it answers `false` (the points not reached stay
+    /// pending: searched exactly, linked by a later call).
+    pub fn index_pending_while(&self, keep_going: &mut dyn FnMut(usize, usize) -> bool) -> usize {
         let _one_at_a_time = self.indexing.lock();
         let mut total = 0;
         loop {
-            if stop.load(Ordering::Acquire) {
-                return total;
-            }
             let inner = self.inner.read();
             let start = inner.linked.load(Ordering::Acquire);
             let end = inner.ids.len().min(start + INDEX_STEP);
@@ -483,7 +476,9 @@ impl Collection {
             inner.linked_live.fetch_add(live, Ordering::AcqRel);
             inner.linked.store(end, Ordering::Release);
             total += end - start;
-            progress(end, inner.ids.len());
+            if !keep_going(end, inner.ids.len()) {
+                return total;
+            }
         }
     }
 
@@ -1094,7 +1089,13 @@ impl Inner {
             // On every core: a reopened collection encodes all its rows here.
             let stride = state.quantizer.stride();
             let at = state.codes.len();
-            state.codes.resize(at + (upto - state.rows) * stride, 0);
+            let needed = (upto - state.rows) * stride;
+            if state.codes.capacity() - at < needed {
+                // At most 1/8 headroom: a reopened collection's codes are exactly sized, and
+                // doubling them for the first step after a restart left 300 MiB unused at 1M.
+                state.codes.reserve_exact(needed.max(at / 8));
+            }
+            state.codes.resize(at + needed, 0);
             let (quantizer, vectors, first) = (&state.quantizer, &self.vectors, state.rows);
             state.codes[at..]
                 .par_chunks_mut(stride)

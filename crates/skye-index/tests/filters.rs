@@ -111,7 +111,13 @@ proptest! {
 #[test]
 fn planned_answers_equal_a_brute_force_on_the_matches() {
     let n = 6000;
-    let c = collection(n, false);
+    // One build thread: a parallel build links points in a different order each run, and the
+    // graph walks this checks are approximate (19 of 20); the answer must not depend on timing.
+    let c = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| collection(n, false));
     let filters = [
         must(vec![int_in("price", [3])]),
         must(vec![range("price", 10.0, 40.0)]),

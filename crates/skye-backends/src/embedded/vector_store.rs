@@ -227,9 +227,9 @@ impl EmbeddedVectorStore {
         }
     }
 
-    /// Stops background index builds between steps and skips their checkpoints (for a process
-    /// that is shutting down: the points they did not reach stay pending, and are linked after
-    /// the restart). Writes still work.
+    /// Stops background index builds between steps (for a process that is shutting down): each
+    /// checkpoints what it linked, the points it did not reach stay pending and are linked
+    /// after the restart. Writes still work.
     pub fn close(&self) {
         self.closing.store(true, Ordering::Release);
     }
@@ -364,14 +364,19 @@ impl EmbeddedVectorStore {
                 } else {
                     0
                 };
+                // A long build is checkpointed every few minutes (a crash loses at most that
+                // much of it) and stops early when the process shuts down.
                 let mut progress = BuildProgress::new(handle.durable.dir());
-                let linked =
-                    c.index_pending_until(&closing, &mut |done, total| progress.step(done, total));
+                let mut out_of_time = false;
+                let linked = c.index_pending_while(&mut |done, total| {
+                    progress.step(done, total);
+                    out_of_time = progress.started.elapsed() >= BUILD_CHECKPOINT_EVERY;
+                    !closing.load(Ordering::Acquire) && !out_of_time
+                });
                 // Persist the graph with the points: a restart then loads it instead of
-                // replaying the WAL and rebuilding the index. Not while the process stops:
-                // what this run linked is linked again after the restart.
+                // replaying the WAL and rebuilding the index (on shutdown too: the links made
+                // so far are kept, the rest is linked after the restart).
                 if (linked > 0 || reclaimed > 0)
-                    && !closing.load(Ordering::Acquire)
                     && let Err(e) = handle.durable.checkpoint()
                 {
                     tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write");
@@ -381,7 +386,7 @@ impl EmbeddedVectorStore {
                 // Writes that landed meanwhile found the flag set and left their upkeep to this
                 // task: look again, or the last batch of a job could wait for a next write.
                 if closing.load(Ordering::Acquire)
-                    || !upkeep_due(c)
+                    || !(out_of_time || upkeep_due(c))
                     || handle.indexing.swap(true, Ordering::AcqRel)
                 {
                     break;
@@ -390,6 +395,9 @@ impl EmbeddedVectorStore {
         });
     }
 }
+
+/// A background index build checkpoints at least this often.
+const BUILD_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Logs a long index build every [`BuildProgress::EVERY`]: points linked, rate, time left.
 struct BuildProgress<'a> {
@@ -414,11 +422,11 @@ impl<'a> BuildProgress<'a> {
 
     fn step(&mut self, linked: usize, total: usize) {
         let first = *self.first.get_or_insert(linked);
-        if self.last_log.elapsed() < Self::EVERY || linked >= total {
+        let rate = (linked - first) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        if self.last_log.elapsed() < Self::EVERY || linked >= total || rate < 1.0 {
             return;
         }
         self.last_log = std::time::Instant::now();
-        let rate = (linked - first) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         tracing::info!(
             collection = %self.collection.display(),
             linked,
