@@ -146,7 +146,6 @@ pub struct CollectionInfo {
     /// Slots held by deleted or overwritten points.
     pub tombstones: usize,
     pub indexing_threshold: usize,
-    pub memory: MemoryUsage,
 }
 
 /// Heap bytes of a collection, part by part (estimates of allocator-level sizes: capacities
@@ -288,8 +287,14 @@ impl Collection {
             indexed_points: inner.linked_live.load(Ordering::Acquire),
             tombstones: inner.ids.len() - inner.live,
             indexing_threshold: self.config.read().indexing_threshold,
-            memory: inner.memory(),
         }
+    }
+
+    /// Heap bytes by part. Walks every point's payload and graph node (milliseconds at 1M
+    /// points), so it is kept apart from [`Collection::info`], which upkeep checks and state
+    /// polls call after every write.
+    pub fn memory(&self) -> MemoryUsage {
+        self.inner.read().memory()
     }
 
     fn check_vector(&self, id: &str, v: &[f32], dim: usize) -> Result<(), IndexError> {
@@ -1086,7 +1091,8 @@ impl Inner {
         if let Some(state) = quant.as_mut()
             && upto > state.rows
         {
-            // On every core: a reopened collection encodes all its rows here.
+            // On every core: the first build, or a reopened format-1 snapshot (no codes stored),
+            // encodes every row here.
             let stride = state.quantizer.stride();
             let at = state.codes.len();
             let needed = (upto - state.rows) * stride;

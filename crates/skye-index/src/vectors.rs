@@ -54,17 +54,6 @@ pub fn vectors_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("vectors.{generation}.f32"))
 }
 
-impl Clone for Vectors {
-    /// A copy on the heap (the map is not shared).
-    fn clone(&self) -> Self {
-        let mut copy = Vectors::with_capacity(self.dim, self.len());
-        for i in 0..self.len() {
-            copy.push(self.get(i));
-        }
-        copy
-    }
-}
-
 impl Vectors {
     pub fn new(dim: usize) -> Self {
         Vectors {
@@ -194,6 +183,18 @@ impl Vectors {
             .truncate(from == 0)
             .open(&path)?;
         let row_bytes = (self.dim * 4) as u64;
+        let have = file.metadata()?.len();
+        if have < from as u64 * row_bytes {
+            // Never pad with zeros: the snapshot names rows this file no longer holds.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} holds {have} bytes, {from} rows of {} floats were recorded",
+                    path.display(),
+                    self.dim
+                ),
+            ));
+        }
         // Rows past the recorded ones are from an append whose snapshot never landed.
         file.set_len(from as u64 * row_bytes)?;
         file.seek(SeekFrom::End(0))?;

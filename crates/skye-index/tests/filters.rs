@@ -224,7 +224,7 @@ fn the_indexes_follow_every_write() {
         Some(998),
         "rebuilt from the snapshot"
     );
-    assert!(back.info().memory.payload_index > 0);
+    assert!(back.memory().payload_index > 0);
     assert_eq!(ids(&back, &[1.0, 1.0], &acme, false), found);
 }
 

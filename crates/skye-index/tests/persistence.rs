@@ -270,7 +270,7 @@ fn mapped_vectors_survive_checkpoints_reopens_and_compaction() {
         d.upsert((0..300).map(|i| point(i, 8)).collect()).unwrap();
         d.collection().index_pending();
         d.checkpoint().unwrap();
-        let mem = d.collection().info().memory;
+        let mem = d.collection().memory();
         assert_eq!(mem.vectors_mapped, 300 * 8 * 4, "every row is mapped");
         assert_eq!(mem.vectors, 0, "no heap copy is left");
         // Written after the checkpoint: on the heap and in the WAL only.
@@ -287,7 +287,7 @@ fn mapped_vectors_survive_checkpoints_reopens_and_compaction() {
     );
     assert_eq!(d.collection().info().points, info.points);
     assert_eq!(
-        d.collection().info().memory.vectors_mapped,
+        d.collection().memory().vectors_mapped,
         300 * 8 * 4,
         "the snapshot's rows come back mapped, the replayed ones on the heap"
     );
@@ -297,11 +297,11 @@ fn mapped_vectors_survive_checkpoints_reopens_and_compaction() {
     // A checkpoint with points still to link writes their rows but keeps serving them from the
     // heap (the graph build reads them); once they are linked, the next one maps them.
     d.checkpoint().unwrap();
-    assert_eq!(d.collection().info().memory.vectors_mapped, 300 * 8 * 4);
-    assert_eq!(d.collection().info().memory.vectors, 50 * 8 * 4);
+    assert_eq!(d.collection().memory().vectors_mapped, 300 * 8 * 4);
+    assert_eq!(d.collection().memory().vectors, 50 * 8 * 4);
     d.collection().index_pending();
     d.checkpoint().unwrap();
-    assert_eq!(d.collection().info().memory.vectors_mapped, 350 * 8 * 4);
+    assert_eq!(d.collection().memory().vectors_mapped, 350 * 8 * 4);
     d.delete((0..100).map(|i| format!("p{i}")).collect())
         .unwrap();
     assert!(d.collection().compact() > 0);
@@ -315,7 +315,7 @@ fn mapped_vectors_survive_checkpoints_reopens_and_compaction() {
     drop(d);
     let (d, _) = DurableCollection::open(dir.path()).unwrap();
     assert_eq!(top(d.collection(), &q), after);
-    assert_eq!(d.collection().info().memory.vectors_mapped, 250 * 8 * 4);
+    assert_eq!(d.collection().memory().vectors_mapped, 250 * 8 * 4);
 }
 
 #[test]
@@ -326,7 +326,7 @@ fn heap_vectors_stay_on_the_heap_and_mapped_ones_restore_as_single_files() {
     let d = DurableCollection::create(&dir.path().join("heap"), cfg).unwrap();
     d.upsert((0..50).map(|i| point(i, 8)).collect()).unwrap();
     d.checkpoint().unwrap();
-    assert_eq!(d.collection().info().memory.vectors_mapped, 0);
+    assert_eq!(d.collection().memory().vectors_mapped, 0);
     assert!(vector_files(&dir.path().join("heap")).is_empty());
 
     // A single-file snapshot of a mapped collection carries its vectors inline.
@@ -342,7 +342,7 @@ fn heap_vectors_stay_on_the_heap_and_mapped_ones_restore_as_single_files() {
     let restored = DurableCollection::restore_from(&file, &dir.path().join("restored")).unwrap();
     assert_eq!(top(restored.collection(), &q), top(m.collection(), &q));
     assert_eq!(
-        restored.collection().info().memory.vectors_mapped,
+        restored.collection().memory().vectors_mapped,
         50 * 8 * 4,
         "the restored collection keeps its config: mapped"
     );

@@ -403,11 +403,11 @@ async fn render_metrics(
     let figures: Vec<CollectionFigures> = embedded
         .engine_infos()
         .into_iter()
-        .map(|(collection, info)| CollectionFigures {
+        .map(|(collection, info, memory)| CollectionFigures {
             collection,
             points: info.points,
             indexed_points: info.indexed_points,
-            memory: info.memory.parts().to_vec(),
+            memory: memory.parts().to_vec(),
         })
         .collect();
     metrics.set_collections(&figures);
@@ -545,7 +545,7 @@ impl Backends {
         let (embedded, took) = opening.await.context("opening the collections failed")?;
         let embedded = Arc::new(embedded.context("cannot open the embedded vector store")?);
         tracing::info!(
-            collections = embedded.engine_infos().len(),
+            collections = embedded.collection_count(),
             collections_seconds = took.as_secs_f64(),
             stores_seconds = stores_took.as_secs_f64(),
             "embedded stores open"

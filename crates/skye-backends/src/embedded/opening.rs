@@ -56,31 +56,20 @@ impl OpeningStorage {
         OpeningStorage { path, ready }
     }
 
-    /// Waits until the store is open.
-    pub async fn wait(&self, timeout: Duration) -> Result<(), StorageError> {
-        tokio::time::timeout(timeout, self.store())
-            .await
-            .map_err(|_| {
-                StorageError::Unavailable(Cause::of(std::io::Error::other(format!(
-                    "{} is still being checked",
-                    self.path.display()
-                ))))
-            })?
-            .map(|_| ())
-    }
-
+    /// The store once open (every call waits here).
     async fn store(&self) -> Result<Arc<EmbeddedStorage>, StorageError> {
-        let mut ready = self.ready.clone();
-        let state = ready.wait_for(Option::is_some).await.map_err(|_| {
+        let abandoned = || {
             StorageError::Unavailable(Cause::of(std::io::Error::other(format!(
                 "opening {} was abandoned",
                 self.path.display()
             ))))
-        })?;
-        match &*state {
-            Some(opened) => opened.clone(),
-            None => unreachable!("wait_for returned on Some"),
-        }
+        };
+        let mut ready = self.ready.clone();
+        let state = ready
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| abandoned())?;
+        state.clone().unwrap_or_else(|| Err(abandoned()))
     }
 }
 
@@ -148,7 +137,14 @@ mod tests {
             .unwrap();
         assert_eq!(rows[0].as_ref().unwrap()["k"], "v");
         assert!(rows[1].is_none());
-        opening.wait(Duration::from_secs(5)).await.unwrap();
+        opening
+            .merge("t", vec![("b".into(), [("k".into(), "w".into())].into())])
+            .await
+            .unwrap();
+        let rows = AggregatorStore::get(&opening, "t", &["b".into()])
+            .await
+            .unwrap();
+        assert_eq!(rows[0].as_ref().unwrap()["k"], "w", "writes go through too");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,6 +157,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("storage.redb"), "{err}");
-        assert!(opening.wait(Duration::from_secs(5)).await.is_err());
+        let again = opening
+            .merge("t", vec![("a".into(), AggregatorRow::new())])
+            .await
+            .unwrap_err();
+        assert_eq!(again, err, "a later call fails the same way");
     }
 }

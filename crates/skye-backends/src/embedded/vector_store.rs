@@ -330,8 +330,24 @@ impl EmbeddedVectorStore {
         Ok(self.handle(collection)?.durable.collection().info())
     }
 
-    /// The engine's figures of every open collection, by `entity/model/variant@version`.
-    pub fn engine_infos(&self) -> Vec<(String, skye_index::CollectionInfo)> {
+    /// A collection's heap bytes by part.
+    pub fn engine_memory(
+        &self,
+        collection: &CollectionRef,
+    ) -> Result<skye_index::MemoryUsage, VectorStoreError> {
+        Ok(self.handle(collection)?.durable.collection().memory())
+    }
+
+    /// Open collections.
+    pub fn collection_count(&self) -> usize {
+        self.collections.read().len()
+    }
+
+    /// The engine's figures and heap bytes of every open collection, by
+    /// `entity/model/variant@version`.
+    pub fn engine_infos(
+        &self,
+    ) -> Vec<(String, skye_index::CollectionInfo, skye_index::MemoryUsage)> {
         let handles: Vec<(String, Arc<Handle>)> = self
             .collections
             .read()
@@ -340,7 +356,10 @@ impl EmbeddedVectorStore {
             .collect();
         let mut infos: Vec<_> = handles
             .into_iter()
-            .map(|(name, h)| (name, h.durable.collection().info()))
+            .map(|(name, h)| {
+                let c = h.durable.collection();
+                (name, c.info(), c.memory())
+            })
             .collect();
         infos.sort_by(|a, b| a.0.cmp(&b.0));
         infos

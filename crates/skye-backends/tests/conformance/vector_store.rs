@@ -790,7 +790,7 @@ async fn embedded_store_maps_vectors_when_asked() {
             store.upsert(c, (0..3000).map(p).collect()).await.unwrap();
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while store.engine_info(&mapped).unwrap().memory.vectors_mapped == 0 {
+        while store.engine_memory(&mapped).unwrap().vectors_mapped == 0 {
             assert!(std::time::Instant::now() < deadline, "never mapped");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -798,12 +798,12 @@ async fn embedded_store_maps_vectors_when_asked() {
             assert!(std::time::Instant::now() < deadline, "never indexed");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(store.engine_info(&heap).unwrap().memory.vectors_mapped, 0);
+        assert_eq!(store.engine_memory(&heap).unwrap().vectors_mapped, 0);
     }
     let store = EmbeddedVectorStore::open(dir.path()).unwrap();
-    let info = store.engine_info(&mapped).unwrap();
-    assert_eq!(info.memory.vectors_mapped, 3000 * 3 * 4, "{info:?}");
-    assert_eq!(info.memory.vectors, 0);
+    let memory = store.engine_memory(&mapped).unwrap();
+    assert_eq!(memory.vectors_mapped, 3000 * 3 * 4, "{memory:?}");
+    assert_eq!(memory.vectors, 0);
     let hits = store
         .search(&mapped, vec![query([42.0, 0.0, 1.0], 3)])
         .await

@@ -257,7 +257,9 @@ fn checkpoint_into(dir: &Path, collection: &Collection, seq: u64) -> Result<(), 
     // Searches go on meanwhile; writers and compaction wait.
     let inner = collection.inner.upgradable_read();
     let bytes = inner.vectors.len() * config.dim * std::mem::size_of::<f32>();
-    let file = match bytes > 0 && config.maps_vectors(bytes) {
+    // Once rows are in a vectors file, later ones follow them there.
+    let maps = inner.vectors.file().is_some() || config.maps_vectors(bytes);
+    let file = match bytes > 0 && maps {
         true => Some(
             inner
                 .vectors
@@ -271,7 +273,7 @@ fn checkpoint_into(dir: &Path, collection: &Collection, seq: u64) -> Result<(), 
     })?;
     // While points wait to be linked, their rows stay on the heap as well: the graph build
     // reads every row many times, faster from the heap than through the map.
-    let pending = inner.linked.load(std::sync::atomic::Ordering::Acquire) < inner.vectors.len();
+    let pending = inner.linked.load(Ordering::Acquire) < inner.vectors.len();
     if let Some(f) = file
         && (inner.vectors.file() != Some(f) || (!pending && inner.vectors.installable()))
     {

@@ -22,11 +22,21 @@ use crate::vectors::{Vectors, VectorsFile};
 const MAGIC: &[u8; 8] = b"SKYECOL1";
 const FORMAT_VERSION: u32 = 2;
 
+/// `CollectionConfig::on_disk` in a snapshot: 0 = default, 1 = heap, 2 = mapped.
 fn on_disk_code(on_disk: Option<bool>) -> u8 {
     match on_disk {
         None => 0,
         Some(false) => 1,
         Some(true) => 2,
+    }
+}
+
+fn on_disk_of(code: u8) -> Result<Option<bool>, CodecError> {
+    match code {
+        0 => Ok(None),
+        1 => Ok(Some(false)),
+        2 => Ok(Some(true)),
+        other => Err(CodecError::Corrupt(format!("on_disk code {other}"))),
     }
 }
 
@@ -83,12 +93,7 @@ impl Collection {
             exact_rows_per_beam: d.len(usize::MAX)?,
             on_disk: match version {
                 1 => None,
-                _ => match d.u8()? {
-                    0 => None,
-                    1 => Some(false),
-                    2 => Some(true),
-                    other => return Err(corrupt(format!("on_disk code {other}"))),
-                },
+                _ => on_disk_of(d.u8()?)?,
             },
         };
         if dim == 0 {

@@ -219,12 +219,12 @@ pub(crate) fn run(a: &Args) -> Result<(), String> {
     let t = Instant::now();
     collection.index_pending();
     let build = t.elapsed().as_secs_f64();
-    let info = collection.info();
+    let memory = collection.memory();
     let (rss, hwm) = rss_mb();
     println!(
         "{{\"phase\":\"build\",\"n\":{n},\"dim\":{dim},\"load_s\":{load:.1},\"build_s\":{build:.1},\"memory_mb\":{:.1},\"payload_index_mb\":{:.1},\"rss_mb\":{rss:.1},\"peak_rss_mb\":{hwm:.1}}}",
-        info.memory.total() as f64 / 1e6,
-        info.memory.payload_index as f64 / 1e6,
+        memory.total() as f64 / 1e6,
+        memory.payload_index as f64 / 1e6,
     );
     let all_fields: Vec<Fields> = (0..n).map(fields).collect();
     let sq = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>();
