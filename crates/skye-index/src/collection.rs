@@ -3,7 +3,8 @@
 //! Points are appended to contiguous storage and get internal ids in arrival order. Ids
 //! `[0, linked)` are in the graph; `[linked, len)` (the pending tail) are searched exactly until
 //! [`Collection::index_pending`] links them. Deleting or overwriting a point leaves a tombstone
-//! that still routes graph searches but is never returned.
+//! that still routes graph searches but is never returned; [`Collection::compact`] drops the
+//! tombstones, repairing the graph around them instead of linking every point again.
 //!
 //! Planner: a filter is first answered by the payload indexes as a set of candidate points,
 //! whose size is the filter's exact match count (or an upper bound when some condition needs a
@@ -22,7 +23,9 @@ use crate::distance::{DistanceFn, Kernels, Metric, normalize};
 use crate::error::IndexError;
 use crate::filter::{CompiledFilter, Filter};
 use crate::flat;
-use crate::hnsw::{Admit, Exact, Hnsw, HnswParams, Quantized, QueryDist, Scored, Space, Stoppable};
+use crate::hnsw::{
+    Admit, DROPPED, Exact, Hnsw, HnswParams, Quantized, QueryDist, Scored, Space, Stoppable,
+};
 use crate::ids::Ids;
 use crate::payload::{FieldId, Fields, Payload, Value};
 use crate::payload_index::PayloadIndex;
@@ -31,6 +34,8 @@ use crate::vectors::Vectors;
 
 /// Points linked per step of [`Collection::index_pending`] (writers wait at most one step).
 const INDEX_STEP: usize = 8 * 1024;
+/// Points whose lists [`Collection::compact`] repairs per step (writers wait at most one step).
+const REPAIR_STEP: usize = 32 * 1024;
 /// Candidates rescored with float vectors per wanted result (SQ8 traversal).
 const RESCORE_FACTOR: usize = 4;
 /// Least candidates rescored.
@@ -487,36 +492,49 @@ impl Collection {
         }
     }
 
-    /// Drops tombstones: copies the live points into fresh storage (writers wait for the copy),
-    /// then relinks them. Until the graph is rebuilt, searches scan the unlinked points exactly,
-    /// so results stay correct throughout. Returns the slots reclaimed.
+    /// Drops tombstones and keeps the graph: lists that point at a deleted point are re-linked
+    /// in place from its neighbours (in steps under a read lock: searches and writers go on
+    /// between them; searches throughout), then the live points are copied into dense storage
+    /// with the graph renumbered (writers wait for the copy). Pending points stay pending.
+    /// Returns the slots reclaimed.
     pub fn compact(&self) -> usize {
+        let _one_at_a_time = self.indexing.lock();
+        if self.info().tombstones == 0 {
+            return 0;
+        }
+        let mut at = 0;
+        loop {
+            let inner = self.inner.read();
+            let end = inner.linked.load(Ordering::Acquire).min(at + REPAIR_STEP);
+            if at >= end {
+                break;
+            }
+            let Inner {
+                graph,
+                vectors,
+                deleted,
+                ..
+            } = &*inner;
+            let space = Space {
+                vectors,
+                dist: self.dist,
+            };
+            graph.repair(space, deleted, at as u32..end as u32);
+            at = end;
+        }
+        let config = self.config();
+        self.inner.write().renumber(&config, true)
+    }
+
+    /// Drops tombstones and the graph, and links every live point again from scratch: the
+    /// reference a compaction's repaired graph is measured against, and a fresh graph for an
+    /// operator who wants one. Until the links are back, searches scan the unlinked points
+    /// exactly, so results stay correct throughout. Returns the slots reclaimed.
+    pub fn rebuild(&self) -> usize {
         let reclaimed = {
+            let _one_at_a_time = self.indexing.lock();
             let config = self.config();
-            let mut inner = self.inner.write();
-            let reclaimed = inner.ids.len() - inner.live;
-            if reclaimed == 0 {
-                return 0;
-            }
-            let mut fresh = Inner::empty(&config);
-            fresh.fields = inner.fields.clone();
-            fresh.vectors.reserve(inner.live);
-            for i in 0..inner.ids.len() {
-                if inner.deleted[i] {
-                    continue;
-                }
-                let (slot, _) = fresh.ids.push(inner.ids.name(i as u32), true);
-                fresh.vectors.push(inner.vectors.get(i));
-                let payload = std::mem::take(&mut inner.payloads[i]);
-                fresh.index.insert(slot, &payload);
-                fresh.payloads.push(payload);
-                fresh.deleted.push(false);
-            }
-            fresh.live = fresh.ids.len();
-            let n = fresh.live;
-            fresh.graph.grow(n);
-            *inner = fresh;
-            reclaimed
+            self.inner.write().renumber(&config, false)
         };
         self.index_pending();
         reclaimed
@@ -1109,6 +1127,62 @@ impl Inner {
                 .for_each(|(i, code)| quantizer.encode_to(vectors.get(first + i), code));
             state.rows = upto;
         }
+    }
+
+    /// Moves the live points into dense ids, keeping the graph (renumbered) and the SQ8 codes,
+    /// or with `keep_graph == false` leaving every point to link again. Returns the slots
+    /// dropped.
+    fn renumber(&mut self, config: &CollectionConfig, keep_graph: bool) -> usize {
+        let before = self.ids.len();
+        let reclaimed = before - self.live;
+        if reclaimed == 0 && keep_graph {
+            return 0;
+        }
+        let mut new_id = vec![DROPPED; before];
+        let mut next = 0u32;
+        for (slot, deleted) in new_id.iter_mut().zip(&self.deleted) {
+            if !deleted {
+                *slot = next;
+                next += 1;
+            }
+        }
+        let kept_below = |end: usize| new_id[..end].iter().filter(|&&i| i != DROPPED).count();
+        let mut fresh = Inner::empty(config);
+        fresh.fields = self.fields.clone();
+        fresh.vectors.reserve(self.live);
+        for i in (0..before).filter(|&i| !self.deleted[i]) {
+            let (slot, _) = fresh.ids.push(self.ids.name(i as u32), true);
+            fresh.vectors.push(self.vectors.get(i));
+            let payload = std::mem::take(&mut self.payloads[i]);
+            fresh.index.insert(slot, &payload);
+            fresh.payloads.push(payload);
+            fresh.deleted.push(false);
+        }
+        fresh.live = fresh.ids.len();
+        if keep_graph {
+            let linked = kept_below(self.linked.load(Ordering::Acquire));
+            fresh.graph = self.graph.renumbered(&new_id, fresh.live);
+            fresh.linked = AtomicUsize::new(linked);
+            fresh.linked_live = AtomicUsize::new(linked);
+            if let Some(state) = self.quant.get_mut().take() {
+                let stride = state.quantizer.stride();
+                let mut codes = Vec::with_capacity(kept_below(state.rows) * stride);
+                for (i, code) in state.codes.chunks_exact(stride).enumerate() {
+                    if new_id[i] != DROPPED {
+                        codes.extend_from_slice(code);
+                    }
+                }
+                *fresh.quant.get_mut() = Some(QuantState {
+                    rows: codes.len() / stride,
+                    codes,
+                    quantizer: state.quantizer,
+                });
+            }
+        } else {
+            fresh.graph.grow(fresh.live);
+        }
+        *self = fresh;
+        reclaimed
     }
 
     fn tombstone(&mut self, slot: u32) {

@@ -465,8 +465,9 @@ fn upkeep_due(c: &skye_index::Collection) -> bool {
 /// Tombstones that trigger a compaction: at least this many…
 const COMPACT_MIN_TOMBSTONES: usize = 1_000;
 
-/// …and at least a quarter of the live points. Only with indexing on (threshold > 0): a
-/// compaction re-links every point, which a bulk load defers.
+/// …and at least a quarter of the live points. Only with indexing on (threshold > 0): a bulk
+/// load defers it with the links (a compaction copies every live point; it repairs the graph
+/// around the tombstones rather than relinking it).
 fn compaction_due(info: &skye_index::CollectionInfo) -> bool {
     info.indexing_threshold > 0
         && info.tombstones >= COMPACT_MIN_TOMBSTONES

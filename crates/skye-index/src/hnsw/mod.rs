@@ -2,14 +2,19 @@
 //!
 //! Layout: layer-0 links of all nodes live in one flat array of atomics, `m0 + 1` slots per node
 //! (count, then ids), so a search reads neighbours with plain loads and no pointer chasing.
-//! Upper layers (a small fraction of nodes) keep per-node lists behind the node's mutex. A
-//! writer updates a node's links while holding that node's mutex, writing ids before the count
-//! (release), so a concurrent reader sees either the old or the new list, never an id out of
-//! range. Inserts of different nodes run in parallel (rayon), as in hnswlib.
+//! Upper layers (about one node in `m`) keep their lists behind a lock of their own, allocated
+//! only for those nodes: a node's level is drawn from its id when the graph grows, so the other
+//! nodes cost one empty pointer. A writer updates a node's links holding the node's stripe of
+//! [`LOCK_STRIPES`] mutexes, writing ids before the count (release), so a concurrent reader sees
+//! either the old or the new list, never an id out of range. Inserts of different nodes run in
+//! parallel (rayon), as in hnswlib.
 //!
 //! Distances here are internal distances (lower is better), see [`crate::distance`].
 
+mod repair;
 mod visited;
+
+pub use repair::DROPPED;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -30,6 +35,12 @@ const ENTRY_SET: u64 = 1 << 63;
 const UNLINKED: u8 = u8::MAX;
 /// Highest level a node can get.
 const MAX_LEVEL: usize = 16;
+/// Mutexes serialising writers of a node's links (node `i` takes stripe `i % LOCK_STRIPES`):
+/// a link update holds one for microseconds and never two at once.
+const LOCK_STRIPES: usize = 1024;
+
+/// A node's lists of layers `1..=level`.
+type UpperLists = RwLock<Vec<Vec<u32>>>;
 
 /// Graph parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +107,10 @@ pub struct Hnsw {
     level_mult: f64,
     /// `capacity · (m0 + 1)`: per node, count then ids.
     l0: Vec<AtomicU32>,
-    /// Per node: lists of layers 1..=level; its write lock also serialises writes to the
-    /// node's layer-0 links (searches read layer 0 without it).
-    upper: Vec<RwLock<Vec<Vec<u32>>>>,
+    /// Per node: lists of layers 1..=level, `None` for a node of layer 0 only.
+    upper: Vec<Option<Box<UpperLists>>>,
+    /// Writers of node `i`'s links hold `locks[i % LOCK_STRIPES]`.
+    locks: Box<[Mutex<()>]>,
     levels: Vec<AtomicU8>,
     entry: Mutex<Entry>,
     /// Lock-free mirror of `entry` for searches: set bit, level, node.
@@ -234,6 +246,11 @@ fn prefetch_row(vectors: &Vectors, id: u32) {
     prefetch_lines(vectors.row_ptr(id as usize).cast::<u8>(), vectors.dim() * 4);
 }
 
+/// Room for the lists of a node of `level` (none for layer 0 only).
+fn upper_lists(level: usize) -> Option<Box<UpperLists>> {
+    (level > 0).then(|| Box::new(RwLock::new(vec![Vec::new(); level])))
+}
+
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -257,6 +274,7 @@ impl Hnsw {
             level_mult: 1.0 / (m as f64).ln(),
             l0: Vec::new(),
             upper: Vec::new(),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             levels: Vec::new(),
             entry: Mutex::new(Entry {
                 node: 0,
@@ -276,14 +294,32 @@ impl Hnsw {
         self.levels.len()
     }
 
-    /// Makes room for nodes `0..n` (new nodes start unlinked).
+    /// Makes room for nodes `0..n` (new nodes start unlinked, with room for the level their id
+    /// draws).
     pub fn grow(&mut self, n: usize) {
-        if n <= self.capacity() {
+        let from = self.capacity();
+        if n <= from {
             return;
         }
         self.l0.resize_with(n * (self.m0 + 1), || AtomicU32::new(0));
-        self.upper.resize_with(n, || RwLock::new(Vec::new()));
+        self.upper.reserve_exact(n - from);
+        for id in from..n {
+            let lists = upper_lists(self.random_level(id as u32));
+            self.upper.push(lists);
+        }
         self.levels.resize_with(n, || AtomicU8::new(UNLINKED));
+    }
+
+    /// The writers' lock of node `id`.
+    fn lock(&self, id: u32) -> parking_lot::MutexGuard<'_, ()> {
+        self.locks[id as usize % LOCK_STRIPES].lock()
+    }
+
+    /// The level node `id` gets when it is linked: the lists made for it.
+    fn planned_level(&self, id: u32) -> usize {
+        self.upper[id as usize]
+            .as_ref()
+            .map_or(0, |u| u.read().len())
     }
 
     /// Whether `id` is linked into the graph.
@@ -296,17 +332,19 @@ impl Hnsw {
     /// Bytes used by the links.
     pub fn heap_bytes(&self) -> usize {
         self.l0.capacity() * 4
-            + self.upper.capacity() * std::mem::size_of::<RwLock<Vec<Vec<u32>>>>()
+            + self.upper.capacity() * std::mem::size_of::<Option<Box<UpperLists>>>()
             + self
                 .upper
                 .iter()
+                .flatten()
                 .map(|u| {
-                    u.read()
-                        .iter()
-                        .map(|l| l.capacity() * 4 + 24)
-                        .sum::<usize>()
+                    let lists = u.read();
+                    std::mem::size_of::<UpperLists>()
+                        + lists.capacity() * 24
+                        + lists.iter().map(|l| l.capacity() * 4).sum::<usize>()
                 })
                 .sum::<usize>()
+            + self.locks.len() * std::mem::size_of::<Mutex<()>>()
             + self.levels.capacity()
     }
 
@@ -341,14 +379,16 @@ impl Hnsw {
             self.neighbours0(id, out);
         } else {
             out.clear();
-            if let Some(list) = self.upper[id as usize].read().get(level - 1) {
+            if let Some(lists) = &self.upper[id as usize]
+                && let Some(list) = lists.read().get(level - 1)
+            {
                 out.extend_from_slice(list);
             }
         }
     }
 
-    /// Writes node `id`'s list at `level`. The caller holds `upper[id]`.
-    fn write_links(&self, id: u32, level: usize, upper: &mut [Vec<u32>], links: &[u32]) {
+    /// Writes node `id`'s list at `level`. The caller holds `self.lock(id)`.
+    fn write_links(&self, id: u32, level: usize, links: &[u32]) {
         if level == 0 {
             let base = self.l0_base(id);
             let n = links.len().min(self.m0);
@@ -356,7 +396,9 @@ impl Hnsw {
                 slot.store(l, Relaxed);
             }
             self.l0[base].store(n as u32, Release);
-        } else if let Some(list) = upper.get_mut(level - 1) {
+        } else if let Some(lists) = &self.upper[id as usize]
+            && let Some(list) = lists.write().get_mut(level - 1)
+        {
             list.clear();
             list.extend_from_slice(links);
         }
@@ -510,12 +552,24 @@ impl Hnsw {
     /// hnswlib's neighbour heuristic: keep a candidate only if no kept neighbour is closer to it
     /// than the base node is. `candidates` sorted nearest first.
     fn select(&self, space: Space<'_>, candidates: &[Scored], max: usize) -> Vec<u32> {
+        self.select_from(space, Vec::new(), candidates, max)
+    }
+
+    /// [`Hnsw::select`] starting from links already chosen (`kept`, never pruned).
+    fn select_from(
+        &self,
+        space: Space<'_>,
+        mut kept: Vec<Scored>,
+        candidates: &[Scored],
+        max: usize,
+    ) -> Vec<u32> {
         let Space { vectors, dist } = space;
-        if candidates.len() <= max {
-            return candidates.iter().map(|s| s.id).collect();
+        if kept.len() + candidates.len() <= max {
+            kept.extend_from_slice(candidates);
+            kept.sort_unstable();
+            return kept.iter().map(|s| s.id).collect();
         }
-        let mut kept: Vec<u32> = Vec::with_capacity(max);
-        let mut pruned: Vec<u32> = Vec::new();
+        let mut pruned: Vec<Scored> = Vec::new();
         for c in candidates {
             if kept.len() >= max {
                 break;
@@ -523,20 +577,20 @@ impl Hnsw {
             let cv = vectors.get(c.id as usize);
             if kept
                 .iter()
-                .all(|&k| dist.eval(cv, vectors.get(k as usize)) >= c.dist)
+                .all(|k| dist.eval(cv, vectors.get(k.id as usize)) >= c.dist)
             {
-                kept.push(c.id);
+                kept.push(*c);
             } else if self.keep_pruned {
-                pruned.push(c.id);
+                pruned.push(*c);
             }
         }
         if self.keep_pruned {
             // Inner product is not a metric: the heuristic alone starves low-norm points of
             // links and makes them unreachable. Fill the free slots with the nearest pruned.
-            let room = max - kept.len();
+            let room = max.saturating_sub(kept.len());
             kept.extend(pruned.into_iter().take(room));
         }
-        kept
+        kept.iter().map(|s| s.id).collect()
     }
 
     /// Links node `id` (whose vector is `vectors.get(id)`) into the graph. Safe to call from
@@ -546,12 +600,8 @@ impl Hnsw {
         if self.is_linked(id) {
             return;
         }
-        let level = self.random_level(id);
+        let level = self.planned_level(id);
         let q = vectors.get(id as usize);
-        {
-            let mut up = self.upper[id as usize].write();
-            *up = vec![Vec::new(); level];
-        }
         // A node above the current top holds the entry lock for its whole insertion, so that
         // the entry point changes only once it is fully linked.
         let mut guard = self.entry.lock();
@@ -584,8 +634,8 @@ impl Hnsw {
             let found: Vec<Scored> = found.into_iter().filter(|s| s.id != id).collect();
             let links = self.select(space, &found, self.params.m);
             {
-                let mut up = self.upper[id as usize].write();
-                self.write_links(id, l, &mut up, &links);
+                let _writer = self.lock(id);
+                self.write_links(id, l, &links);
             }
             for &n in &links {
                 self.add_link(space, n, id, l);
@@ -615,21 +665,15 @@ impl Hnsw {
     fn add_link(&self, space: Space<'_>, node: u32, new: u32, level: usize) {
         let Space { vectors, dist } = space;
         let max = self.max_links(level);
-        let mut up = self.upper[node as usize].write();
+        let _writer = self.lock(node);
         let mut current = Vec::with_capacity(max + 1);
-        if level == 0 {
-            self.neighbours0(node, &mut current);
-        } else if let Some(list) = up.get(level - 1) {
-            current.extend_from_slice(list);
-        } else {
-            return;
-        }
-        if current.contains(&new) {
+        self.neighbours(node, level, &mut current);
+        if level > self.planned_level(node) || current.contains(&new) {
             return;
         }
         if current.len() < max {
             current.push(new);
-            self.write_links(node, level, &mut up, &current);
+            self.write_links(node, level, &current);
             return;
         }
         let base = vectors.get(node as usize);
@@ -643,7 +687,7 @@ impl Hnsw {
             .collect();
         scored.sort_unstable();
         let kept = self.select(space, &scored, max);
-        self.write_links(node, level, &mut up, &kept);
+        self.write_links(node, level, &kept);
     }
 
     /// The entry point and top level, if the graph has nodes.
@@ -689,7 +733,9 @@ impl Hnsw {
 
     /// Upper-layer lists of node `id`.
     pub(crate) fn upper_of(&self, id: u32) -> Vec<Vec<u32>> {
-        self.upper[id as usize].read().clone()
+        self.upper[id as usize]
+            .as_ref()
+            .map_or_else(Vec::new, |u| u.read().clone())
     }
 
     pub(crate) fn entry_of(&self) -> Option<(u32, usize)> {
@@ -701,9 +747,10 @@ impl Hnsw {
         self.m0 + 1
     }
 
-    /// Restores node `id` from a snapshot; ids are checked against the capacity.
+    /// Restores node `id` from a snapshot; ids are checked against the capacity. An unlinked
+    /// node keeps the room [`Hnsw::grow`] made for its level.
     pub(crate) fn restore_node(
-        &self,
+        &mut self,
         id: u32,
         level: u8,
         l0: &[u32],
@@ -730,7 +777,9 @@ impl Hnsw {
         for (slot, v) in self.l0[base..base + self.m0 + 1].iter().zip(l0) {
             slot.store(*v, Relaxed);
         }
-        *self.upper[id as usize].write() = upper;
+        if level != UNLINKED {
+            self.upper[id as usize] = (level > 0).then(|| Box::new(RwLock::new(upper)));
+        }
         self.levels[id as usize].store(level, Release);
         Ok(())
     }

@@ -23,10 +23,10 @@ use skye_index::{
 use crate::{Args, rss_mb};
 
 /// xorshift64*.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -138,13 +138,37 @@ fn cases() -> Vec<(&'static str, Option<Filter>, Keep)> {
 }
 
 /// Points, queries and the metric they are searched by.
-type Dataset = (Vec<Vec<f32>>, Vec<Vec<f32>>, Metric);
+pub(crate) type Dataset = (Vec<Vec<f32>>, Vec<Vec<f32>>, Metric);
 
-/// Clustered gaussian vectors around 1,000 centres (Euclidean), and queries drawn alike.
-fn synthetic(n: usize, dim: usize, nq: usize, seed: u64) -> Dataset {
+/// The vectors of `--base F.npy`, or synthetic clusters: `--n` points (1M) of `--dim` (128)
+/// around `--centers` (1,000) spread `--spread` (2.0) apart, and `nq` queries drawn alike.
+pub(crate) fn dataset(a: &Args, nq: usize) -> Result<Dataset, String> {
+    match a.0.get("base") {
+        Some(path) => real_vectors(path, a.num("n", 0)?, nq),
+        None => Ok(clusters(
+            a.num("n", 1_000_000)?,
+            a.num("dim", 128)?,
+            nq,
+            a.num("seed", 42)?,
+            a.num("centers", 1000)?,
+            a.num("spread", 2.0)?,
+        )),
+    }
+}
+
+/// Gaussian vectors (unit noise) around `centers` centres spread `spread` apart per axis:
+/// the smaller the spread, the more the clusters overlap and the harder the search.
+fn clusters(
+    n: usize,
+    dim: usize,
+    nq: usize,
+    seed: u64,
+    centers: usize,
+    spread: f32,
+) -> Dataset {
     let mut rng = Rng(seed);
-    let centers: Vec<Vec<f32>> = (0..1000)
-        .map(|_| (0..dim).map(|_| rng.gauss() * 2.0).collect())
+    let centers: Vec<Vec<f32>> = (0..centers.max(1))
+        .map(|_| (0..dim).map(|_| rng.gauss() * spread).collect())
         .collect();
     let draw = |rng: &mut Rng| -> Vec<f32> {
         let c = &centers[(rng.next() % centers.len() as u64) as usize];
@@ -180,15 +204,7 @@ fn real_vectors(path: &str, n: usize, nq: usize) -> Result<Dataset, String> {
 pub(crate) fn run(a: &Args) -> Result<(), String> {
     let nq: usize = a.num("queries", 200)?;
     let k: usize = a.num("k", 10)?;
-    let (vectors, queries, metric) = match a.0.get("base") {
-        Some(path) => real_vectors(path, a.num("n", 0)?, nq)?,
-        None => synthetic(
-            a.num("n", 1_000_000)?,
-            a.num("dim", 128)?,
-            nq,
-            a.num("seed", 42)?,
-        ),
-    };
+    let (vectors, queries, metric) = dataset(a, nq)?;
     let (n, dim) = (vectors.len(), queries[0].len());
     let payload = |i: usize| {
         let f = fields(i);

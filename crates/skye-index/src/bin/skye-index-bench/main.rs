@@ -8,8 +8,10 @@
 //! skye-index-bench --base B.npy --queries Q.npy --gt GT.npy --metric cosine \
 //!     --m 16 --ef-construct 200 --efs 10,20,40,80 --threads 1,2 --k 10
 //! skye-index-bench --mode filters --n 1000000 --dim 128     # filtered search (see filters.rs)
+//! skye-index-bench --mode churn --n 1000000 --generations 20 # delete + re-add (see churn.rs)
 //! ```
 
+mod churn;
 mod filters;
 
 use skye_index::npy;
@@ -88,8 +90,10 @@ pub(crate) fn rss_mb() -> (f64, f64) {
 )]
 fn run() -> Result<(), String> {
     let a = Args::parse()?;
-    if a.0.get("mode").map(String::as_str) == Some("filters") {
-        return filters::run(&a);
+    match a.0.get("mode").map(String::as_str) {
+        Some("filters") => return filters::run(&a),
+        Some("churn") => return churn::run(&a),
+        _ => {}
     }
     let metric = match a.get("metric")? {
         "cosine" => Metric::Cosine,
@@ -125,16 +129,20 @@ fn run() -> Result<(), String> {
         }
         _ => {
             let collection = Collection::new(config);
-            let points: Vec<Point> = base32
-                .chunks_exact(dim)
-                .enumerate()
-                .map(|(i, v)| Point {
-                    id: i.to_string(),
-                    vector: v.to_vec(),
-                    payload: Vec::new(),
-                })
-                .collect();
-            collection.upsert(points).map_err(|e| e.to_string())?;
+            // In batches, as a server receives them: the RSS after the build is then the
+            // index's, not the index's plus a second copy of the input in freed allocations.
+            for (b, batch) in base32.chunks(dim * 10_000).enumerate() {
+                let points: Vec<Point> = batch
+                    .chunks_exact(dim)
+                    .enumerate()
+                    .map(|(i, v)| Point {
+                        id: (b * 10_000 + i).to_string(),
+                        vector: v.to_vec(),
+                        payload: Vec::new(),
+                    })
+                    .collect();
+                collection.upsert(points).map_err(|e| e.to_string())?;
+            }
             let load = start.elapsed().as_secs_f64();
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(build_threads)
@@ -152,6 +160,7 @@ fn run() -> Result<(), String> {
             (collection, load, build)
         }
     };
+    drop(base32);
     let (rss, hwm) = rss_mb();
     println!(
         "{{\"phase\":\"build\",\"engine\":\"skye\",\"n\":{n},\"dim\":{dim},\"load_s\":{load:.3},\"build_s\":{build:.3},\"threads\":{build_threads},\"rss_mb\":{rss:.1},\"peak_rss_mb\":{hwm:.1},\"simd\":\"{:?}\"}}",
