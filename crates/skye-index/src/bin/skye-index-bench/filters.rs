@@ -158,14 +158,7 @@ pub(crate) fn dataset(a: &Args, nq: usize) -> Result<Dataset, String> {
 
 /// Gaussian vectors (unit noise) around `centers` centres spread `spread` apart per axis:
 /// the smaller the spread, the more the clusters overlap and the harder the search.
-fn clusters(
-    n: usize,
-    dim: usize,
-    nq: usize,
-    seed: u64,
-    centers: usize,
-    spread: f32,
-) -> Dataset {
+fn clusters(n: usize, dim: usize, nq: usize, seed: u64, centers: usize, spread: f32) -> Dataset {
     let mut rng = Rng(seed);
     let centers: Vec<Vec<f32>> = (0..centers.max(1))
         .map(|_| (0..dim).map(|_| rng.gauss() * spread).collect())
