@@ -183,18 +183,8 @@ impl Vectors {
             .truncate(from == 0)
             .open(&path)?;
         let row_bytes = (self.dim * 4) as u64;
-        let have = file.metadata()?.len();
-        if have < from as u64 * row_bytes {
-            // Never pad with zeros: the snapshot names rows this file no longer holds.
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} holds {have} bytes, {from} rows of {} floats were recorded",
-                    path.display(),
-                    self.dim
-                ),
-            ));
-        }
+        // Never pad with zeros: the snapshot names rows this file no longer holds.
+        check_holds(&path, &file, from, self.dim)?;
         // Rows past the recorded ones are from an append whose snapshot never landed.
         file.set_len(from as u64 * row_bytes)?;
         file.seek(SeekFrom::End(0))?;
@@ -239,28 +229,38 @@ impl Vectors {
     }
 }
 
+/// Fails with `UnexpectedEof` when `file` (at `path`) is shorter than `rows` rows of `dim`
+/// floats: the snapshot names rows the file does not hold.
+fn check_holds(path: &Path, file: &File, rows: usize, dim: usize) -> std::io::Result<()> {
+    let want = (rows * dim * 4) as u64;
+    let have = file.metadata()?.len();
+    if have < want {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "{} holds {have} bytes, the snapshot names {rows} rows of {dim} floats ({want} bytes)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Maps the first `file.rows` rows of `path` (`None` for zero rows: nothing to map).
 fn map_rows(path: &Path, dim: usize, file: VectorsFile) -> std::io::Result<Option<Mapped>> {
     if file.rows == 0 {
         return Ok(None);
     }
     let f = File::open(path)?;
-    let want = (file.rows * dim * 4) as u64;
-    let have = f.metadata()?.len();
-    if have < want {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!(
-                "{} holds {have} bytes, the snapshot names {} rows of {dim} floats ({want} bytes)",
-                path.display(),
-                file.rows
-            ),
-        ));
-    }
+    check_holds(path, &f, file.rows, dim)?;
     // SAFETY: the file is ours and append-only while mapped: `spill` only writes past the
     // mapped rows (and truncates past them), and a file is removed only after its map is
     // dropped or the collection retired.
-    let map = unsafe { memmap2::MmapOptions::new().len(want as usize).map(&f)? };
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .len(file.rows * dim * 4)
+            .map(&f)?
+    };
     // Searches read scattered rows (rescoring): read-ahead would only fill memory.
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Random);
