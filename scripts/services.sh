@@ -9,7 +9,7 @@
 # port 23790, peer port 23800), a Kafka-protocol broker (SKYE_TEST_KAFKA_BROKERS, port 19092) and,
 # when ../shared/qdrant/qdrant exists (a real Qdrant server built from its public source; none
 # installs from a package registry here), Qdrant (SKYE_TEST_QDRANT_URL, gRPC port 16334, REST
-# SKYE_TEST_QDRANT_REST on 16333). The binaries' paths (SKYE_TEST_ETCD_BIN, SKYE_TEST_TANSU_BIN,
+# SKYE_TEST_QDRANT_REST on 16333). The binaries' paths (SKYE_TEST_ETCD_BIN, SKYE_TEST_REDIS_BIN, SKYE_TEST_TANSU_BIN,
 # SKYE_TEST_QDRANT_START) are exported for the restart drills, which run their own instances.
 set -euo pipefail
 cmd=${1:?start or stop}
@@ -45,6 +45,7 @@ case "$cmd" in
     redis-cli -p 6390 ping >/dev/null || { echo "services: redis did not start" >&2; cat "$dir/redis.log" >&2; exit 1; }
     echo "services: redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:6390" >&2
     echo "export SKYE_TEST_REDIS_ADDR=127.0.0.1:6390"
+    echo "export SKYE_TEST_REDIS_BIN=$(command -v redis-server)"
     for _ in $(seq 1 100); do
       ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:23790 endpoint health >/dev/null 2>&1 && break
       sleep 0.1

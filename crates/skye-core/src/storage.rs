@@ -46,6 +46,9 @@ pub enum StorageError {
     InvalidArgument(String),
     #[error("storage unavailable: {0}")]
     Unavailable(#[source] Cause),
+    /// The store did not answer within its request timeout.
+    #[error("storage timed out: {0}")]
+    Timeout(#[source] Cause),
     #[error("storage failure: {0}")]
     Internal(#[source] Cause),
 }
@@ -55,6 +58,7 @@ impl HasErrorCode for StorageError {
         match self {
             StorageError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             StorageError::Unavailable(_) => ErrorCode::Unavailable,
+            StorageError::Timeout(_) => ErrorCode::Timeout,
             StorageError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -1,4 +1,5 @@
-//! A circuit breaker and latency observation around backend calls.
+//! A circuit breaker and latency observation around backend calls (vector stores, the
+//! distributed cache).
 //!
 //! Closed: calls pass; `failure_threshold` consecutive backend failures open it. Open: calls fail
 //! at once with UNAVAILABLE for `open_for`. Then one probe call is let through (half-open): a
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use skye_core::cache::{CacheError, DistributedCache};
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::vector_store::{
     CollectionInfo, CollectionRef, ScoredPoint, SearchQuery, VariantKey, VectorRead,
@@ -255,9 +257,102 @@ impl VectorRead for GuardedVectorRead {
     }
 }
 
+/// A [`DistributedCache`] behind one breaker: after repeated failures (a Redis that is down or
+/// frozen) calls fail at once, which every caller takes as a miss, instead of each waiting for
+/// the cache's timeout; one probe per open period finds out when it is back.
+#[derive(Debug)]
+pub struct GuardedCache {
+    inner: Arc<dyn DistributedCache>,
+    breaker: CircuitBreaker,
+}
+
+impl GuardedCache {
+    pub fn new(inner: Arc<dyn DistributedCache>, config: BreakerConfig) -> Self {
+        GuardedCache {
+            inner,
+            breaker: CircuitBreaker::new(config),
+        }
+    }
+
+    fn allow(&self) -> Result<Call<'_>, CacheError> {
+        self.breaker
+            .allow()
+            .ok_or_else(|| CacheError("circuit open after repeated cache failures; skipped".into()))
+    }
+}
+
+#[async_trait]
+impl DistributedCache for GuardedCache {
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        let call = self.allow()?;
+        let result = self.inner.get_many(keys).await;
+        call.record(result.is_err());
+        result
+    }
+
+    async fn set_many(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let call = self.allow()?;
+        let result = self.inner.set_many(entries, ttl).await;
+        call.record(result.is_err());
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache that fails while `down` is set, counting the calls that reached it.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        down: std::sync::atomic::AtomicBool,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl DistributedCache for Flaky {
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.calls.fetch_add(1, SeqCst);
+            match self.down.load(SeqCst) {
+                true => Err(CacheError("down".into())),
+                false => Ok(vec![None; keys.len()]),
+            }
+        }
+
+        async fn set_many(&self, _: Vec<(String, Vec<u8>)>, _: Duration) -> Result<(), CacheError> {
+            self.get_many(&[]).await.map(|_| ())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_cache_is_skipped_until_a_probe_finds_it_back() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let flaky = Arc::new(Flaky::default());
+        flaky.down.store(true, SeqCst);
+        let cache = GuardedCache::new(
+            flaky.clone(),
+            BreakerConfig {
+                failure_threshold: 3,
+                open_for: Duration::from_millis(30),
+            },
+        );
+        let keys = ["k".to_string()];
+        for _ in 0..10 {
+            assert!(cache.get_many(&keys).await.is_err());
+        }
+        assert_eq!(flaky.calls.load(SeqCst), 3, "skipped once open");
+        assert!(cache.set_many(Vec::new(), Duration::ZERO).await.is_err());
+        flaky.down.store(false, SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.get_many(&keys).await, Ok(vec![None]), "the probe");
+        assert_eq!(cache.get_many(&keys).await, Ok(vec![None]), "closed again");
+        assert_eq!(flaky.calls.load(SeqCst), 5);
+    }
 
     fn fail(b: &CircuitBreaker, n: usize) {
         for _ in 0..n {

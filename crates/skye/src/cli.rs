@@ -76,6 +76,60 @@ pub enum BenchCommand {
     /// ingest rate, time to COMPLETED, RSS with the engine's breakdown, restart-to-serving time,
     /// QPS / p50 / p99 / recall@10 unfiltered and filtered; one line per size.
     Scale(BenchScaleArgs),
+    /// Skye embedded, Skye serving from Qdrant, and Qdrant queried directly over gRPC, on the
+    /// same catalog in one run: ingest rate and time to searchable, recall@10 and QPS / p50 /
+    /// p99 at each concurrency, unfiltered and filtered (needs a build with `--features qdrant`).
+    Qdrant(BenchQdrantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchQdrantArgs {
+    /// A float32 `.npy` matrix (the last `--queries` rows are held out as queries); default:
+    /// `--points` clustered unit vectors of `--dim` dimensions.
+    #[arg(long, value_name = "FILE")]
+    pub vectors: Option<PathBuf>,
+    /// Catalog size (with `--vectors`: the first N rows, 0 = all).
+    #[arg(long, default_value_t = 100_000)]
+    pub points: usize,
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Queries per kind.
+    #[arg(long, default_value_t = 500)]
+    pub queries: usize,
+    /// Concurrent closed-loop clients, comma-separated; each is a measurement.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub concurrency: Vec<usize>,
+    /// Seconds of load per query kind, target and concurrency.
+    #[arg(long, default_value_t = 5)]
+    pub duration: u64,
+    /// `hnsw_ef` values of the Qdrant-direct recall/QPS curve (unfiltered, at the highest
+    /// concurrency).
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    pub ef_sweep: Vec<u64>,
+    /// A running Qdrant's gRPC URL; default: start one with `--qdrant-start`.
+    #[arg(long, value_name = "URL")]
+    pub qdrant_url: Option<String>,
+    /// Script that starts a Qdrant server: `SCRIPT DATA_DIR HTTP_PORT GRPC_PORT`, printing its PID.
+    #[arg(
+        long,
+        value_name = "SCRIPT",
+        default_value = "../shared/qdrant/start.sh"
+    )]
+    pub qdrant_start: PathBuf,
+    #[arg(long, default_value_t = 4)]
+    pub partitions: u32,
+    /// Events per ingest request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Seconds to wait for each COMPLETED.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+    /// Skip timing Qdrant's own ingest (its index build takes as long as Skye → Qdrant's).
+    #[arg(long)]
+    pub no_direct_ingest: bool,
+    /// Keep the data directory and the logs.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,11 +12,12 @@ use axum::serve::ListenerExt;
 use serde_json::json;
 use skye_admin::{AdminState, AuthTokens};
 use skye_backends::embedded::EmbeddedVectorStore;
+use skye_core::cache::DistributedCache;
 use skye_core::event_log::{EventLog, topics};
 use skye_core::settings::{Listen, Settings};
 use skye_core::storage::{AggregatorStore, EmbeddingStore};
 use skye_core::vector_store::VectorStore;
-use skye_engine::breaker::{BackendObserver, BreakerConfig, GuardedVectorRead};
+use skye_engine::breaker::{BackendObserver, BreakerConfig, GuardedCache, GuardedVectorRead};
 use skye_engine::ingest::embedding::EmbeddingIngestor;
 use skye_engine::ingest::realtime::{DeltaHandler, RealtimeHandler};
 use skye_engine::ingest::runner::{
@@ -217,7 +218,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             settings.serving.in_memory_cache_size_in_bytes,
         );
         let format = settings.backends.redis.key_format;
-        let (engine, vectors) = match skye_backends::factory::open_distributed_cache(&settings)? {
+        let (engine, vectors) = match distributed_cache(&settings)? {
             Some(cache) => {
                 tracing::info!(addr = %settings.backends.redis.addr, key_format = ?format,
                     "distributed cache: Redis");
@@ -575,7 +576,7 @@ impl Backends {
             skye_backends::factory::remote_vector_stores(),
         ));
         // Writes to remote collections publish their new epoch for every pod's result cache.
-        let vectors = match skye_backends::factory::open_distributed_cache(settings)? {
+        let vectors = match distributed_cache(settings)? {
             Some(cache) => Arc::new(EpochPublisher::new(vectors, SharedEpochs::new(cache))),
             None => vectors,
         };
@@ -599,6 +600,20 @@ fn group_name(configured: &str, app: &str, family: &str) -> String {
 }
 
 /// The revision of the config this process serves, and keys it could not decode.
+/// The distributed cache (Redis when configured) behind its breaker: a cache that is down or
+/// frozen costs each search nothing once the breaker has opened.
+fn distributed_cache(settings: &Settings) -> anyhow::Result<Option<Arc<dyn DistributedCache>>> {
+    Ok(
+        skye_backends::factory::open_distributed_cache(settings)?.map(|cache| {
+            let config = BreakerConfig {
+                failure_threshold: settings.serving.breaker_failure_threshold,
+                open_for: Duration::from_millis(settings.serving.breaker_open_ms),
+            };
+            Arc::new(GuardedCache::new(cache, config)) as Arc<dyn DistributedCache>
+        }),
+    )
+}
+
 async fn config_status(registry: Arc<Registry>) -> axum::Json<serde_json::Value> {
     let snap = registry.snapshot();
     axum::Json(json!({"revision": snap.revision, "load_errors": snap.load_errors}))

@@ -18,6 +18,8 @@ mod parquet_rows;
 mod rng;
 mod scale;
 mod settings_loader;
+#[cfg(feature = "qdrant")]
+mod side;
 mod soak;
 
 use std::process::ExitCode;
@@ -158,6 +160,14 @@ fn bench(cli: &Cli, settings: &skye_core::settings::Settings, cmd: &cli::BenchCo
             cli::BenchCommand::Scale(args) => {
                 scale::scale(args, cli.global.data_dir.as_deref()).await
             }
+            #[cfg(feature = "qdrant")]
+            cli::BenchCommand::Qdrant(args) => {
+                side::side_by_side(args, cli.global.data_dir.as_deref()).await
+            }
+            #[cfg(not(feature = "qdrant"))]
+            cli::BenchCommand::Qdrant(_) => Err(anyhow::anyhow!(
+                "skye bench qdrant needs the Qdrant client: build with `--features qdrant`"
+            )),
         }
     });
     match outcome {

@@ -26,26 +26,26 @@ use crate::http_client::HttpClient;
 use crate::ingest_cli::{self, IngestJob};
 use crate::rng::Rng;
 
-const ENTITY: &str = "scale";
+pub(crate) const ENTITY: &str = "scale";
 const MODEL: &str = "m";
-const VARIANT: &str = "v";
-const K: usize = 10;
+pub(crate) const VARIANT: &str = "v";
+pub(crate) const K: usize = 10;
 
 /// The payload of point `i`: independent fields from one hash.
 #[derive(Debug, Clone, Copy)]
-struct Attrs {
+pub(crate) struct Attrs {
     /// `cat`: 100 values, 1 % each.
-    cat: u8,
+    pub(crate) cat: u8,
     /// `tier`: 10 values, 10 % each.
-    tier: u8,
+    pub(crate) tier: u8,
     /// `half`: 2 values, 50 % each.
-    half: u8,
+    pub(crate) half: u8,
     /// `price`: integer 0..10,000.
-    price: u16,
+    pub(crate) price: u16,
 }
 
 impl Attrs {
-    fn of(i: usize) -> Attrs {
+    pub(crate) fn of(i: usize) -> Attrs {
         let mut h = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
         h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -60,13 +60,13 @@ impl Attrs {
 }
 
 /// A query kind: a name, the filter sent, and which points it admits.
-struct Kind {
-    name: &'static str,
-    filter: Option<skye_proto::Filter>,
-    admits: fn(&Attrs) -> bool,
+pub(crate) struct Kind {
+    pub(crate) name: &'static str,
+    pub(crate) filter: Option<skye_proto::Filter>,
+    pub(crate) admits: fn(&Attrs) -> bool,
 }
 
-fn kinds() -> Vec<Kind> {
+pub(crate) fn kinds() -> Vec<Kind> {
     let f = |field: &str, op: &str, values: &[&str]| {
         Some(skye_proto::Filter {
             field: field.into(),
@@ -106,13 +106,13 @@ fn kinds() -> Vec<Kind> {
 }
 
 /// Clustered unit vectors: a point is one of 1,000 random centres plus noise.
-struct Catalog {
+pub(crate) struct Catalog {
     dim: usize,
     centres: Vec<Vec<f32>>,
 }
 
 impl Catalog {
-    fn new(dim: usize) -> Catalog {
+    pub(crate) fn new(dim: usize) -> Catalog {
         let mut rng = Rng(0x5CA1E);
         let centres = (0..1000)
             .map(|_| (0..dim).map(|_| rng.unit()).collect())
@@ -120,7 +120,7 @@ impl Catalog {
         Catalog { dim, centres }
     }
 
-    fn point(&self, rng: &mut Rng) -> Vec<f32> {
+    pub(crate) fn point(&self, rng: &mut Rng) -> Vec<f32> {
         let c = &self.centres[(rng.next() % self.centres.len() as u64) as usize];
         let mut v: Vec<f32> = c.iter().map(|x| x + 0.6 * rng.unit()).collect();
         let norm = v
@@ -228,7 +228,8 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
     ));
     let started = Instant::now();
     let file = dir.join("catalog.jsonl");
-    let vectors = write_catalog(&catalog, n, &file)?;
+    let vectors = catalog_points(&catalog, n);
+    write_jsonl(&vectors, args.dim, &file)?;
     say(&format!(
         "  {:.1} s, {:.0} MB",
         started.elapsed().as_secs_f64(),
@@ -359,26 +360,39 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
     Ok(row)
 }
 
-/// Writes `n` points as JSON lines; returns their vectors, row-major.
-fn write_catalog(catalog: &Catalog, n: usize, file: &Path) -> anyhow::Result<Vec<f32>> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file)?);
+/// `n` points of `catalog`, row-major.
+fn catalog_points(catalog: &Catalog, n: usize) -> Vec<f32> {
     let mut rng = Rng(0xCA7A_1065);
     let mut all = Vec::with_capacity(n * catalog.dim);
-    for i in 0..n {
-        let v = catalog.point(&mut rng);
+    for _ in 0..n {
+        all.extend_from_slice(&catalog.point(&mut rng));
+    }
+    all
+}
+
+/// Writes the rows of `vectors` as JSON lines, point `i` with id `i` and the payload
+/// [`Attrs::of`]`(i)`.
+pub(crate) fn write_jsonl(vectors: &[f32], dim: usize, file: &Path) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file)?);
+    for (i, v) in vectors.chunks_exact(dim).enumerate() {
         let a = Attrs::of(i);
         let line = json!({"id": i.to_string(), "embedding": v, "payload": {
             "cat": format!("c{}", a.cat), "tier": format!("t{}", a.tier),
             "half": format!("h{}", a.half), "price": a.price}});
         serde_json::to_writer(&mut out, &line)?;
         out.write_all(b"\n")?;
-        all.extend_from_slice(&v);
     }
     out.flush()?;
-    Ok(all)
+    Ok(())
 }
 
 async fn register(http: &HttpClient, admin: &str, args: &BenchScaleArgs) -> anyhow::Result<()> {
+    register_entity(http, admin).await?;
+    register_model(http, admin, MODEL, args.partitions, args.dim, json!({})).await
+}
+
+/// The store and the entity every benchmark model belongs to.
+pub(crate) async fn register_entity(http: &HttpClient, admin: &str) -> anyhow::Result<()> {
     let api = |path: &str| format!("{admin}/api/v1/model/{path}");
     http.post(
         &api("register-store"),
@@ -390,24 +404,48 @@ async fn register(http: &HttpClient, admin: &str, args: &BenchScaleArgs) -> anyh
         &json!({"entity": ENTITY, "store_id": "1"}),
     )
     .await?;
+    Ok(())
+}
+
+/// A cosine RESET model with one variant `v` whose payload schema holds the [`Attrs`] fields;
+/// `db` adds to the variant's registration (its vector DB type and the DB's address).
+pub(crate) async fn register_model(
+    http: &HttpClient,
+    admin: &str,
+    model: &str,
+    partitions: u32,
+    dim: usize,
+    db: Value,
+) -> anyhow::Result<()> {
+    let api = |path: &str| format!("{admin}/api/v1/model/{path}");
     http.post(
         &api("register-model"),
-        &json!({"entity": ENTITY, "model": MODEL, "embedding_store_enabled": true,
-            "number_of_partitions": args.partitions, "model_type": "RESET",
-            "model_config": {"distance_function": "COSINE", "vector_dimension": args.dim}}),
+        &json!({"entity": ENTITY, "model": model, "embedding_store_enabled": true,
+            "number_of_partitions": partitions, "model_type": "RESET",
+            "model_config": {"distance_function": "COSINE", "vector_dimension": dim}}),
     )
     .await?;
-    http.post(
-        &api("register-variant"),
-        &json!({"entity": ENTITY, "model": MODEL, "variant": VARIANT,
-            // Every query of the load is a cache miss.
-            "in_memory_caching_enabled": false,
-            "vector_db_config": {"payload": {
-                "cat": {"field_schema": "keyword"}, "tier": {"field_schema": "keyword"},
-                "half": {"field_schema": "keyword"},
-                "price": {"field_schema": "integer", "default_value": "0"}}}}),
-    )
-    .await?;
+    let mut variant = json!({"entity": ENTITY, "model": model, "variant": VARIANT,
+        // Every query of the load is a cache miss.
+        "in_memory_caching_enabled": false,
+        "vector_db_config": {}});
+    if let Value::Object(extra) = db {
+        for (k, v) in extra {
+            match (k.as_str(), v) {
+                ("vector_db_config", Value::Object(c)) => {
+                    if let Some(config) = variant["vector_db_config"].as_object_mut() {
+                        config.extend(c);
+                    }
+                }
+                (_, v) => variant[k] = v,
+            }
+        }
+    }
+    variant["vector_db_config"]["payload"] = json!({
+        "cat": {"field_schema": "keyword"}, "tier": {"field_schema": "keyword"},
+        "half": {"field_schema": "keyword"},
+        "price": {"field_schema": "integer", "default_value": "0"}});
+    http.post(&api("register-variant"), &variant).await?;
     Ok(())
 }
 
@@ -451,7 +489,17 @@ async fn sample_job(
 }
 
 async fn wait_completed(http: &HttpClient, admin: &str, timeout: Duration) -> anyhow::Result<()> {
-    let url = format!("{admin}/api/v1/models/{ENTITY}/{MODEL}/variants/{VARIANT}");
+    wait_model_completed(http, admin, MODEL, timeout).await
+}
+
+/// Waits until variant `v` of `model` is COMPLETED.
+pub(crate) async fn wait_model_completed(
+    http: &HttpClient,
+    admin: &str,
+    model: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let url = format!("{admin}/api/v1/models/{ENTITY}/{model}/variants/{VARIANT}");
     let deadline = Instant::now() + timeout;
     loop {
         let state = http.get(&url).await?;
@@ -533,7 +581,7 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-async fn connect(server: &Server) -> anyhow::Result<Arc<skye_client::SkyeClient>> {
+pub(crate) async fn connect(server: &Server) -> anyhow::Result<Arc<skye_client::SkyeClient>> {
     Ok(Arc::new(
         skye_client::SkyeClient::connect(
             skye_client::ClientConfig::new(server.serving.clone(), "skye-scale")
@@ -545,9 +593,18 @@ async fn connect(server: &Server) -> anyhow::Result<Arc<skye_client::SkyeClient>
 }
 
 fn request(vector: &[f32], filter: Option<&skye_proto::Filter>) -> skye_proto::SkyeRequest {
+    model_request(MODEL, vector, filter)
+}
+
+/// A top-[`K`] search of variant `v` of `model`.
+pub(crate) fn model_request(
+    model: &str,
+    vector: &[f32],
+    filter: Option<&skye_proto::Filter>,
+) -> skye_proto::SkyeRequest {
     skye_proto::SkyeRequest {
         entity: ENTITY.into(),
-        model_name: MODEL.into(),
+        model_name: model.into(),
         variant: VARIANT.into(),
         limit: K as i32,
         embeddings: vec![skye_proto::Embedding {
@@ -616,28 +673,50 @@ async fn measure_queries(
     Ok(out)
 }
 
-/// `concurrency` workers cycling through the queries for `duration` seconds (after 1 s of
-/// warm-up); returns QPS and the latencies in µs.
 async fn load(
     args: &BenchScaleArgs,
     client: &Arc<skye_client::SkyeClient>,
     queries: &Arc<Vec<Vec<f32>>>,
     filter: Option<skye_proto::Filter>,
 ) -> anyhow::Result<(f64, Vec<u32>)> {
+    let (client, queries) = (client.clone(), queries.clone());
+    closed_loop(args.concurrency, args.duration, move |i| {
+        let req = request(&queries[i % queries.len()], filter.as_ref());
+        let client = client.clone();
+        async move {
+            client.similar_candidates(req).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `concurrency` workers, each asking `ask(i)` for its next query number `i` (worker `w` asks
+/// `w, w + concurrency, …`) for `seconds` (after 1 s of warm-up); returns QPS and the
+/// latencies in µs. The first failed request fails the run.
+pub(crate) async fn closed_loop<F, Fut>(
+    concurrency: usize,
+    seconds: u64,
+    ask: F,
+) -> anyhow::Result<(f64, Vec<u32>)>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let step = concurrency.max(1);
     let run = |seconds: f64| {
-        (0..args.concurrency.max(1))
+        (0..step)
             .map(|w| {
-                let (client, queries, filter) = (client.clone(), queries.clone(), filter.clone());
-                let step = args.concurrency.max(1);
+                let ask = ask.clone();
                 tokio::spawn(async move {
                     let end = Instant::now() + Duration::from_secs_f64(seconds);
                     let mut lat = Vec::new();
                     let mut i = w;
                     while Instant::now() < end {
-                        let req = request(&queries[i % queries.len()], filter.as_ref());
-                        i += step;
+                        let request = ask(i);
                         let t = Instant::now();
-                        client.similar_candidates(req).await?;
+                        request.await?;
+                        i += step;
                         lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                     }
                     anyhow::Ok(lat)
@@ -650,7 +729,7 @@ async fn load(
     }
     let started = Instant::now();
     let mut all = Vec::new();
-    for w in run(args.duration as f64) {
+    for w in run(seconds as f64) {
         all.extend(w.await??);
     }
     Ok((all.len() as f64 / started.elapsed().as_secs_f64(), all))
@@ -658,7 +737,7 @@ async fn load(
 
 /// The exact top-10 ids of every query for every kind (one scan of the catalog per query,
 /// shared by the kinds), on all cores.
-fn ground_truth(
+pub(crate) fn ground_truth(
     vectors: &[f32],
     dim: usize,
     queries: &[Vec<f32>],

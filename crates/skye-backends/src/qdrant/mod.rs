@@ -22,11 +22,11 @@ use async_trait::async_trait;
 use qdrant_client::qdrant::{
     self, Condition as QCondition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeletePointsBuilder, DeleteSnapshotRequestBuilder, Distance, FieldType, Filter, GeoPoint,
-    GeoRadius, HnswConfigDiffBuilder, ListValue, OptimizersConfigDiffBuilder, PointId, PointStruct,
-    PointsIdsList, Range, SearchBatchPointsBuilder, SearchParamsBuilder, SearchPointsBuilder,
-    SetPayloadPointsBuilder, TextIndexParamsBuilder, TokenizerType, UpdateCollectionBuilder,
-    UpsertPointsBuilder, Value, VectorParamsBuilder, r#match::MatchValue, point_id::PointIdOptions,
-    value::Kind,
+    GeoRadius, GetPointsBuilder, HnswConfigDiffBuilder, ListValue, OptimizersConfigDiffBuilder,
+    PointId, PointStruct, PointsIdsList, Range, SearchBatchPointsBuilder, SearchParamsBuilder,
+    SearchPointsBuilder, SetPayloadPointsBuilder, TextIndexParamsBuilder, TokenizerType,
+    UpdateCollectionBuilder, UpsertPointsBuilder, Value, VectorParamsBuilder, r#match::MatchValue,
+    point_id::PointIdOptions, value::Kind,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use skye_core::domain::{DistanceFunction, FieldSchema};
@@ -407,6 +407,103 @@ fn payload_of(p: &VectorPoint) -> Payload {
     payload
 }
 
+/// One query as Qdrant's search. Payload is asked for only when the query wants attributes
+/// (then with [`ID_FIELD`]): reading it costs Qdrant a payload fetch per hit, and a numeric id
+/// needs none; the ids of UUID points found without it are filled by [`QdrantVectorStore::fill_ids`].
+fn search_request(collection: &str, q: SearchQuery) -> qdrant::SearchPoints {
+    let mut params = SearchParamsBuilder::default()
+        .exact(q.exact)
+        .indexed_only(q.indexed_only);
+    if let Some(ef) = q.ef {
+        params = params.hnsw_ef(ef as u64);
+    }
+    let mut s = SearchPointsBuilder::new(collection, q.vector, q.limit as u64)
+        .offset(q.offset as u64)
+        .params(params);
+    if !q.with_payload.is_empty() {
+        let mut fields = q.with_payload;
+        fields.push(ID_FIELD.to_string());
+        s = s.with_payload(qdrant::with_payload_selector::SelectorOptions::Include(
+            qdrant::PayloadIncludeSelector { fields },
+        ));
+    }
+    if let Some(f) = filter(q.filter.as_ref(), &q.exclude) {
+        s = s.filter(f);
+    }
+    if let Some(t) = q.score_threshold {
+        s = s.score_threshold(t);
+    }
+    s.build()
+}
+
+/// A hit as the contract's point, with the `wanted` payload fields as text.
+fn scored(hit: qdrant::ScoredPoint, wanted: &[String]) -> ScoredPoint {
+    ScoredPoint {
+        id: candidate_id(hit.id.clone(), &hit.payload),
+        score: hit.score,
+        payload: wanted
+            .iter()
+            .filter_map(|k| hit.payload.get(k).map(|v| (k.clone(), value_text(v))))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// The UUID of a point id, if it is one.
+fn uuid_of(id: Option<&PointId>) -> Option<&str> {
+    match id?.point_id_options.as_ref()? {
+        PointIdOptions::Uuid(u) => Some(u),
+        PointIdOptions::Num(_) => None,
+    }
+}
+
+impl QdrantVectorStore {
+    /// Reads [`ID_FIELD`] of the UUID points among `batches` that were found without payload
+    /// (one call for all of them; none when every id is numeric).
+    async fn fill_ids(
+        &self,
+        collection: &str,
+        batches: &mut [Vec<qdrant::ScoredPoint>],
+    ) -> Result<(), VectorStoreError> {
+        let missing: Vec<PointId> = batches
+            .iter()
+            .flatten()
+            .filter(|h| uuid_of(h.id.as_ref()).is_some() && !h.payload.contains_key(ID_FIELD))
+            .filter_map(|h| h.id.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(collection, missing)
+                    .with_payload(qdrant::with_payload_selector::SelectorOptions::Include(
+                        qdrant::PayloadIncludeSelector {
+                            fields: vec![ID_FIELD.to_string()],
+                        },
+                    ))
+                    .with_vectors(false),
+            )
+            .await
+            .map_err(error)?
+            .result;
+        let ids: HashMap<String, Value> = found
+            .into_iter()
+            .filter_map(|p| {
+                let id = p.payload.get(ID_FIELD)?.clone();
+                Some((uuid_of(p.id.as_ref())?.to_string(), id))
+            })
+            .collect();
+        for hit in batches.iter_mut().flatten() {
+            let known = uuid_of(hit.id.as_ref()).and_then(|u| ids.get(u)).cloned();
+            if let Some(id) = known {
+                hit.payload.insert(ID_FIELD.to_string(), id);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl VectorRead for QdrantVectorStore {
     async fn search(
@@ -424,53 +521,20 @@ impl VectorRead for QdrantVectorStore {
         let wanted: Vec<Vec<String>> = queries.iter().map(|q| q.with_payload.clone()).collect();
         let searches = queries
             .into_iter()
-            .map(|q| {
-                let mut fields = q.with_payload.clone();
-                fields.push(ID_FIELD.to_string());
-                let mut params = SearchParamsBuilder::default()
-                    .exact(q.exact)
-                    .indexed_only(q.indexed_only);
-                if let Some(ef) = q.ef {
-                    params = params.hnsw_ef(ef as u64);
-                }
-                let mut s = SearchPointsBuilder::new(collection, q.vector, q.limit as u64)
-                    .offset(q.offset as u64)
-                    .with_payload(qdrant::with_payload_selector::SelectorOptions::Include(
-                        qdrant::PayloadIncludeSelector { fields },
-                    ))
-                    .params(params);
-                if let Some(f) = filter(q.filter.as_ref(), &q.exclude) {
-                    s = s.filter(f);
-                }
-                if let Some(t) = q.score_threshold {
-                    s = s.score_threshold(t);
-                }
-                s.build()
-            })
+            .map(|q| search_request(collection, q))
             .collect::<Vec<_>>();
         let response = self
             .client
             .search_batch_points(SearchBatchPointsBuilder::new(collection, searches))
             .await
             .map_err(error)?;
-        Ok(response
-            .result
+        let mut batches: Vec<Vec<qdrant::ScoredPoint>> =
+            response.result.into_iter().map(|b| b.result).collect();
+        self.fill_ids(collection, &mut batches).await?;
+        Ok(batches
             .into_iter()
             .zip(wanted)
-            .map(|(batch, wanted)| {
-                batch
-                    .result
-                    .into_iter()
-                    .map(|hit| ScoredPoint {
-                        id: candidate_id(hit.id.clone(), &hit.payload),
-                        score: hit.score,
-                        payload: wanted
-                            .iter()
-                            .filter_map(|k| hit.payload.get(k).map(|v| (k.clone(), value_text(v))))
-                            .collect::<BTreeMap<_, _>>(),
-                    })
-                    .collect()
-            })
+            .map(|(hits, wanted)| hits.into_iter().map(|hit| scored(hit, &wanted)).collect())
             .collect())
     }
 

@@ -1,7 +1,9 @@
 //! Redis as the distributed result cache (`--features redis`): one multiplexed async connection,
 //! `MGET` for lookups and one pipeline of `SET key value EX ttl` for write-backs (spec serving
 //! §4.3). Every call has a timeout; a failed call drops the connection so the next one
-//! reconnects. Callers treat every error as a miss.
+//! reconnects, one reconnect at a time (the calls meanwhile are misses rather than a queue
+//! behind a server that accepts connections and never answers). Callers treat every error as a
+//! miss.
 
 use std::time::Duration;
 
@@ -16,7 +18,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 /// The Redis cache.
 pub struct RedisCache {
     client: redis::Client,
-    conn: Mutex<Option<MultiplexedConnection>>,
+    conn: std::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Held by the one call that reconnects.
+    connecting: Mutex<()>,
     timeout: Duration,
 }
 
@@ -44,15 +48,29 @@ impl RedisCache {
         };
         Ok(RedisCache {
             client: redis::Client::open(url).map_err(error)?,
-            conn: Mutex::new(None),
+            conn: std::sync::Mutex::new(None),
+            connecting: Mutex::new(()),
             timeout,
         })
     }
 
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_current(&self, c: Option<MultiplexedConnection>) {
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = c;
+    }
+
     async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let Ok(_connecting) = self.connecting.try_lock() else {
+            return Err(CacheError("redis: reconnecting".into()));
+        };
+        if let Some(c) = self.current() {
+            return Ok(c);
         }
         let c = tokio::time::timeout(
             self.timeout * 10,
@@ -61,7 +79,7 @@ impl RedisCache {
         .await
         .map_err(|_| CacheError("redis connect timed out".into()))?
         .map_err(error)?;
-        *slot = Some(c.clone());
+        self.set_current(Some(c.clone()));
         Ok(c)
     }
 
@@ -75,11 +93,11 @@ impl RedisCache {
         match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                *self.conn.lock().await = None;
+                self.set_current(None);
                 Err(CacheError(format!("redis {what}: {e}")))
             }
             Err(_) => {
-                *self.conn.lock().await = None;
+                self.set_current(None);
                 Err(CacheError(format!(
                     "redis {what} timed out after {:?}",
                     self.timeout

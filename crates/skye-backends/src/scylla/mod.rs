@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::ExecutionError;
 use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
@@ -92,6 +93,18 @@ pub struct ScyllaStorage {
 
 fn unavailable(message: impl std::fmt::Display) -> StorageError {
     StorageError::Unavailable(format!("scylla: {message}").into())
+}
+
+/// A failed statement: a client-side request timeout is a timeout (DEADLINE_EXCEEDED, as the
+/// server may still be up), anything else says the cluster cannot serve it now.
+fn execution(e: ExecutionError) -> StorageError {
+    match e {
+        ExecutionError::RequestTimeout(after) => StorageError::Timeout(Cause::new(
+            format!("scylla: no answer within {} ms", after.as_millis()),
+            e,
+        )),
+        e => driver("statement failed", e),
+    }
 }
 
 /// A driver error, kept as the cause.
@@ -221,7 +234,7 @@ impl ScyllaStorage {
                     .execute_unpaged(&statement, values)
                     .await
                     .map(|_| ())
-                    .map_err(unavailable)
+                    .map_err(execution)
             })
             .buffer_unordered(self.concurrency)
             .try_collect::<Vec<()>>()
@@ -238,7 +251,7 @@ impl ScyllaStorage {
             .session
             .execute_unpaged(statement, values)
             .await
-            .map_err(unavailable)?
+            .map_err(execution)?
             .into_rows_result()
             .map_err(unavailable)?;
         let names: Vec<String> = result
@@ -537,6 +550,16 @@ impl AggregatorStore for ScyllaStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skye_core::error::{ErrorCode, HasErrorCode};
+
+    #[test]
+    fn a_request_timeout_is_a_deadline_and_other_failures_unavailable() {
+        let slow = execution(ExecutionError::RequestTimeout(Duration::from_millis(5000)));
+        assert_eq!(slow.code(), ErrorCode::Timeout);
+        assert!(slow.to_string().contains("5000 ms"), "{slow}");
+        let down = execution(ExecutionError::EmptyPlan);
+        assert_eq!(down.code(), ErrorCode::Unavailable);
+    }
 
     #[test]
     fn names_that_go_into_statements_are_checked() {

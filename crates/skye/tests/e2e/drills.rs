@@ -1,8 +1,8 @@
-//! Restart drills against the real services: each drill runs its own etcd or Kafka-protocol
-//! broker (the binaries `.ci/run` installs), takes it away while Skye runs, brings it back, and
-//! checks that watches and consumers reconnect and nothing acknowledged is lost.
+//! Restart drills against the real services: each drill runs its own etcd, Kafka-protocol broker
+//! or Redis (the binaries `.ci/run` installs), takes it away while Skye runs, brings it back, and
+//! checks that watches, consumers and caches reconnect and nothing acknowledged is lost.
 
-#![cfg(any(feature = "etcd", feature = "kafka"))]
+#![cfg(any(feature = "etcd", feature = "kafka", feature = "redis"))]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -330,4 +330,129 @@ async fn kafka_broker_freeze_consumers_resume_without_loss() {
     let mut want: Vec<String> = ids.iter().map(|i| format!("c{i}")).collect();
     want.sort();
     assert_eq!(served, want, "every id exactly once");
+}
+
+/// The Redis cache frozen (SIGSTOP: connections accepted, nothing answered), then killed and
+/// restarted empty on its port, under a closed loop of searches: no search fails, none waits
+/// much longer than the cache's own timeouts, and once Redis is back the results are cached in
+/// it again without a restart of Skye.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_then_restarted_searches_never_fail_and_caching_resumes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some(redis) = crate::scaleout::service("SKYE_TEST_REDIS_BIN", "Redis restart drill") else {
+        return;
+    };
+    let port = free_port();
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let server = Service::start(&redis, &args);
+    wait_port(port).await;
+    let dbsize = || {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "dbsize"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let skye = Skye::standalone(dir.path(), &[("REDIS_ADDR", addr.as_str())]);
+    let client = Arc::new(crate::scaleout::serve_cached_variant(&skye, &[1, 2, 3, 4, 5]).await);
+
+    // Two clients cycling through 50 distinct queries: hits once cached, misses otherwise.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|w| {
+            let (client, stop) = (client.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut failures, mut slowest, mut done) = (Vec::new(), Duration::ZERO, 0u32);
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let x = (i % 50) as f64 / 50.0;
+                    i += 2;
+                    let started = std::time::Instant::now();
+                    let r = client
+                        .similar_candidates(skye_proto::SkyeRequest {
+                            entity: "catalog".into(),
+                            model_name: "intent".into(),
+                            variant: "cached".into(),
+                            limit: 10,
+                            embeddings: vec![skye_proto::Embedding {
+                                embedding: vec![1.0, x, 0.5, 0.0],
+                            }],
+                            ..Default::default()
+                        })
+                        .await;
+                    slowest = slowest.max(started.elapsed());
+                    match r {
+                        Ok(r) if r.responses[0].candidates.len() == 5 => done += 1,
+                        Ok(r) => {
+                            failures.push(format!("{} candidates", r.responses[0].candidates.len()))
+                        }
+                        Err(e) => failures.push(e.to_string()),
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (failures, slowest, done)
+            })
+        })
+        .collect();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dbsize() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was ever cached in Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Killed while frozen, back empty on the same port.
+    drop(server);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _server = Service::start(&redis, &args);
+    wait_port(port).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while dbsize() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "results were not cached in the restarted Redis within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in load {
+        let (failures, slowest, done) = w.await.unwrap();
+        eprintln!(
+            "redis drill: a client answered {done} searches, slowest {slowest:?}, {} failed",
+            failures.len()
+        );
+        assert!(
+            failures.is_empty(),
+            "searches failed while Redis was away: {failures:?}"
+        );
+        assert!(done > 50, "only {done} searches answered");
+        assert!(
+            slowest < Duration::from_millis(1500),
+            "a search waited {slowest:?} on the frozen cache"
+        );
+    }
 }

@@ -215,7 +215,7 @@ async fn searches_are_served_while_redis_is_down() {
 /// Registers variant `cached` (distributed caching on, 60 s), ingests `ids` through the
 /// consumers' HTTP ingest, waits for it to serve, and connects a client.
 #[cfg(feature = "redis")]
-async fn serve_cached_variant(skye: &Skye, ids: &[usize]) -> skye_client::SkyeClient {
+pub async fn serve_cached_variant(skye: &Skye, ids: &[usize]) -> skye_client::SkyeClient {
     use crate::lifecycle::{job_events, register, wait_completed};
     use serde_json::Value;
     use skye_client::{ClientConfig, SkyeClient};
