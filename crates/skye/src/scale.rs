@@ -253,23 +253,7 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
         consumed_ms.clone(),
     ));
     let started = Instant::now();
-    let summary = ingest_cli::run(
-        IngestJob {
-            entity: ENTITY.into(),
-            model: MODEL.into(),
-            variants: Vec::new(),
-            file: file.clone(),
-            ids: None,
-            admin: server.admin.clone(),
-            consumers: server.consumers.clone(),
-            topic: None,
-            batch: args.batch,
-            wait: false,
-            timeout: Duration::from_secs(0),
-        },
-        http.clone(),
-    )
-    .await?;
+    let summary = send_catalog(&http, &server, MODEL, &file, args.batch).await?;
     let sent = started.elapsed().as_secs_f64();
     row.send_rate = n as f64 / sent.max(1e-9);
     // Every row is in the event log now: the catalog's disk space goes back at once.
@@ -358,6 +342,31 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
     ));
     server.stop()?;
     Ok(row)
+}
+
+/// Sends a JSON lines catalog into every variant of `model` through `skye ingest` (job, events,
+/// EOFs) without waiting for COMPLETED; returns its summary line.
+pub(crate) async fn send_catalog(
+    http: &HttpClient,
+    server: &Server,
+    model: &str,
+    file: &Path,
+    batch: usize,
+) -> anyhow::Result<String> {
+    let job = IngestJob {
+        entity: ENTITY.into(),
+        model: model.into(),
+        variants: Vec::new(),
+        file: file.to_path_buf(),
+        ids: None,
+        admin: server.admin.clone(),
+        consumers: server.consumers.clone(),
+        topic: None,
+        batch,
+        wait: false,
+        timeout: Duration::ZERO,
+    };
+    ingest_cli::run(job, http.clone()).await
 }
 
 /// `n` points of `catalog`, row-major.

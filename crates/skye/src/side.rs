@@ -32,11 +32,10 @@ use crate::bench_cmd::{percentile_ms, say};
 use crate::child::{proc_mib, run_dir, start_server};
 use crate::cli::BenchQdrantArgs;
 use crate::http_client::HttpClient;
-use crate::ingest_cli::{self, IngestJob};
 use crate::rng::Rng;
 use crate::scale::{
     Attrs, Catalog, K, Kind, closed_loop, connect, ground_truth, kinds, model_request,
-    register_entity, register_model, wait_model_completed, write_jsonl,
+    register_entity, register_model, send_catalog, wait_model_completed, write_jsonl,
 };
 
 /// Qdrant's own collection for the direct ingest (deleted after it is timed).
@@ -167,23 +166,7 @@ async fn run(args: &BenchQdrantArgs, dir: &Path) -> anyhow::Result<()> {
     for (model, label) in [("emb", "Skye embedded"), ("qd", "Skye → Qdrant")] {
         say(&format!("\n== ingest into {label} (model {model})"));
         let started = Instant::now();
-        let summary = ingest_cli::run(
-            IngestJob {
-                entity: crate::scale::ENTITY.into(),
-                model: model.into(),
-                variants: Vec::new(),
-                file: file.clone(),
-                ids: None,
-                admin: server.admin.clone(),
-                consumers: server.consumers.clone(),
-                topic: None,
-                batch: args.batch,
-                wait: false,
-                timeout: Duration::ZERO,
-            },
-            http.clone(),
-        )
-        .await?;
+        let summary = send_catalog(&http, &server, model, &file, args.batch).await?;
         let sent = started.elapsed().as_secs_f64();
         say(&format!("  sent in {sent:.1} s: {summary}"));
         wait_model_completed(
