@@ -29,7 +29,7 @@ use serde_json::json;
 use skye_engine::search::filters::FilterOp;
 
 use crate::bench_cmd::{percentile_ms, say};
-use crate::child::{proc_mib, run_dir, start_server};
+use crate::child::{free_port, proc_mib, run_dir, start_server};
 use crate::cli::BenchQdrantArgs;
 use crate::http_client::HttpClient;
 use crate::rng::Rng;
@@ -334,12 +334,6 @@ fn qdrant(args: &BenchQdrantArgs, dir: &Path) -> anyhow::Result<(String, Option<
         own.pid
     ));
     Ok((format!("http://127.0.0.1:{grpc}"), Some(own)))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn host_port(url: &str) -> anyhow::Result<(String, String)> {
