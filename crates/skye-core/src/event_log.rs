@@ -158,6 +158,9 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
 
     /// The offset the next record of a partition will get.
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, EventLogError>;
+
+    /// The partition count of `topic`; `None` when it does not exist (it is not created).
+    async fn partitions(&self, topic: &str) -> Result<Option<u32>, EventLogError>;
 }
 
 /// One member of a consumer group.

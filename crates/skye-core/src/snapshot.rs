@@ -116,6 +116,10 @@ impl ConfigSnapshot {
     }
 
     /// Every variant of every model, in name order.
+    pub fn models(&self) -> impl Iterator<Item = &Model> {
+        self.entities.values().flat_map(|e| e.models.values())
+    }
+
     pub fn variants(&self) -> impl Iterator<Item = &Variant> {
         self.entities
             .values()

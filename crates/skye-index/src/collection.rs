@@ -27,8 +27,9 @@ use crate::hnsw::{
     Admit, DROPPED, Exact, Hnsw, HnswParams, Quantized, QueryDist, Scored, Space, Stoppable,
 };
 use crate::ids::Ids;
-use crate::payload::{FieldId, Fields, Payload, Value};
+use crate::payload::{Fields, Payload, Value};
 use crate::payload_index::PayloadIndex;
+use crate::payload_store::{Encoded, PayloadStore};
 use crate::quant::{QuantKernels, Quantizer};
 use crate::vectors::Vectors;
 
@@ -198,7 +199,7 @@ pub(crate) struct Inner {
     pub(crate) vectors: Vectors,
     /// The id of each slot, and the live slot of each id.
     pub(crate) ids: Ids,
-    pub(crate) payloads: Vec<Payload>,
+    pub(crate) payloads: PayloadStore,
     pub(crate) fields: Fields,
     /// Which live points hold each payload value.
     pub(crate) index: PayloadIndex,
@@ -337,22 +338,25 @@ impl Collection {
             return Err(IndexError::Full(MAX_POINTS));
         }
         // Intern every field first so a failure leaves nothing half-written.
-        let mut interned: Vec<Vec<(FieldId, Value)>> = Vec::with_capacity(points.len());
+        let mut interned: Vec<(Payload, Encoded)> = Vec::with_capacity(points.len());
         for p in &points {
-            let mut fields = Vec::with_capacity(p.payload.len());
+            let mut payload = Payload::default();
             for (name, value) in &p.payload {
                 let id = inner
                     .fields
                     .intern(name)
                     .ok_or(IndexError::TooManyFields(usize::from(u16::MAX)))?;
-                fields.push((id, value.clone()));
+                payload.set(id, value.clone());
             }
-            interned.push(fields);
+            let encoded =
+                Encoded::new(&payload).ok_or_else(|| IndexError::PayloadTooLarge(p.id.clone()))?;
+            interned.push((payload, encoded));
         }
         inner.vectors.reserve(points.len());
+        inner.payloads.reserve(points.len());
         inner.graph.grow(new_total);
         let count = points.len();
-        for (p, fields) in points.into_iter().zip(interned) {
+        for (p, (payload, encoded)) in points.into_iter().zip(interned) {
             let (slot, old) = inner.ids.push(&p.id, true);
             if let Some(old) = old {
                 inner.tombstone(old);
@@ -362,12 +366,8 @@ impl Collection {
                 normalize(&mut v);
             }
             inner.vectors.push(&v);
-            let mut payload = Payload::default();
-            for (f, value) in fields {
-                payload.set(f, value);
-            }
             inner.index.insert(slot, &payload);
-            inner.payloads.push(payload);
+            inner.payloads.push(&encoded);
             inner.deleted.push(false);
             inner.live += 1;
         }
@@ -398,22 +398,26 @@ impl Collection {
             .ids
             .slot(id)
             .ok_or_else(|| IndexError::PointNotFound(id.to_string()))?;
+        let mut payload = inner.payloads.view(slot as usize).to_payload();
+        let mut changes = Vec::with_capacity(fields.len());
         for (name, value) in fields {
             let f = inner
                 .fields
                 .intern(&name)
                 .ok_or(IndexError::TooManyFields(usize::from(u16::MAX)))?;
-            let Inner {
-                payloads, index, ..
-            } = &mut *inner;
-            let payload = &mut payloads[slot as usize];
             let old = payload.get(f).cloned();
-            index.update(slot, f, old.as_ref(), value.as_ref());
-            match value {
-                Some(v) => payload.set(f, v),
+            match &value {
+                Some(v) => payload.set(f, v.clone()),
                 None => payload.remove(f),
             }
+            changes.push((f, old, value));
         }
+        let encoded =
+            Encoded::new(&payload).ok_or_else(|| IndexError::PayloadTooLarge(id.to_string()))?;
+        for (f, old, new) in &changes {
+            inner.index.update(slot, *f, old.as_ref(), new.as_ref());
+        }
+        inner.payloads.replace(slot as usize, &encoded);
         Ok(())
     }
 
@@ -421,10 +425,11 @@ impl Collection {
     pub fn get(&self, id: &str) -> Option<Point> {
         let inner = self.inner.read();
         let slot = inner.ids.slot(id)? as usize;
-        let payload = inner.payloads[slot]
-            .0
+        let payload = inner
+            .payloads
+            .view(slot)
             .iter()
-            .map(|(f, v)| (inner.fields.name(*f).to_string(), v.clone()))
+            .map(|(f, v)| (inner.fields.name(f).to_string(), v.to_value()))
             .collect();
         Some(Point {
             id: id.to_string(),
@@ -608,7 +613,7 @@ impl Collection {
                     && (!check
                         || compiled
                             .as_ref()
-                            .is_none_or(|f| f.matches(&inner.payloads[id as usize])))
+                            .is_none_or(|f| f.matches(inner.payloads.view(id as usize))))
             },
             stop: req.stop,
         };
@@ -657,7 +662,7 @@ impl Collection {
                             && (!check
                                 || compiled
                                     .as_ref()
-                                    .is_none_or(|f| f.matches(&inner.payloads[id as usize])))
+                                    .is_none_or(|f| f.matches(inner.payloads.view(id as usize))))
                     },
                     stop: req.stop,
                 };
@@ -1067,9 +1072,7 @@ impl Inner {
             codes: self.quant.read().as_ref().map_or(0, |q| q.codes.capacity()),
             graph: self.graph.heap_bytes(),
             ids: self.ids.heap_bytes(),
-            payloads: self.payloads.capacity() * std::mem::size_of::<Payload>()
-                + self.payloads.iter().map(Payload::heap_bytes).sum::<usize>()
-                + self.deleted.capacity(),
+            payloads: self.payloads.heap_bytes() + self.deleted.capacity(),
             payload_index: self.index.heap_bytes(),
         }
     }
@@ -1078,7 +1081,7 @@ impl Inner {
         Inner {
             vectors: Vectors::new(config.dim),
             ids: Ids::default(),
-            payloads: Vec::new(),
+            payloads: PayloadStore::default(),
             fields: Fields::default(),
             index: PayloadIndex::default(),
             deleted: Vec::new(),
@@ -1150,14 +1153,16 @@ impl Inner {
         let mut fresh = Inner::empty(config);
         fresh.fields = self.fields.clone();
         fresh.vectors.reserve(self.live);
+        fresh.payloads.reserve(self.live);
         for i in (0..before).filter(|&i| !self.deleted[i]) {
             let (slot, _) = fresh.ids.push(self.ids.name(i as u32), true);
             fresh.vectors.push(self.vectors.get(i));
-            let payload = std::mem::take(&mut self.payloads[i]);
-            fresh.index.insert(slot, &payload);
-            fresh.payloads.push(payload);
+            let payload = self.payloads.view(i);
+            fresh.index.insert(slot, &payload.to_payload());
+            fresh.payloads.push_view(payload);
             fresh.deleted.push(false);
         }
+        fresh.payloads.shrink_to_fit();
         fresh.live = fresh.ids.len();
         if keep_graph {
             let linked = kept_below(self.linked.load(Ordering::Acquire));
@@ -1188,7 +1193,7 @@ impl Inner {
     fn tombstone(&mut self, slot: u32) {
         let i = slot as usize;
         if !self.deleted[i] {
-            self.index.remove(slot, &self.payloads[i]);
+            self.index.remove(slot, &self.payloads.view(i).to_payload());
             self.deleted[i] = true;
             self.live -= 1;
             if i < self.linked.load(Ordering::Acquire) {
@@ -1202,8 +1207,8 @@ impl Inner {
             .iter()
             .filter_map(|name| {
                 let f = self.fields.get(name)?;
-                let v = self.payloads[s.id as usize].get(f)?;
-                Some((name.clone(), v.clone()))
+                let v = self.payloads.view(s.id as usize).get(f)?;
+                Some((name.clone(), v.to_value()))
             })
             .collect();
         Hit {

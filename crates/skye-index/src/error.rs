@@ -21,6 +21,8 @@ pub enum IndexError {
     PointNotFound(String),
     #[error("too many distinct payload fields (at most {0})")]
     TooManyFields(usize),
+    #[error("payload of '{0}' is too large (at most 4 GiB encoded)")]
+    PayloadTooLarge(String),
     #[error("collection is full ({0} points)")]
     Full(usize),
     #[error("storage error: {0}")]

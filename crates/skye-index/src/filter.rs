@@ -14,6 +14,7 @@
 //! | WTHN | `must GeoRadius` |
 
 use crate::payload::{FieldId, Fields, GeoPoint, Payload, Value};
+use crate::payload_store::{Encoded, PayloadView, ValueRef};
 
 /// One condition on one field.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,7 +112,12 @@ impl CompiledFilter {
         self.must_not.iter().map(|(f, c)| (*f, c))
     }
 
-    pub(crate) fn matches(&self, payload: &Payload) -> bool {
+    /// Whether an owned payload matches (encodes it first: for callers outside a collection).
+    pub(crate) fn matches_payload(&self, payload: &Payload) -> bool {
+        Encoded::new(payload).is_some_and(|e| self.matches(e.view()))
+    }
+
+    pub(crate) fn matches(&self, payload: PayloadView<'_>) -> bool {
         let n = self.must.len();
         self.must
             .iter()
@@ -133,17 +139,20 @@ pub(crate) fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
-fn eval(field: Option<FieldId>, cond: &Condition, words: &[String], payload: &Payload) -> bool {
+fn eval(
+    field: Option<FieldId>,
+    cond: &Condition,
+    words: &[String],
+    payload: PayloadView<'_>,
+) -> bool {
     let Some(value) = field.and_then(|f| payload.get(f)) else {
         return false;
     };
     match cond {
-        Condition::Match { any, .. } => {
-            value.for_each_scalar(&mut |v| any.iter().any(|w| equal(v, w)))
-        }
-        Condition::Exists { .. } => !matches!(value, Value::List(items) if items.is_empty()),
-        Condition::Text { .. } => value.for_each_scalar(&mut |v| match v {
-            Value::Keyword(s) => {
+        Condition::Match { any, .. } => value.any_scalar(&mut |v| any.iter().any(|w| v.equals(w))),
+        Condition::Exists { .. } => !matches!(value, ValueRef::List(items) if items.is_empty()),
+        Condition::Text { .. } => value.any_scalar(&mut |v| match v {
+            ValueRef::Keyword(s) => {
                 let text: Vec<String> = words_of(s).collect();
                 !words.is_empty() && words.iter().all(|w| text.contains(w))
             }
@@ -151,7 +160,7 @@ fn eval(field: Option<FieldId>, cond: &Condition, words: &[String], payload: &Pa
         }),
         Condition::Range {
             gt, gte, lt, lte, ..
-        } => value.for_each_scalar(&mut |v| {
+        } => value.any_scalar(&mut |v| {
             v.as_f64().is_some_and(|x| {
                 gt.is_none_or(|b| x > b)
                     && gte.is_none_or(|b| x >= b)
@@ -161,20 +170,10 @@ fn eval(field: Option<FieldId>, cond: &Condition, words: &[String], payload: &Pa
         }),
         Condition::GeoRadius {
             center, radius_m, ..
-        } => value.for_each_scalar(&mut |v| match v {
-            Value::Geo(p) => haversine_m(*center, *p) <= *radius_m,
+        } => value.any_scalar(&mut |v| match v {
+            ValueRef::Geo(p) => haversine_m(*center, p) <= *radius_m,
             _ => false,
         }),
-    }
-}
-
-/// Equality across numeric types (an integer field matches `2.0`), strict otherwise.
-fn equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Integer(x), Value::Float(y)) | (Value::Float(y), Value::Integer(x)) => {
-            (*x as f64) == *y
-        }
-        _ => a == b,
     }
 }
 
@@ -225,7 +224,7 @@ mod tests {
 
     fn check(filter: Filter) -> bool {
         let (fields, p) = setup();
-        CompiledFilter::compile(&filter, &fields).matches(&p)
+        CompiledFilter::compile(&filter, &fields).matches_payload(&p)
     }
 
     fn must(c: Condition) -> Filter {

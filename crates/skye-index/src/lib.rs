@@ -16,6 +16,7 @@ pub mod neutral;
 pub mod npy;
 pub mod payload;
 pub(crate) mod payload_index;
+pub(crate) mod payload_store;
 pub mod persist;
 pub mod vectors;
 

@@ -108,7 +108,7 @@ impl NamedFilter {
                 p.set(id, Value::from(value));
             }
         }
-        self.compiled.matches(&p)
+        self.compiled.matches_payload(&p)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Point payloads: typed values per field, with field names interned per collection.
+//! Point payloads: typed values per field, with field names interned per collection. A
+//! collection stores them encoded (`payload_store`); `Payload` is the decoded form.
 
 use std::collections::HashMap;
 
@@ -61,18 +62,6 @@ impl Value {
             }
         }
     }
-
-    /// Rough heap footprint, for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Value::Keyword(s) => s.capacity(),
-            Value::List(items) => items
-                .iter()
-                .map(|v| std::mem::size_of::<Value>() + v.heap_bytes())
-                .sum(),
-            _ => 0,
-        }
-    }
 }
 
 /// Interned field id.
@@ -118,12 +107,6 @@ impl Fields {
 pub struct Payload(pub Vec<(FieldId, Value)>);
 
 impl Payload {
-    /// Heap bytes of the stored values.
-    pub fn heap_bytes(&self) -> usize {
-        self.0.capacity() * std::mem::size_of::<(FieldId, Value)>()
-            + self.0.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>()
-    }
-
     pub fn get(&self, field: FieldId) -> Option<&Value> {
         self.0
             .binary_search_by_key(&field, |(f, _)| *f)

@@ -583,15 +583,15 @@ mod tests {
             let compiled = CompiledFilter::compile(&filter, &fields);
             let selection = index.select(&compiled);
             for (i, p) in payloads.iter().enumerate() {
-                let scan = live[i] && compiled.matches(p);
+                let scan = live[i] && compiled.matches_payload(p);
                 let selected = live[i]
                     && selection.ids.as_ref().is_none_or(|b| b.contains(i as u32))
-                    && (selection.exact || compiled.matches(p));
+                    && (selection.exact || compiled.matches_payload(p));
                 prop_assert_eq!(scan, selected, "point {} {:?} under {:?}", i, p, filter);
             }
             if selection.exact {
                 let ids = selection.ids.as_ref().map_or(index.len(), RoaringBitmap::len);
-                let matching = payloads.iter().enumerate().filter(|(i, p)| live[*i] && compiled.matches(p)).count();
+                let matching = payloads.iter().enumerate().filter(|(i, p)| live[*i] && compiled.matches_payload(p)).count();
                 prop_assert_eq!(ids as usize, matching, "an exact selection counts the matches");
             }
         }
@@ -635,7 +635,7 @@ mod tests {
             let selection = index.select(&compiled);
             assert!(selection.exact);
             let expected: RoaringBitmap = (130..20_000u32)
-                .filter(|&i| compiled.matches(&payloads[i as usize]))
+                .filter(|&i| compiled.matches_payload(&payloads[i as usize]))
                 .collect();
             assert_eq!(selection.ids.unwrap(), expected, "{field} in [{gte}, {lt})");
             // Asked again (from the cache), then after a write moved a point into the range.

@@ -221,6 +221,13 @@ impl Metrics {
         }
     }
 
+    /// Adds figures read at each scrape (the other components' metrics in the same process).
+    pub fn register_collector(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.register_collector(collector);
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -31,12 +31,13 @@ use skye_engine::search::freshness::{EpochPublisher, SharedEpochs};
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_embedding_service_server::SkyeEmbeddingServiceServer;
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
-use skye_serving::{AuthInterceptor, CollectionFigures, Embeddings, Metrics, SimilarCandidates};
+use skye_serving::{AuthInterceptor, Embeddings, Metrics, SimilarCandidates};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::ingest_api::{self, IngestState};
+use crate::telemetry::Telemetry;
 
 /// How often the lifecycle reconciler looks for work.
 const RECONCILE_TICK: Duration = Duration::from_millis(200);
@@ -159,6 +160,12 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     } else {
         tracing::warn!("authentication off: no auth_tokens configured");
     }
+    let telemetry = Telemetry::new(
+        Arc::new(Metrics::default()),
+        registry.clone(),
+        backends.embedded.clone(),
+        backends.events.clone(),
+    );
     let shutdown = Shutdown::on_signals();
     let mut servers = JoinSet::new();
     {
@@ -178,7 +185,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             registry: registry.clone(),
             lifecycle: lifecycle.clone(),
             auth: auth.clone(),
-        });
+        })
+        .merge(metrics_route(telemetry.clone()));
         serve(&mut servers, "admin", listener, router, shutdown.clone());
         let reconciler = Reconciler::new(lifecycle.clone());
         let stop = shutdown.clone();
@@ -190,7 +198,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     if which.serving {
         let listener = bind("serving", &settings.serving.listen).await?;
         serving_port = listener.local_addr().ok().map(|a| a.port());
-        let metrics = Arc::new(Metrics::default());
+        let metrics = telemetry.metrics().clone();
         backends.embedded.observe_plans(metrics.clone());
         let guarded = Arc::new(GuardedVectorRead::new(
             backends.vectors.clone(),
@@ -258,10 +266,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             .add_service(reflection)
             .into_axum_router()
             .merge(serving_health(registry.clone()))
-            .route("/metrics", {
-                let embedded = backends.embedded.clone();
-                get(move || render_metrics(metrics.clone(), embedded.clone()))
-            });
+            .merge(metrics_route(telemetry.clone()));
         serve(&mut servers, "serving", listener, router, shutdown.clone());
     }
     if which.consumers {
@@ -330,6 +335,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         for (config, handler) in consumers {
             let st = Arc::new(ConsumerStats::default());
             stats.push((config.name, st.clone()));
+            telemetry.watch_consumer(&config, st.clone());
             let (log, stop) = (backends.events.clone(), shutdown.receiver());
             servers.spawn(async move {
                 runner::run(log, config, handler, st, stop).await;
@@ -346,7 +352,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             &mut servers,
             "consumers",
             listener,
-            consumers_router(registry.clone(), stats, ingest, auth.clone()),
+            consumers_router(registry.clone(), stats, ingest, auth.clone())
+                .merge(metrics_route(telemetry.clone())),
             shutdown.clone(),
         );
     }
@@ -396,28 +403,22 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     result
 }
 
-/// Prometheus text exposition of the serving metrics.
-async fn render_metrics(
-    metrics: Arc<Metrics>,
-    embedded: Arc<EmbeddedVectorStore>,
-) -> impl axum::response::IntoResponse {
-    let figures: Vec<CollectionFigures> = embedded
-        .engine_infos()
-        .into_iter()
-        .map(|(collection, info, memory)| CollectionFigures {
-            collection,
-            points: info.points,
-            indexed_points: info.indexed_points,
-            memory: memory.parts().to_vec(),
-        })
-        .collect();
-    metrics.set_collections(&figures);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.render(),
+/// `GET /metrics`: the process's Prometheus exposition (every component's metrics).
+fn metrics_route(telemetry: Telemetry) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let telemetry = telemetry.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    telemetry.render().await,
+                )
+            }
+        }),
     )
 }
 

@@ -21,6 +21,7 @@ mod settings_loader;
 #[cfg(feature = "qdrant")]
 mod side;
 mod soak;
+mod telemetry;
 
 use std::process::ExitCode;
 

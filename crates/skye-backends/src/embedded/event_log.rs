@@ -625,6 +625,10 @@ impl EventLog for EmbeddedEventLog {
             EventLogError::InvalidArgument(format!("topic '{topic}' has no partition {partition}"))
         })
     }
+
+    async fn partitions(&self, topic: &str) -> Result<Option<u32>, EventLogError> {
+        Ok(self.ends().get(topic).map(|parts| parts.len() as u32))
+    }
 }
 
 /// The single member of a consumer group.

@@ -345,6 +345,34 @@ impl EventLog for KafkaEventLog {
         })
         .await
     }
+
+    async fn partitions(&self, topic: &str) -> Result<Option<u32>, EventLogError> {
+        validate_topic(topic)?;
+        if let Some(n) = self
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+        {
+            return Ok(Some(*n));
+        }
+        // The metadata of every topic: naming a missing one could make the broker create it.
+        let producer = self.producer.clone();
+        let name = topic.to_string();
+        blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(None, CALL_TIMEOUT)
+                .map_err(unavailable)?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == name && t.error().is_none())
+                .map(|t| t.partitions().len() as u32)
+                .filter(|n| *n > 0))
+        })
+        .await
+    }
 }
 
 /// `consumer`'s group's committed offset of a partition (`None`: never committed).

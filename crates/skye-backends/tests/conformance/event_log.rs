@@ -24,7 +24,13 @@ pub async fn run_suite(log: Arc<dyn EventLog>, root: &str) {
 }
 
 async fn produce_assigns_offsets_in_order_and_keys_stick(log: &dyn EventLog, topic: &str) {
+    assert_eq!(
+        log.partitions(topic).await.unwrap(),
+        None,
+        "asking about a topic does not create it"
+    );
     assert_eq!(log.ensure_topic(topic, 4).await.unwrap(), 4);
+    assert_eq!(log.partitions(topic).await.unwrap(), Some(4));
     assert_eq!(
         log.ensure_topic(topic, 9).await.unwrap(),
         4,

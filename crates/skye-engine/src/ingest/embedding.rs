@@ -35,6 +35,7 @@ use skye_core::vector_store::{CollectionRef, VectorPoint, VectorStore, VectorSto
 use super::events::{EmbeddingEvent, Operation};
 use super::payload::{admits, build_payload};
 use super::points::{PointOp, apply, check_vector};
+use super::runner::{RejectClass, Rejection};
 use crate::lifecycle::{EofReport, Lifecycle, LifecycleError};
 use skye_core::error::{ErrorCode, HasErrorCode};
 
@@ -51,7 +52,7 @@ pub struct BatchReport {
     /// Points written, deleted or updated across collections.
     pub point_writes: usize,
     /// `(index in the batch, reason)` of every rejected event.
-    pub rejected: Vec<(usize, String)>,
+    pub rejected: Vec<(usize, Rejection)>,
 }
 
 /// Applies embedding events.
@@ -110,17 +111,17 @@ impl EmbeddingIngestor {
     /// Applies a batch; `events[i]` is `Err(reason)` for a record that did not decode.
     pub async fn process(
         &self,
-        events: &[Result<EmbeddingEvent, String>],
+        events: &[Result<EmbeddingEvent, Rejection>],
     ) -> Result<BatchReport, Transient> {
         let snapshot = self.lifecycle.registry().snapshot();
         let mut report = BatchReport::default();
         let existing = self.existing_collections(&snapshot, events).await?;
         let mut valid = Vec::new();
         for (index, event) in events.iter().enumerate() {
-            let checked = event
-                .as_ref()
-                .map_err(Clone::clone)
-                .and_then(|e| validate(&snapshot, index, e, &existing));
+            let checked = event.as_ref().map_err(Clone::clone).and_then(|e| {
+                validate(&snapshot, index, e, &existing)
+                    .map_err(|r| Rejection::new(RejectClass::Invalid, r))
+            });
             match checked {
                 Ok(v) => valid.push(v),
                 Err(reason) => report.rejected.push((index, reason)),
@@ -143,7 +144,7 @@ impl EmbeddingIngestor {
     async fn existing_collections(
         &self,
         snapshot: &ConfigSnapshot,
-        events: &[Result<EmbeddingEvent, String>],
+        events: &[Result<EmbeddingEvent, Rejection>],
     ) -> Result<HashMap<CollectionRef, bool>, Transient> {
         let mut wanted: Vec<CollectionRef> = events
             .iter()
@@ -248,9 +249,10 @@ impl EmbeddingIngestor {
         match self.lifecycle.eof(&eof).await {
             Ok(_) => report.applied += 1,
             Err(err) if is_transient(&err) => return Err(Transient(err.to_string())),
-            Err(err) => report
-                .rejected
-                .push((v.index, format!("EOF refused: {err}"))),
+            Err(err) => report.rejected.push((
+                v.index,
+                Rejection::new(RejectClass::Eof, format!("EOF refused: {err}")),
+            )),
         }
         Ok(())
     }
@@ -276,7 +278,9 @@ fn plan(
                 }
                 report.applied += 1;
             }
-            Err(reason) => report.rejected.push((v.index, reason)),
+            Err(reason) => report
+                .rejected
+                .push((v.index, Rejection::new(RejectClass::Payload, reason))),
         }
     }
     plan

@@ -44,7 +44,7 @@ use super::embedding::Transient;
 use super::events::{DeltaEvent, DeltaKind, RealtimeCandidate, RealtimeEvent};
 use super::payload::{admits, build_payload, typed};
 use super::points::{PointOp, apply, check_vector};
-use super::runner::{BatchHandler, Outcome};
+use super::runner::{BatchHandler, Outcome, RejectClass, Rejection};
 use crate::registry::Registry;
 
 /// Applies real-time aggregator events.
@@ -277,13 +277,13 @@ async fn memo<K: std::hash::Hash + Eq, V: Clone>(
 fn decode_realtime<'s>(
     snapshot: &'s ConfigSnapshot,
     record: &Record,
-) -> Result<(RealtimeEvent, &'s Entity, &'s Store), String> {
-    let event: RealtimeEvent =
-        serde_json::from_slice(&record.value).map_err(|e| format!("not a real-time event: {e}"))?;
-    let entity = snapshot.entity(&event.entity).map_err(|e| e.to_string())?;
-    let store = snapshot
-        .store(&entity.store_id)
-        .map_err(|e| e.to_string())?;
+) -> Result<(RealtimeEvent, &'s Entity, &'s Store), Rejection> {
+    let event: RealtimeEvent = serde_json::from_slice(&record.value)
+        .map_err(|e| Rejection::new(RejectClass::Decode, format!("not a real-time event: {e}")))?;
+    let invalid =
+        |e: skye_core::snapshot::LookupError| Rejection::new(RejectClass::Invalid, e.to_string());
+    let entity = snapshot.entity(&event.entity).map_err(invalid)?;
+    let store = snapshot.store(&entity.store_id).map_err(invalid)?;
     Ok((event, entity, store))
 }
 
@@ -295,16 +295,17 @@ impl BatchHandler for RealtimeHandler {
         for (index, record) in records.iter().enumerate() {
             let (event, entity, store) = match decode_realtime(&snapshot, record) {
                 Ok(found) => found,
-                Err(reason) => {
-                    pass.outcome.rejected.push((index, reason));
+                Err(why) => {
+                    pass.outcome.rejected.push((index, why));
                     continue;
                 }
             };
             for candidate in &event.data {
                 if candidate.id.is_empty() {
-                    pass.outcome
-                        .rejected
-                        .push((index, "data[].id is empty".into()));
+                    pass.outcome.rejected.push((
+                        index,
+                        Rejection::new(RejectClass::Invalid, "data[].id is empty"),
+                    ));
                     continue;
                 }
                 self.candidate(&mut pass, entity, store, candidate).await?;
@@ -417,17 +418,20 @@ enum Routed<'s> {
     Hold,
     /// For a version no longer live: nothing to do.
     Stale,
-    Reject(String),
+    Reject(Rejection),
 }
 
 fn route_delta<'s>(snapshot: &'s ConfigSnapshot, record: &Record) -> Routed<'s> {
     let event: DeltaEvent = match serde_json::from_slice(&record.value) {
         Ok(e) => e,
-        Err(e) => return Routed::Reject(format!("not a delta event: {e}")),
+        Err(e) => {
+            let why = format!("not a delta event: {e}");
+            return Routed::Reject(Rejection::new(RejectClass::Decode, why));
+        }
     };
     let v = match snapshot.variant(&event.entity, &event.model, &event.variant) {
         Ok(v) => v,
-        Err(e) => return Routed::Reject(e.to_string()),
+        Err(e) => return Routed::Reject(Rejection::new(RejectClass::Invalid, e.to_string())),
     };
     if v.rate_limiter.rate_limit == 0 {
         return Routed::Hold;
@@ -439,7 +443,7 @@ fn route_delta<'s>(snapshot: &'s ConfigSnapshot, record: &Record) -> Routed<'s> 
         return Routed::Stale;
     }
     if event.id.trim().is_empty() {
-        return Routed::Reject("Id is empty".into());
+        return Routed::Reject(Rejection::new(RejectClass::Invalid, "Id is empty"));
     }
     Routed::Apply(v, event)
 }
@@ -500,8 +504,8 @@ impl BatchHandler for DeltaHandler {
                     continue;
                 }
                 Routed::Stale => continue,
-                Routed::Reject(reason) => {
-                    outcome.rejected.push((index, reason));
+                Routed::Reject(why) => {
+                    outcome.rejected.push((index, why));
                     continue;
                 }
             };
@@ -509,7 +513,8 @@ impl BatchHandler for DeltaHandler {
             match delta_op(&snapshot, v, event) {
                 Ok(op) => per_collection.entry(collection).or_default().push(op),
                 Err(reason) => {
-                    outcome.rejected.push((index, reason));
+                    let why = Rejection::new(RejectClass::Invalid, reason);
+                    outcome.rejected.push((index, why));
                     continue;
                 }
             }

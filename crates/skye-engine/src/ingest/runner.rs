@@ -18,11 +18,59 @@ use tracing::Instrument;
 
 use super::embedding::Transient;
 
+/// Why a record can never be applied, as a closed set (the metrics' `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectClass {
+    /// Not an event of the topic's kind (not JSON, wrong shape).
+    Decode,
+    /// An event that names nothing registered, or breaks a rule of its fields.
+    Invalid,
+    /// A payload that does not build for a variant's schema.
+    Payload,
+    /// An EOF the lifecycle refused.
+    Eof,
+}
+
+impl RejectClass {
+    pub const ALL: [RejectClass; 4] = [
+        RejectClass::Decode,
+        RejectClass::Invalid,
+        RejectClass::Payload,
+        RejectClass::Eof,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectClass::Decode => "decode",
+            RejectClass::Invalid => "invalid",
+            RejectClass::Payload => "payload",
+            RejectClass::Eof => "eof",
+        }
+    }
+}
+
+/// A record that can never be applied: its class and the reason sent with it to the failure
+/// topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub class: RejectClass,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(class: RejectClass, reason: impl Into<String>) -> Self {
+        Rejection {
+            class,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// What a handler decided about a batch.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// `(index in the batch, reason)` of records that can never be applied.
-    pub rejected: Vec<(usize, String)>,
+    /// `(index in the batch, why)` of records that can never be applied.
+    pub rejected: Vec<(usize, Rejection)>,
     /// Partitions to stop at: `(topic, partition, offset)` = commit up to (excluding) `offset`
     /// and deliver it again next (a paused variant's stream).
     pub hold: Vec<(String, u32, u64)>,
@@ -46,17 +94,66 @@ pub struct ConsumerConfig {
     pub poll_wait: Duration,
 }
 
-/// Counters of a running consumer (exposed on the consumers' health endpoint).
+/// Counters of a running consumer (on the consumers' health endpoint and in `/metrics`).
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
     pub batches: AtomicU64,
     pub records: AtomicU64,
     pub rejected: AtomicU64,
+    /// Rejected records by [`RejectClass`], in `RejectClass::ALL` order.
+    pub rejected_by: [AtomicU64; RejectClass::ALL.len()],
     pub retries: AtomicU64,
     /// Records the event bus deleted before this consumer read them.
     pub lost: AtomicU64,
     /// What the last loss was: the consumer's health stays degraded until a restart.
     pub last_loss: std::sync::Mutex<Option<String>>,
+    /// Time from a batch's poll to its commit (or failure).
+    pub batch_seconds: Histogram,
+    /// The next offset this consumer committed, per `(topic, partition)` it has read.
+    pub committed: std::sync::Mutex<std::collections::BTreeMap<(String, u32), u64>>,
+}
+
+/// Upper bounds of [`Histogram`]'s buckets, in seconds: 1 ms … ~16 s.
+pub const BATCH_BUCKETS: [f64; 15] = [
+    0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096,
+    8.192, 16.384,
+];
+
+/// A latency histogram of plain atomics (the engine has no metrics library; `/metrics`
+/// renders it).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations at or below each bound of [`BATCH_BUCKETS`] (not cumulative), then above.
+    counts: [AtomicU64; BATCH_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = BATCH_BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BATCH_BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// `(sum in seconds, count, cumulative count per bound of BATCH_BUCKETS)`.
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let mut total = 0;
+        let mut buckets = Vec::with_capacity(BATCH_BUCKETS.len() + 1);
+        for (i, c) in self.counts.iter().enumerate() {
+            total += c.load(Ordering::Relaxed);
+            buckets.push((
+                BATCH_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY),
+                total,
+            ));
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, total, buckets)
+    }
 }
 
 /// A copy of [`ConsumerStats`] for JSON.
@@ -157,6 +254,7 @@ pub async fn run(
                 continue;
             }
         };
+        let started = std::time::Instant::now();
         // Shared with the handler task, not copied (a batch of 384-d events is megabytes).
         let records = Arc::new(records);
         let outcome = {
@@ -178,6 +276,7 @@ pub async fn run(
             }
             Err(e) => Err(e.0),
         };
+        stats.batch_seconds.observe(started.elapsed());
         match settled {
             Ok(holding) => {
                 backoff = FIRST_BACKOFF;
@@ -220,12 +319,15 @@ async fn settle(
             .iter()
             .any(|(t, p, o)| *t == r.topic && *p == r.partition && r.offset >= *o)
     };
-    let failures: Vec<Produce> = outcome
+    let rejected: Vec<(&Record, &Rejection)> = outcome
         .rejected
         .iter()
-        .filter_map(|(i, reason)| records.get(*i).map(|r| (r, reason)))
+        .filter_map(|(i, why)| records.get(*i).map(|r| (r, why)))
         .filter(|(r, _)| !held(r))
-        .map(|(r, reason)| {
+        .collect();
+    let failures: Vec<Produce> = rejected
+        .iter()
+        .map(|(r, Rejection { reason, .. })| {
             tracing::warn!(consumer = config.name, topic = %r.topic, partition = r.partition,
                 offset = r.offset, reason = %reason, "event rejected");
             let mut headers = r.headers.clone();
@@ -244,7 +346,7 @@ async fn settle(
             }
         })
         .collect();
-    let rejected = failures.len() as u64;
+    let failures_count = failures.len() as u64;
     if !failures.is_empty() {
         log.produce(failures)
             .await
@@ -270,7 +372,17 @@ async fn settle(
         .map_err(|e| format!("commit failed: {e}"))?;
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.records.fetch_add(done as u64, Ordering::Relaxed);
-    stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+    stats.rejected.fetch_add(failures_count, Ordering::Relaxed);
+    for (_, why) in &rejected {
+        let class = RejectClass::ALL.iter().position(|c| *c == why.class);
+        if let Some(i) = class {
+            stats.rejected_by[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let mut committed = stats.committed.lock().unwrap_or_else(|p| p.into_inner());
+    for (topic, partition, next) in commits {
+        committed.insert((topic, partition), next);
+    }
     Ok(())
 }
 
@@ -292,8 +404,9 @@ impl BatchHandler for EmbeddingHandler {
         let events: Vec<_> = records
             .iter()
             .map(|r| {
-                serde_json::from_slice::<super::events::EmbeddingEvent>(&r.value)
-                    .map_err(|e| format!("not an embedding event: {e}"))
+                serde_json::from_slice::<super::events::EmbeddingEvent>(&r.value).map_err(|e| {
+                    Rejection::new(RejectClass::Decode, format!("not an embedding event: {e}"))
+                })
             })
             .collect();
         let report = self.0.process(&events).await?;

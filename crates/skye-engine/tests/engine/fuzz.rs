@@ -623,7 +623,7 @@ fn mutated_events_are_rejected_with_a_reason_and_never_poison_a_batch() {
                 outcome.rejected
             );
             for (i, reason) in &outcome.rejected {
-                prop_assert!(*i < records.len() && !reason.trim().is_empty());
+                prop_assert!(*i < records.len() && !reason.reason.trim().is_empty());
             }
             let hits = rt
                 .block_on(vectors.search(
@@ -659,7 +659,7 @@ fn mutated_events_are_rejected_with_a_reason_and_never_poison_a_batch() {
                     TestCaseError::fail(format!("bad {topic} events made a retry: {e:?}"))
                 })?;
                 for (i, reason) in &outcome.rejected {
-                    prop_assert!(*i < records.len() && !reason.trim().is_empty());
+                    prop_assert!(*i < records.len() && !reason.reason.trim().is_empty());
                 }
             }
             Ok(())

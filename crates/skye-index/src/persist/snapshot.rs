@@ -16,6 +16,7 @@ use crate::distance::{Kernels, Metric};
 use crate::hnsw::{Hnsw, HnswParams};
 use crate::ids::Ids;
 use crate::payload::{Fields, Payload};
+use crate::payload_store::{Encoded, PayloadStore};
 use crate::quant::Quantizer;
 use crate::vectors::{Vectors, VectorsFile};
 
@@ -111,7 +112,8 @@ impl Collection {
         let mut ids = Ids::default();
         ids.reserve(n.min(1 << 20));
         let mut deleted = Vec::with_capacity(n.min(1 << 20));
-        let mut payloads = Vec::with_capacity(n.min(1 << 20));
+        let mut payloads = PayloadStore::default();
+        payloads.reserve(n.min(1 << 20));
         let mut live = 0;
         for i in 0..n {
             let id = d.str()?;
@@ -130,16 +132,19 @@ impl Collection {
             }
             live += usize::from(!dead);
             deleted.push(dead);
-            payloads.push(p);
+            let encoded = Encoded::new(&p)
+                .ok_or_else(|| corrupt(format!("point {i}: payload over 4 GiB")))?;
+            payloads.push(&encoded);
         }
+        payloads.shrink_to_fit();
         // The payload indexes are not in the snapshot: rebuilt from the payloads on another
         // core while this one reads the vectors and the graph.
         let mut index = crate::payload_index::PayloadIndex::default();
         let (vectors, quant, graph, linked, linked_live) = rayon::scope(|s| {
             s.spawn(|_| {
-                for (i, p) in payloads.iter().enumerate() {
-                    if !deleted[i] {
-                        index.insert(i as u32, p);
+                for (i, dead) in deleted.iter().enumerate() {
+                    if !dead {
+                        index.insert(i as u32, &payloads.view(i).to_payload());
                     }
                 }
             });
@@ -213,9 +218,9 @@ pub(crate) fn write_inner<W: Write>(
     for i in 0..n {
         e.str(inner.ids.name(i as u32))?;
         e.u8(u8::from(inner.deleted[i]))?;
-        let p = &inner.payloads[i].0;
-        e.len(p.len())?;
-        for (f, v) in p {
+        let p = inner.payloads.view(i).to_payload();
+        e.len(p.0.len())?;
+        for (f, v) in &p.0 {
             e.u16(*f)?;
             e.value(v)?;
         }

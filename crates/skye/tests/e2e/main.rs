@@ -8,6 +8,7 @@ mod drills;
 mod integrity;
 mod lifecycle;
 mod malformed;
+mod observability;
 mod params;
 mod qdrant;
 mod scaleout;

@@ -1,0 +1,326 @@
+//! `/metrics` on every port. One registry per process holds the serving metrics and what the
+//! consumers, the lifecycle and the embedded engine report, so each component's port shows all
+//! of it (in `standalone`, all three ports show the same page).
+//!
+//! Most figures are read when scraped, not kept twice: consumer counters from the consumers'
+//! own atomics, variant states from the registry snapshot, collection sizes from the engine.
+//! Consumer lag needs the event log's end offsets, an async call, so [`Telemetry::render`]
+//! fetches them before encoding.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use skye_backends::embedded::EmbeddedVectorStore;
+use skye_core::domain::{Model, Variant, VariantState};
+use skye_core::event_log::EventLog;
+use skye_engine::ingest::runner::{ConsumerConfig, ConsumerStats, RejectClass};
+use skye_engine::registry::Registry;
+use skye_serving::{CollectionFigures, Metrics};
+
+/// The process's metrics and the sources read at each scrape.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    metrics: Arc<Metrics>,
+    embedded: Arc<EmbeddedVectorStore>,
+    events: Arc<dyn EventLog>,
+    consumers: Arc<Consumers>,
+}
+
+/// The consumers running in this process and their last-fetched lag.
+#[derive(Debug, Default)]
+struct Consumers {
+    watched: Mutex<Vec<Watched>>,
+    /// `(consumer, topic, partition) → records behind`, refreshed by each scrape.
+    lag: Mutex<BTreeMap<(&'static str, String, u32), u64>>,
+    /// `failure topic → records written to it` (the sum of its end offsets).
+    failures: Mutex<BTreeMap<String, u64>>,
+}
+
+#[derive(Debug)]
+struct Watched {
+    config: ConsumerConfig,
+    stats: Arc<ConsumerStats>,
+}
+
+impl Telemetry {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        registry: Arc<Registry>,
+        embedded: Arc<EmbeddedVectorStore>,
+        events: Arc<dyn EventLog>,
+    ) -> Self {
+        let consumers = Arc::new(Consumers::default());
+        metrics.register_collector(Box::new(ConsumerCollector(consumers.clone())));
+        metrics.register_collector(Box::new(LifecycleCollector(registry)));
+        Telemetry {
+            metrics,
+            embedded,
+            events,
+            consumers,
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Reports a consumer started in this process.
+    pub fn watch_consumer(&self, config: &ConsumerConfig, stats: Arc<ConsumerStats>) {
+        lock(&self.consumers.watched).push(Watched {
+            config: config.clone(),
+            stats,
+        });
+    }
+
+    /// The exposition text, with every scrape-time figure refreshed first.
+    pub async fn render(&self) -> String {
+        let figures: Vec<CollectionFigures> = self
+            .embedded
+            .engine_infos()
+            .into_iter()
+            .map(|(collection, info, memory)| CollectionFigures {
+                collection,
+                points: info.points,
+                indexed_points: info.indexed_points,
+                memory: memory.parts().to_vec(),
+            })
+            .collect();
+        self.metrics.set_collections(&figures);
+        self.refresh_lag().await;
+        self.metrics.render()
+    }
+
+    /// Records behind per consumed partition (end offset − committed) and the size of each
+    /// failure topic. A partition the event log cannot answer for keeps no series.
+    async fn refresh_lag(&self) {
+        let watched: Vec<(ConsumerConfig, Committed)> = lock(&self.consumers.watched)
+            .iter()
+            .map(|w| (w.config.clone(), lock(&w.stats.committed).clone()))
+            .collect();
+        let mut lag = BTreeMap::new();
+        let mut failures = BTreeMap::new();
+        for (config, committed) in watched {
+            for topic in &config.topics {
+                let Ok(Some(partitions)) = self.events.partitions(topic).await else {
+                    continue;
+                };
+                for p in 0..partitions {
+                    let Ok(end) = self.events.end_offset(topic, p).await else {
+                        continue;
+                    };
+                    let done = match committed.get(&(topic.clone(), p)) {
+                        Some(next) => *next,
+                        // Not committed by this process yet: the group's offset in the log.
+                        None => match self.events.committed(&config.group, topic, p).await {
+                            Ok(next) => next.unwrap_or(0),
+                            Err(_) => continue,
+                        },
+                    };
+                    lag.insert((config.name, topic.clone(), p), end.saturating_sub(done));
+                }
+            }
+            if let Ok(Some(partitions)) = self.events.partitions(&config.failure_topic).await {
+                let mut written = 0;
+                for p in 0..partitions {
+                    written += self
+                        .events
+                        .end_offset(&config.failure_topic, p)
+                        .await
+                        .unwrap_or(0);
+                }
+                failures.insert(config.failure_topic.clone(), written);
+            }
+        }
+        *lock(&self.consumers.lag) = lag;
+        *lock(&self.consumers.failures) = failures;
+    }
+}
+
+/// `(topic, partition) → next offset` a consumer committed.
+type Committed = BTreeMap<(String, u32), u64>;
+
+/// A metric read from a source at each scrape: name, help, how to read it.
+type Reading<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn count(v: usize) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// `skye_consumer_*`: counters of each consumer, its batch latency, its lag.
+#[derive(Debug)]
+struct ConsumerCollector(Arc<Consumers>);
+
+impl Collector for ConsumerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let watched = lock(&self.0.watched);
+        let counters: [Reading<ConsumerStats, u64>; 5] = [
+            (
+                "skye_consumer_records",
+                "Records applied (committed), by consumer.",
+                |s| s.records.load(Ordering::Relaxed),
+            ),
+            (
+                "skye_consumer_batches",
+                "Batches committed, by consumer.",
+                |s| s.batches.load(Ordering::Relaxed),
+            ),
+            (
+                "skye_consumer_retries",
+                "Batches that failed on a backend and were retried.",
+                |s| s.retries.load(Ordering::Relaxed),
+            ),
+            (
+                "skye_consumer_lost",
+                "Records the event bus deleted before the consumer read them.",
+                |s| s.lost.load(Ordering::Relaxed),
+            ),
+            (
+                "skye_consumer_rejected",
+                "Records sent to the failure topic, all reasons.",
+                |s| s.rejected.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, read) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for w in watched.iter() {
+                let labels = [("consumer", w.config.name)];
+                ConstCounter::new(read(&w.stats)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "skye_consumer_rejected_by_reason",
+            "Records sent to the failure topic, by reason class (decode, invalid, payload, eof).",
+            None,
+            MetricType::Counter,
+        )?;
+        for w in watched.iter() {
+            for (class, n) in RejectClass::ALL.iter().zip(&w.stats.rejected_by) {
+                let labels = [("consumer", w.config.name), ("reason", class.as_str())];
+                ConstCounter::new(n.load(Ordering::Relaxed))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "skye_consumer_batch_seconds",
+            "Time from a batch's poll to its commit or failure.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for w in watched.iter() {
+            let (sum, n, buckets) = w.stats.batch_seconds.snapshot();
+            let labels = [("consumer", w.config.name)];
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(sum, n, &buckets, None)?;
+        }
+        drop(watched);
+        let mut family = encoder.encode_descriptor(
+            "skye_consumer_lag_records",
+            "Records behind per topic partition (end offset minus committed), at the last scrape.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((consumer, topic, partition), behind) in lock(&self.0.lag).iter() {
+            let partition = partition.to_string();
+            let labels = [
+                ("consumer", *consumer),
+                ("topic", topic.as_str()),
+                ("partition", partition.as_str()),
+            ];
+            ConstGauge::new(*behind as i64).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "skye_consumer_failure_topic_records",
+            "Records written to each failure topic (the sum of its end offsets).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (topic, written) in lock(&self.0.failures).iter() {
+            let labels = [("topic", topic.as_str())];
+            ConstGauge::new(*written as i64).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `skye_lifecycle_*`: each variant's state and versions and each model's job, from the
+/// registry snapshot.
+#[derive(Debug)]
+struct LifecycleCollector(Arc<Registry>);
+
+impl Collector for LifecycleCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.0.snapshot();
+        let mut family = encoder.encode_descriptor(
+            "skye_lifecycle_variant_state",
+            "1 for the state each variant is in, 0 for the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for v in snapshot.variants() {
+            for state in VariantState::ALL {
+                let labels = [
+                    ("entity", v.entity.as_str()),
+                    ("model", v.model.as_str()),
+                    ("variant", v.name.as_str()),
+                    ("state", state.as_str()),
+                ];
+                let on = i64::from(v.variant_state == *state);
+                ConstGauge::new(on).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let versions: [Reading<Variant, i64>; 2] = [
+            (
+                "skye_lifecycle_variant_read_version",
+                "Collection version each variant serves.",
+                |v| v.vector_db_read_version,
+            ),
+            (
+                "skye_lifecycle_variant_write_version",
+                "Collection version each variant's jobs write.",
+                |v| v.vector_db_write_version,
+            ),
+        ];
+        for (name, help, read) in versions {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for v in snapshot.variants() {
+                let labels = [
+                    ("entity", v.entity.as_str()),
+                    ("model", v.model.as_str()),
+                    ("variant", v.name.as_str()),
+                ];
+                ConstGauge::new(read(v)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let jobs: [Reading<Model, usize>; 2] = [
+            (
+                "skye_lifecycle_job_partitions",
+                "Partitions of each model's job (EOFs expected).",
+                |m| m.number_of_partitions as usize,
+            ),
+            (
+                "skye_lifecycle_job_eofs",
+                "EOFs seen in each model's current job.",
+                |m| m.partition_states.values().filter(|done| **done).count(),
+            ),
+        ];
+        for (name, help, read) in jobs {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for m in snapshot.models() {
+                let labels = [("entity", m.entity.as_str()), ("model", m.name.as_str())];
+                ConstGauge::new(count(read(m))).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
