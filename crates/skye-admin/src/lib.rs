@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod failures;
 mod lifecycle;
 mod registry;
 
@@ -111,6 +112,8 @@ pub fn router(state: AdminState) -> Router {
             "/api/v1/qdrant/recover-snapshot",
             post(lifecycle::recover_snapshot),
         )
+        .route("/api/v1/failures/{topic}", get(failures::list))
+        .route("/api/v1/failures/{topic}/redrive", post(failures::redrive))
         .route_layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_token,

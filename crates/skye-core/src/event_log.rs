@@ -34,6 +34,13 @@ pub mod topics {
 /// Header carrying the reason an event was sent to a failure or retry topic.
 pub const ERROR_HEADER: &str = "skye-error";
 
+/// Header of a failure record: where the rejected record was (`topic/partition@offset`).
+pub const SOURCE_HEADER: &str = "skye-source";
+
+/// Header of a failure record: the topic the rejected record was read from (where a re-drive
+/// sends it back).
+pub const SOURCE_TOPIC_HEADER: &str = "skye-source-topic";
+
 /// A record to append.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Produce {
@@ -161,6 +168,17 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
 
     /// The partition count of `topic`; `None` when it does not exist (it is not created).
     async fn partitions(&self, topic: &str) -> Result<Option<u32>, EventLogError>;
+
+    /// Up to `max` records of one partition from offset `from` on, read without a consumer
+    /// group (an operator paging through a failure topic leaves no group behind). An unknown
+    /// topic or a position at the end reads nothing.
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, EventLogError>;
 }
 
 /// One member of a consumer group.

@@ -93,6 +93,12 @@ pub struct ServingSettings {
     pub breaker_failure_threshold: u32,
     /// How long an open breaker refuses calls before one probe, in ms.
     pub breaker_open_ms: u64,
+    /// The online recall monitor re-runs one search in this many exactly (0 = off).
+    pub recall_sample_every: u64,
+    /// Checks per variant the recall figure is the mean of.
+    pub recall_window: usize,
+    /// Exact re-runs at once, at most (a chosen search is skipped when they are busy).
+    pub recall_max_in_flight: usize,
 }
 
 impl Default for ServingSettings {
@@ -105,6 +111,9 @@ impl Default for ServingSettings {
             default_deadline_ms: 5_000,
             breaker_failure_threshold: 5,
             breaker_open_ms: 5_000,
+            recall_sample_every: 1_000,
+            recall_window: 200,
+            recall_max_in_flight: 1,
         }
     }
 }
@@ -537,6 +546,10 @@ impl Settings {
                         self.serving.listen.port = p;
                     }
                 }
+                "SKYE_RECALL_SAMPLE_EVERY" => match value.trim().parse() {
+                    Ok(n) => self.serving.recall_sample_every = n,
+                    Err(_) => errors.push(field, format!("'{value}' is not a count (0 = off)")),
+                },
                 "IN_MEMORY_CACHE_SIZE_IN_BYTES" => match value.parse() {
                     Ok(n) => self.serving.in_memory_cache_size_in_bytes = n,
                     Err(_) => errors.push(field, format!("'{value}' is not a byte count")),
@@ -663,6 +676,12 @@ impl Settings {
         }
         if self.serving.max_limit == 0 {
             errors.push("serving.max_limit", "must be positive");
+        }
+        if self.serving.recall_window == 0 || self.serving.recall_max_in_flight == 0 {
+            errors.push(
+                "serving.recall_window",
+                "recall_window and recall_max_in_flight must be positive",
+            );
         }
         if self.serving.max_concurrent_searches == 0 {
             errors.push("serving.max_concurrent_searches", "must be positive");

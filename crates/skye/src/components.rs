@@ -28,6 +28,7 @@ use skye_engine::registry::Registry;
 use skye_engine::routing::{StorageRouter, VectorRouter};
 use skye_engine::search::embeddings::EmbeddingService;
 use skye_engine::search::freshness::{EpochPublisher, SharedEpochs};
+use skye_engine::search::recall::{RecallConfig, RecallMonitor};
 use skye_engine::search::similar::{Limits, SimilarService};
 use skye_proto::skye_embedding_service_server::SkyeEmbeddingServiceServer;
 use skye_proto::skye_similar_candidate_service_server::SkyeSimilarCandidateServiceServer;
@@ -200,8 +201,19 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         serving_port = listener.local_addr().ok().map(|a| a.port());
         let metrics = telemetry.metrics().clone();
         backends.embedded.observe_plans(metrics.clone());
-        let guarded = Arc::new(GuardedVectorRead::new(
+        // Inside the breaker: the exact re-runs reach the backend without counting as its
+        // latency, and a chosen search is one the breaker let through.
+        let monitor = Arc::new(RecallMonitor::new(
             backends.vectors.clone(),
+            RecallConfig {
+                sample_every: settings.serving.recall_sample_every,
+                window: settings.serving.recall_window,
+                max_in_flight: settings.serving.recall_max_in_flight,
+            },
+        ));
+        telemetry.watch_recall(monitor.clone());
+        let guarded = Arc::new(GuardedVectorRead::new(
+            monitor.clone(),
             BreakerConfig {
                 failure_threshold: settings.serving.breaker_failure_threshold,
                 open_for: Duration::from_millis(settings.serving.breaker_open_ms),
@@ -266,6 +278,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             .add_service(reflection)
             .into_axum_router()
             .merge(serving_health(registry.clone()))
+            .merge(recall_route(registry.clone(), monitor))
             .merge(metrics_route(telemetry.clone()));
         serve(&mut servers, "serving", listener, router, shutdown.clone());
     }
@@ -419,6 +432,44 @@ fn metrics_route(telemetry: Telemetry) -> Router {
                 )
             }
         }),
+    )
+}
+
+/// `GET /api/v1/models/{entity}/{model}/variants/{variant}/recall`: the recall monitor's
+/// window for one variant (serving port: the monitor watches this process's searches).
+fn recall_route(registry: Arc<Registry>, monitor: Arc<RecallMonitor>) -> Router {
+    let sample_every = monitor.config().sample_every;
+    Router::new().route(
+        "/api/v1/models/{entity}/{model}/variants/{variant}/recall",
+        get(
+            move |axum::extract::Path((entity, model, variant)): axum::extract::Path<(
+                String,
+                String,
+                String,
+            )>| {
+                let (registry, monitor) = (registry.clone(), monitor.clone());
+                async move {
+                    let snapshot = registry.snapshot();
+                    let v = match snapshot.variant(&entity, &model, &variant) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let body = json!({"error": e.to_string()});
+                            return (axum::http::StatusCode::NOT_FOUND, axum::Json(body));
+                        }
+                    };
+                    let figures = monitor.of(&v.key());
+                    let body = json!({
+                        "entity": entity, "model": model, "variant": variant,
+                        "sample_every": sample_every,
+                        "recall": figures.as_ref().map(|f| f.recall).filter(|r| r.is_finite()),
+                        "samples": figures.as_ref().map_or(0, |f| f.samples),
+                        "checked": figures.as_ref().map_or(0, |f| f.checked),
+                        "skipped_busy": figures.as_ref().map_or(0, |f| f.skipped_busy),
+                    });
+                    (axum::http::StatusCode::OK, axum::Json(body))
+                }
+            },
+        ),
     )
 }
 

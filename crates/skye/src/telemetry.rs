@@ -21,6 +21,7 @@ use skye_core::domain::{Model, Variant, VariantState};
 use skye_core::event_log::EventLog;
 use skye_engine::ingest::runner::{ConsumerConfig, ConsumerStats, RejectClass};
 use skye_engine::registry::Registry;
+use skye_engine::search::recall::RecallMonitor;
 use skye_serving::{CollectionFigures, Metrics};
 
 /// The process's metrics and the sources read at each scrape.
@@ -76,6 +77,12 @@ impl Telemetry {
             config: config.clone(),
             stats,
         });
+    }
+
+    /// Reports the recall monitor of this process's serving.
+    pub fn watch_recall(&self, monitor: Arc<RecallMonitor>) {
+        self.metrics
+            .register_collector(Box::new(RecallCollector(monitor)));
     }
 
     /// The exposition text, with every scrape-time figure refreshed first.
@@ -320,6 +327,51 @@ impl Collector for LifecycleCollector {
                 let labels = [("entity", m.entity.as_str()), ("model", m.name.as_str())];
                 ConstGauge::new(count(read(m))).encode(family.encode_family(&labels)?)?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// `skye_search_recall_*`: the online recall monitor's window per variant.
+#[derive(Debug)]
+struct RecallCollector(Arc<RecallMonitor>);
+
+impl Collector for RecallCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let figures = self.0.figures();
+        let labels = |k: &skye_core::vector_store::VariantKey| {
+            [
+                ("entity", k.entity().to_string()),
+                ("model", k.model().to_string()),
+                ("variant", k.variant().to_string()),
+            ]
+        };
+        let mut family = encoder.encode_descriptor(
+            "skye_search_recall_ratio",
+            "Mean recall@k of live searches re-run exactly, over the monitor's window.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (k, f) in figures.iter().filter(|(_, f)| f.recall.is_finite()) {
+            ConstGauge::new(f.recall).encode(family.encode_family(&labels(k))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "skye_search_recall_checks",
+            "Live searches re-run exactly by the recall monitor.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (k, f) in &figures {
+            ConstCounter::new(f.checked).encode(family.encode_family(&labels(k))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "skye_search_recall_skipped",
+            "Searches chosen for a check but skipped: the exact re-runs were all busy.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (k, f) in &figures {
+            ConstCounter::new(f.skipped_busy).encode(family.encode_family(&labels(k))?)?;
         }
         Ok(())
     }

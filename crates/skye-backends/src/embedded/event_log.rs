@@ -629,6 +629,22 @@ impl EventLog for EmbeddedEventLog {
     async fn partitions(&self, topic: &str) -> Result<Option<u32>, EventLogError> {
         Ok(self.ends().get(topic).map(|parts| parts.len() as u32))
     }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, EventLogError> {
+        validate_topic(topic)?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let this = self.clone();
+        let at = ((topic.to_string(), partition), from);
+        blocking(move || this.read_blocking(&[at], max)).await
+    }
 }
 
 /// The single member of a consumer group.

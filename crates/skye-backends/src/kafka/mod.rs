@@ -119,8 +119,12 @@ impl KafkaEventLog {
         })
     }
 
-    /// Partition count of `topic` (`None` when it does not exist).
-    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, EventLogError> {
+    /// Partition count of `topic` (`None` when it does not exist), cached once known.
+    async fn partition_count(
+        &self,
+        topic: &str,
+        ask: Metadata,
+    ) -> Result<Option<u32>, EventLogError> {
         if let Some(n) = self
             .partitions
             .lock()
@@ -134,7 +138,10 @@ impl KafkaEventLog {
         let n = blocking(move || {
             let metadata = producer
                 .client()
-                .fetch_metadata(Some(&name), CALL_TIMEOUT)
+                .fetch_metadata(
+                    (ask == Metadata::OfTopic).then_some(name.as_str()),
+                    CALL_TIMEOUT,
+                )
                 .map_err(unavailable)?;
             Ok(metadata
                 .topics()
@@ -196,7 +203,7 @@ impl EventLog for KafkaEventLog {
         }
         // Metadata can lag a creation by a moment.
         for _ in 0..50 {
-            if let Some(n) = self.partition_count(topic).await? {
+            if let Some(n) = self.partition_count(topic, Metadata::OfTopic).await? {
                 return Ok(n);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -211,7 +218,7 @@ impl EventLog for KafkaEventLog {
         let mut targets = Vec::with_capacity(records.len());
         for r in &records {
             validate_topic(&r.topic)?;
-            let count = match self.partition_count(&r.topic).await? {
+            let count = match self.partition_count(&r.topic, Metadata::OfTopic).await? {
                 Some(n) => n,
                 None => self.ensure_topic(&r.topic, 1).await?,
             };
@@ -326,7 +333,7 @@ impl EventLog for KafkaEventLog {
 
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, EventLogError> {
         let count = self
-            .partition_count(topic)
+            .partition_count(topic, Metadata::OfTopic)
             .await?
             .ok_or_else(|| EventLogError::UnknownTopic(topic.to_string()))?;
         if partition >= count {
@@ -348,31 +355,76 @@ impl EventLog for KafkaEventLog {
 
     async fn partitions(&self, topic: &str) -> Result<Option<u32>, EventLogError> {
         validate_topic(topic)?;
-        if let Some(n) = self
-            .partitions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(topic)
-        {
-            return Ok(Some(*n));
-        }
         // The metadata of every topic: naming a missing one could make the broker create it.
-        let producer = self.producer.clone();
-        let name = topic.to_string();
+        self.partition_count(topic, Metadata::EveryTopic).await
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, EventLogError> {
+        let Some(count) = self.partitions(topic).await? else {
+            return Ok(Vec::new());
+        };
+        if partition >= count {
+            return Err(EventLogError::InvalidArgument(format!(
+                "topic '{topic}' has no partition {partition}"
+            )));
+        }
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        // Assigned, never subscribed and never committed: the group id is not registered. The
+        // end is where the broker says the partition ends (a high watermark read just after a
+        // produce can still be behind it).
+        let consumer: BaseConsumer = self
+            .config
+            .client()
+            .set("group.id", "skye-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .map_err(unavailable)?;
+        let topic = topic.to_string();
         blocking(move || {
-            let metadata = producer
-                .client()
-                .fetch_metadata(None, CALL_TIMEOUT)
-                .map_err(unavailable)?;
-            Ok(metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == name && t.error().is_none())
-                .map(|t| t.partitions().len() as u32)
-                .filter(|n| *n > 0))
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(
+                &topic,
+                i32::try_from(partition).unwrap_or(0),
+                Offset::Offset(i64::try_from(from).unwrap_or(i64::MAX)),
+            )
+            .map_err(unavailable)?;
+            consumer.assign(&tpl).map_err(unavailable)?;
+            let deadline = std::time::Instant::now() + CALL_TIMEOUT;
+            let mut out = Vec::new();
+            while out.len() < max && std::time::Instant::now() < deadline {
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => out.push(record(&m)),
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    // Asked past the end: nothing to read.
+                    Some(Err(KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::OffsetOutOfRange,
+                    ))) => break,
+                    Some(Err(e)) => return Err(unavailable(e)),
+                    None => {}
+                }
+            }
+            Ok(out)
         })
         .await
     }
+}
+
+/// Which metadata a partition count asks the brokers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Metadata {
+    /// The topic's own: cheaper, but a broker that auto-creates topics may create it.
+    OfTopic,
+    /// Every topic's: never creates one.
+    EveryTopic,
 }
 
 /// `consumer`'s group's committed offset of a partition (`None`: never committed).

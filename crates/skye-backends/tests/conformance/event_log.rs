@@ -21,6 +21,31 @@ pub async fn run_suite(log: Arc<dyn EventLog>, root: &str) {
     seek_redelivers(&*log, &format!("{root}.seek")).await;
     poll_waits_for_new_records(log.clone(), &format!("{root}.wait")).await;
     bad_input_is_refused(&*log, &format!("{root}.bad")).await;
+    read_needs_no_group(&*log, &format!("{root}.read")).await;
+}
+
+async fn read_needs_no_group(log: &dyn EventLog, topic: &str) {
+    assert!(
+        log.read(topic, 0, 0, 10).await.unwrap().is_empty(),
+        "unknown topic"
+    );
+    log.ensure_topic(topic, 1).await.unwrap();
+    let batch: Vec<_> = (0..5).map(|i| rec(topic, "k", &i.to_string())).collect();
+    log.produce(batch).await.unwrap();
+    let some = log.read(topic, 0, 1, 2).await.unwrap();
+    let offsets: Vec<u64> = some.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![1, 2]);
+    assert_eq!(some[0].value, b"1".to_vec());
+    assert_eq!(log.read(topic, 0, 0, 100).await.unwrap().len(), 5);
+    assert!(
+        log.read(topic, 0, 5, 10).await.unwrap().is_empty(),
+        "at the end"
+    );
+    assert_eq!(
+        log.partitions(topic).await.unwrap(),
+        Some(1),
+        "reading created nothing"
+    );
 }
 
 async fn produce_assigns_offsets_in_order_and_keys_stick(log: &dyn EventLog, topic: &str) {

@@ -7,6 +7,7 @@
 
 pub mod embedding;
 pub mod events;
+pub mod failures;
 pub mod payload;
 pub mod points;
 pub mod realtime;

@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 use skye_core::event_log::{
-    ERROR_HEADER, EventLog, EventLogError, Produce, Record, first_offsets, next_offsets,
+    ERROR_HEADER, EventLog, EventLogError, Produce, Record, SOURCE_HEADER, SOURCE_TOPIC_HEADER,
+    first_offsets, next_offsets,
 };
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -331,12 +332,15 @@ async fn settle(
             tracing::warn!(consumer = config.name, topic = %r.topic, partition = r.partition,
                 offset = r.offset, reason = %reason, "event rejected");
             let mut headers = r.headers.clone();
-            headers.retain(|(k, _)| k != ERROR_HEADER);
+            headers.retain(|(k, _)| {
+                ![ERROR_HEADER, SOURCE_HEADER, SOURCE_TOPIC_HEADER].contains(&k.as_str())
+            });
             headers.push((ERROR_HEADER.to_string(), reason.clone()));
             headers.push((
-                "skye-source".to_string(),
+                SOURCE_HEADER.to_string(),
                 format!("{}/{}@{}", r.topic, r.partition, r.offset),
             ));
+            headers.push((SOURCE_TOPIC_HEADER.to_string(), r.topic.clone()));
             Produce {
                 topic: config.failure_topic.clone(),
                 partition: None,

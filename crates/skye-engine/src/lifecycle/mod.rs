@@ -144,6 +144,11 @@ impl Lifecycle {
         &self.registry
     }
 
+    /// The event log jobs and their failure topics live on.
+    pub fn events(&self) -> &Arc<dyn EventLog> {
+        &self.events
+    }
+
     /// Creates version `version` of a variant's collection (the `create-collection` endpoint).
     pub async fn create_collection(
         &self,

@@ -8,5 +8,6 @@ pub mod filters;
 pub mod freshness;
 pub mod original_cache;
 pub mod payloadless;
+pub mod recall;
 pub mod similar;
 pub mod tiers;

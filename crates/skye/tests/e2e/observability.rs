@@ -116,4 +116,93 @@ async fn every_port_exports_consumer_lifecycle_and_engine_metrics() {
             );
         }
     }
+
+    // The failure topic, paged, with the reason and where the record came from.
+    let failures = |q: &str| {
+        let url = skye.url(
+            "admin",
+            &format!("/api/v1/failures/skye.embedding-failure{q}"),
+        );
+        let http = &http;
+        async move { http.get(&url).await }
+    };
+    let page = failures("").await;
+    assert_eq!(page.status, 200, "{}", page.raw);
+    let records = page.body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{}", page.raw);
+    let bad = &records[0];
+    assert_eq!(bad["value"]["candidate_id"], "bad", "{}", page.raw);
+    assert!(
+        bad["error"].as_str().unwrap().contains("price"),
+        "{}",
+        page.raw
+    );
+    assert!(
+        bad["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("skye.embedding/0@"),
+        "{}",
+        page.raw
+    );
+    assert_eq!(
+        (page.body["next"].as_u64(), page.body["end"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(failures("?from=1").await.body["records"], json!([]));
+    for (q, status) in [("?limit=0", 400), ("?from=x", 400), ("?partition=3", 400)] {
+        let r = failures(q).await;
+        assert_eq!(r.status, status, "{q}: {}", r.raw);
+        assert!(r.body["error"].is_string(), "{q}: {}", r.raw);
+    }
+    let not_failure = http
+        .get(&skye.url("admin", "/api/v1/failures/skye.embedding"))
+        .await;
+    assert_eq!(not_failure.status, 400, "{}", not_failure.raw);
+
+    // A re-drive sends the record back to skye.embedding; still bad, it is rejected again.
+    let redrive = |body: serde_json::Value| {
+        let url = skye.url("admin", "/api/v1/failures/skye.embedding-failure/redrive");
+        let http = &http;
+        async move { http.post(&url, &body).await }
+    };
+    let missing = redrive(json!({"records": [{"partition": 0, "offset": 7}]})).await;
+    assert_eq!(missing.status, 404, "{}", missing.raw);
+    assert_eq!(redrive(json!({"records": []})).await.status, 400);
+    assert_eq!(redrive(json!({"nope": 1})).await.status, 400);
+    let sent = redrive(json!({"records": [{"partition": 0, "offset": 0}]})).await;
+    assert_eq!(sent.status, 200, "{}", sent.raw);
+    assert_eq!(
+        sent.body["redriven"][0]["to_topic"], "skye.embedding",
+        "{}",
+        sent.raw
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = http.get(&skye.url("consumers", "/metrics")).await.raw;
+        let again = sample(
+            &page,
+            r#"skye_consumer_rejected_by_reason_total{consumer="embedding",reason="payload"}"#,
+        );
+        let written = sample(
+            &page,
+            r#"skye_consumer_failure_topic_records{topic="skye.embedding-failure"}"#,
+        );
+        if again == Some(2.0) && written == Some(2.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not rejected again: {again:?} {written:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let page = failures("?from=1").await;
+    let second = &page.body["records"][0];
+    assert_eq!(second["value"]["candidate_id"], "bad", "{}", page.raw);
+    assert!(
+        second["error"].as_str().unwrap().contains("price"),
+        "{}",
+        page.raw
+    );
 }
