@@ -41,6 +41,10 @@ pub const SOURCE_HEADER: &str = "skye-source";
 /// sends it back).
 pub const SOURCE_TOPIC_HEADER: &str = "skye-source-topic";
 
+/// The headers a rejection adds to a record (replaced when it is rejected again, dropped when it
+/// is re-driven).
+pub const REJECTION_HEADERS: [&str; 3] = [ERROR_HEADER, SOURCE_HEADER, SOURCE_TOPIC_HEADER];
+
 /// A record to append.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Produce {

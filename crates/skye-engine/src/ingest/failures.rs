@@ -5,11 +5,13 @@
 //! Reading goes through [`EventLog::read`], which joins no consumer group: listing a failure
 //! topic leaves nothing behind that retention would wait for.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use skye_core::error::{ErrorCode, HasErrorCode};
 use skye_core::event_log::{
-    ERROR_HEADER, EventLog, EventLogError, Produce, Record, SOURCE_HEADER, SOURCE_TOPIC_HEADER,
-    topics,
+    ERROR_HEADER, EventLog, EventLogError, Produce, REJECTION_HEADERS, Record, SOURCE_HEADER,
+    SOURCE_TOPIC_HEADER, topics,
 };
 
 /// Each failure topic and the topic its records come from when they do not say.
@@ -154,6 +156,39 @@ pub struct Redriven {
     pub to_offset: u64,
 }
 
+/// The records at `picks`, read in runs: one read covers every pick of a partition within
+/// [`MAX_PAGE`] offsets of the run's first (a block of failures re-driven together is one read,
+/// where a read per record would open a Kafka client for each).
+async fn read_picks(
+    log: &dyn EventLog,
+    topic: &str,
+    picks: &[(u32, u64)],
+) -> Result<BTreeMap<(u32, u64), Record>, FailureError> {
+    let mut wanted: Vec<(u32, u64)> = picks.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut read = BTreeMap::new();
+    let mut i = 0;
+    while let Some(&(partition, first)) = wanted.get(i) {
+        let run = wanted[i..]
+            .iter()
+            .take_while(|(p, o)| *p == partition && *o - first < MAX_PAGE as u64)
+            .count();
+        let last = wanted[i + run - 1].1;
+        let span = usize::try_from(last - first + 1).unwrap_or(MAX_PAGE);
+        for r in log.read(topic, partition, first, span).await? {
+            if wanted[i..i + run]
+                .binary_search(&(partition, r.offset))
+                .is_ok()
+            {
+                read.insert((partition, r.offset), r);
+            }
+        }
+        i += run;
+    }
+    Ok(read)
+}
+
 /// Produces the records at `picks` (`(partition, offset)`) of failure topic `topic` again to the
 /// topic each came from, without the rejection's headers. Every pick is found before anything
 /// is produced: one that is missing fails the whole call.
@@ -168,13 +203,12 @@ pub async fn redrive(
             "name between 1 and {MAX_PAGE} records"
         )));
     }
+    let read = read_picks(log, topic, picks).await?;
     let mut found = Vec::with_capacity(picks.len());
     for &(partition, offset) in picks {
-        let record = log
-            .read(topic, partition, offset, 1)
-            .await?
-            .into_iter()
-            .find(|r| r.offset == offset)
+        let record = read
+            .get(&(partition, offset))
+            .cloned()
             .ok_or_else(|| FailureError::NotFound(format!("{topic}/{partition}@{offset}")))?;
         found.push(record);
     }
@@ -185,9 +219,7 @@ pub async fn redrive(
             let mut headers: Vec<(String, String)> = r
                 .headers
                 .iter()
-                .filter(|(k, _)| {
-                    ![ERROR_HEADER, SOURCE_HEADER, SOURCE_TOPIC_HEADER].contains(&k.as_str())
-                })
+                .filter(|(k, _)| !REJECTION_HEADERS.contains(&k.as_str()))
                 .cloned()
                 .collect();
             headers.push((

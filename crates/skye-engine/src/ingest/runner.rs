@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 use skye_core::event_log::{
-    ERROR_HEADER, EventLog, EventLogError, Produce, Record, SOURCE_HEADER, SOURCE_TOPIC_HEADER,
-    first_offsets, next_offsets,
+    ERROR_HEADER, EventLog, EventLogError, Produce, REJECTION_HEADERS, Record, SOURCE_HEADER,
+    SOURCE_TOPIC_HEADER, first_offsets, next_offsets,
 };
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -39,6 +39,11 @@ impl RejectClass {
         RejectClass::Payload,
         RejectClass::Eof,
     ];
+
+    /// Its position in [`RejectClass::ALL`] (declaration order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -332,9 +337,7 @@ async fn settle(
             tracing::warn!(consumer = config.name, topic = %r.topic, partition = r.partition,
                 offset = r.offset, reason = %reason, "event rejected");
             let mut headers = r.headers.clone();
-            headers.retain(|(k, _)| {
-                ![ERROR_HEADER, SOURCE_HEADER, SOURCE_TOPIC_HEADER].contains(&k.as_str())
-            });
+            headers.retain(|(k, _)| !REJECTION_HEADERS.contains(&k.as_str()));
             headers.push((ERROR_HEADER.to_string(), reason.clone()));
             headers.push((
                 SOURCE_HEADER.to_string(),
@@ -378,10 +381,7 @@ async fn settle(
     stats.records.fetch_add(done as u64, Ordering::Relaxed);
     stats.rejected.fetch_add(failures_count, Ordering::Relaxed);
     for (_, why) in &rejected {
-        let class = RejectClass::ALL.iter().position(|c| *c == why.class);
-        if let Some(i) = class {
-            stats.rejected_by[i].fetch_add(1, Ordering::Relaxed);
-        }
+        stats.rejected_by[why.class.index()].fetch_add(1, Ordering::Relaxed);
     }
     let mut committed = stats.committed.lock().unwrap_or_else(|p| p.into_inner());
     for (topic, partition, next) in commits {

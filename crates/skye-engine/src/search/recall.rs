@@ -109,27 +109,14 @@ impl RecallMonitor {
         (next < first + n).then(|| (next - first) as usize)
     }
 
-    /// Starts the exact twin of `query` in the background and scores `answer` against it.
-    fn check(&self, collection: &CollectionRef, query: &SearchQuery, answer: &[ScoredPoint]) {
+    /// Runs `exact` (a query's exact twin) in the background and scores `answer` against it.
+    fn check(&self, collection: &CollectionRef, exact: SearchQuery, answer: &[ScoredPoint]) {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             lock(&self.windows)
                 .entry(collection.variant.clone())
                 .or_default()
                 .skipped_busy += 1;
             return;
-        };
-        let exact = SearchQuery {
-            vector: query.vector.clone(),
-            limit: query.limit,
-            offset: query.offset,
-            filter: query.filter.clone(),
-            with_payload: Vec::new(),
-            exclude: query.exclude.clone(),
-            ef: None,
-            exact: true,
-            indexed_only: false,
-            score_threshold: query.score_threshold,
-            stop: StopFlag::new(),
         };
         let got: HashSet<String> = answer.iter().map(|p| p.id.clone()).collect();
         let (inner, windows, collection) =
@@ -154,6 +141,24 @@ impl RecallMonitor {
                 w.recalls.pop_front();
             }
         });
+    }
+}
+
+/// `query` as an exact search of the whole collection: same vector, filter, exclusions, page
+/// and threshold; no payload fetched; its own stop flag (the caller will have gone).
+fn exact_twin(query: &SearchQuery) -> SearchQuery {
+    SearchQuery {
+        vector: query.vector.clone(),
+        limit: query.limit,
+        offset: query.offset,
+        filter: query.filter.clone(),
+        with_payload: Vec::new(),
+        exclude: query.exclude.clone(),
+        ef: None,
+        exact: true,
+        indexed_only: false,
+        score_threshold: query.score_threshold,
+        stop: StopFlag::new(),
     }
 }
 
@@ -187,10 +192,10 @@ impl VectorRead for RecallMonitor {
         let Some(i) = picked else {
             return self.inner.search(collection, queries).await;
         };
-        let query = queries[i].clone();
+        let twin = exact_twin(&queries[i]);
         let answers = self.inner.search(collection, queries).await?;
         if let Some(answer) = answers.get(i) {
-            self.check(collection, &query, answer);
+            self.check(collection, twin, answer);
         }
         Ok(answers)
     }

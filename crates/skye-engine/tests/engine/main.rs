@@ -1,6 +1,7 @@
 //! The engine's services against the embedded backends.
 
 mod caching;
+mod failures;
 mod fuzz;
 mod isolation;
 mod overload;
