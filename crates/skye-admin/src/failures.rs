@@ -86,6 +86,7 @@ pub(crate) async fn redrive(
     let done = failures::redrive(&**events, &topic, &picks)
         .await
         .map_err(ApiError::from_error)?;
+    s.redriven.record(&topic, done.len());
     tracing::info!(topic = %topic, records = done.len(), "failure records re-driven");
     Ok(Json(json!({ "redriven": done })))
 }

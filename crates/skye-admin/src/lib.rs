@@ -31,6 +31,8 @@ pub struct AdminState {
     pub registry: Arc<Registry>,
     pub lifecycle: Arc<Lifecycle>,
     pub auth: Arc<AuthTokens>,
+    /// Records re-driven per failure topic (read by the metrics).
+    pub redriven: Arc<skye_engine::ingest::failures::RedriveCounts>,
 }
 
 /// The admin router: `/health` (open) and `/api/v1/...` (token-checked when tokens are set).

@@ -24,3 +24,9 @@ pub trait DistributedCache: Send + Sync + std::fmt::Debug {
         ttl: Duration,
     ) -> Result<(), CacheError>;
 }
+
+impl crate::error::HasErrorCode for CacheError {
+    fn code(&self) -> crate::error::ErrorCode {
+        crate::error::ErrorCode::Unavailable
+    }
+}

@@ -41,6 +41,11 @@ pub struct LogSettings {
     /// A `tracing` filter, e.g. `info` or `skye=debug,info`.
     pub level: String,
     pub format: LogFormat,
+    /// OTLP/gRPC collector that receives the traces (e.g. `http://localhost:4317`); empty = no
+    /// export. Needs a binary built with the `otlp` feature.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported traces.
+    pub otlp_service_name: String,
 }
 
 impl Default for LogSettings {
@@ -48,6 +53,8 @@ impl Default for LogSettings {
         LogSettings {
             level: "info".into(),
             format: LogFormat::Pretty,
+            otlp_endpoint: String::new(),
+            otlp_service_name: "skye".into(),
         }
     }
 }
@@ -525,6 +532,10 @@ impl Settings {
                 "APP_NAME" => self.app_name = value.to_string(),
                 "APP_ENV" => self.app_env = value.to_string(),
                 "APP_LOG_LEVEL" | "LOG_LEVEL" => self.log.level = value.to_string(),
+                "OTEL_EXPORTER_OTLP_ENDPOINT" | "SKYE_OTLP_ENDPOINT" => {
+                    self.log.otlp_endpoint = value.to_string()
+                }
+                "OTEL_SERVICE_NAME" => self.log.otlp_service_name = value.to_string(),
                 "LOG_FORMAT" => match value.to_ascii_lowercase().as_str() {
                     "json" => self.log.format = LogFormat::Json,
                     "pretty" => self.log.format = LogFormat::Pretty,
@@ -648,6 +659,19 @@ impl Settings {
         }
         if self.log.level.trim().is_empty() {
             errors.push("log.level", "is required");
+        }
+        let endpoint = &self.log.otlp_endpoint;
+        if !endpoint.is_empty()
+            && !endpoint.starts_with("http://")
+            && !endpoint.starts_with("https://")
+        {
+            errors.push(
+                "log.otlp_endpoint",
+                format!("'{endpoint}' is not an http:// or https:// URL"),
+            );
+        }
+        if self.log.otlp_service_name.trim().is_empty() {
+            errors.push("log.otlp_service_name", "is required");
         }
         if self
             .auth_tokens

@@ -6,6 +6,7 @@
 pub mod breaker;
 pub mod ingest;
 pub mod lifecycle;
+pub mod observed;
 pub mod registry;
 pub mod routing;
 pub mod search;

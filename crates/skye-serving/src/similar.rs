@@ -74,7 +74,8 @@ impl SkyeSimilarCandidateService for SimilarCandidates {
             .unwrap_or(0);
         // Past the deadline the search is abandoned (its future dropped) and the caller told so.
         let span = tracing::info_span!(
-            "getSimilarCandidates",
+            "rpc",
+            rpc = "getSimilarCandidates",
             model = %labels.model,
             variant = %labels.variant,
             queries = req.embeddings.len().max(req.candidate_ids.len())

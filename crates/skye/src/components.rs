@@ -19,11 +19,14 @@ use skye_core::storage::{AggregatorStore, EmbeddingStore};
 use skye_core::vector_store::VectorStore;
 use skye_engine::breaker::{BackendObserver, BreakerConfig, GuardedCache, GuardedVectorRead};
 use skye_engine::ingest::embedding::EmbeddingIngestor;
+use skye_engine::ingest::failures::RedriveCounts;
+use skye_engine::ingest::progress::JobProgress;
 use skye_engine::ingest::realtime::{DeltaHandler, RealtimeHandler};
 use skye_engine::ingest::runner::{
     self, BatchHandler, ConsumerConfig, ConsumerStats, EmbeddingHandler,
 };
 use skye_engine::lifecycle::{Lifecycle, Reconciler};
+use skye_engine::observed::Observed;
 use skye_engine::registry::Registry;
 use skye_engine::routing::{StorageRouter, VectorRouter};
 use skye_engine::search::embeddings::EmbeddingService;
@@ -148,7 +151,10 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         )
     })?;
     let registry = Arc::new(Registry::open(store, &settings.app_name).await?);
-    let backends = Backends::open(&settings, &registry).await?;
+    let metrics = Arc::new(Metrics::default());
+    let backends = Backends::open(&settings, &registry)
+        .await?
+        .observed(metrics.clone());
     let lifecycle = Arc::new(Lifecycle::new(
         registry.clone(),
         backends.vectors.clone(),
@@ -162,7 +168,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         tracing::warn!("authentication off: no auth_tokens configured");
     }
     let telemetry = Telemetry::new(
-        Arc::new(Metrics::default()),
+        metrics,
         registry.clone(),
         backends.embedded.clone(),
         backends.events.clone(),
@@ -182,10 +188,13 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     let mut serving_port = None;
     if which.admin {
         let listener = bind("admin", &settings.admin).await?;
+        let redriven = Arc::new(RedriveCounts::default());
+        telemetry.watch_redrives(redriven.clone());
         let router = skye_admin::router(AdminState {
             registry: registry.clone(),
             lifecycle: lifecycle.clone(),
             auth: auth.clone(),
+            redriven,
         })
         .merge(metrics_route(telemetry.clone()));
         serve(&mut servers, "admin", listener, router, shutdown.clone());
@@ -240,6 +249,10 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         let format = settings.backends.redis.key_format;
         let (engine, vectors) = match distributed_cache(&settings)? {
             Some(cache) => {
+                // Observed outside the breaker: its refusals count as failed calls.
+                let observer = metrics.clone() as Arc<dyn BackendObserver>;
+                let cache: Arc<dyn DistributedCache> =
+                    Arc::new(Observed::new(cache, "cache", observer));
                 tracing::info!(addr = %settings.backends.redis.addr, key_format = ?format,
                     "distributed cache: Redis");
                 (
@@ -251,6 +264,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             }
             None => (engine, vectors),
         };
+        telemetry.watch_cache("similar", engine.cache_figures());
+        telemetry.watch_cache("embeddings", vectors.cache_figures());
         let embeddings = SkyeEmbeddingServiceServer::with_interceptor(
             Embeddings::new(vectors, metrics.clone()).with_default_deadline(deadline),
             AuthInterceptor::new(auth.clone()),
@@ -285,6 +300,8 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     if which.consumers {
         let listener = bind("consumers", &settings.consumers.listen).await?;
         let mut stats = Vec::new();
+        let progress = Arc::new(JobProgress::default());
+        telemetry.watch_jobs(progress.clone());
         let consumers: [(ConsumerConfig, Arc<dyn BatchHandler>); 3] = [
             (
                 ConsumerConfig {
@@ -299,12 +316,15 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
                     batch_size: settings.consumers.batch_size,
                     poll_wait: Duration::from_secs(1),
                 },
-                Arc::new(EmbeddingHandler(EmbeddingIngestor::new(
-                    backends.vectors.clone(),
-                    backends.embeddings.clone(),
-                    backends.aggregator.clone(),
-                    lifecycle.clone(),
-                ))),
+                Arc::new(EmbeddingHandler(
+                    EmbeddingIngestor::new(
+                        backends.vectors.clone(),
+                        backends.embeddings.clone(),
+                        backends.aggregator.clone(),
+                        lifecycle.clone(),
+                    )
+                    .with_progress(progress),
+                )),
             ),
             (
                 ConsumerConfig {
@@ -547,6 +567,21 @@ struct Backends {
     events: Arc<dyn EventLog>,
 }
 
+impl Backends {
+    /// Every backend call timed and reported (`skye_backend_request_seconds`); serving's
+    /// vector reads are reported by their breaker instead.
+    fn observed(self, observer: Arc<Metrics>) -> Self {
+        let o = observer as Arc<dyn BackendObserver>;
+        Backends {
+            vectors: Arc::new(Observed::new(self.vectors, "vector", o.clone())),
+            embedded: self.embedded,
+            embeddings: Arc::new(Observed::new(self.embeddings, "embeddings", o.clone())),
+            aggregator: Arc::new(Observed::new(self.aggregator, "aggregator", o.clone())),
+            events: Arc::new(Observed::new(self.events, "event_log", o)),
+        }
+    }
+}
+
 /// Moves the collections of a data directory written before typed collections (flat
 /// `<variant>_<model>_<version>` directories) to the registered variants that own them.
 fn adopt_legacy_collections(
@@ -651,7 +686,6 @@ fn group_name(configured: &str, app: &str, family: &str) -> String {
     }
 }
 
-/// The revision of the config this process serves, and keys it could not decode.
 /// The distributed cache (Redis when configured) behind its breaker: a cache that is down or
 /// frozen costs each search nothing once the breaker has opened.
 fn distributed_cache(settings: &Settings) -> anyhow::Result<Option<Arc<dyn DistributedCache>>> {
@@ -666,6 +700,7 @@ fn distributed_cache(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Distr
     )
 }
 
+/// The revision of the config this process serves, and keys it could not decode.
 async fn config_status(registry: Arc<Registry>) -> axum::Json<serde_json::Value> {
     let snap = registry.snapshot();
     axum::Json(json!({"revision": snap.revision, "load_errors": snap.load_errors}))

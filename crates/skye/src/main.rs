@@ -68,12 +68,16 @@ fn main() -> ExitCode {
             demo: false,
         },
     };
-    if let Err(e) = logging::init(&settings.log) {
-        eprintln!("skye: {e:#}");
-        return ExitCode::from(2);
-    }
     let Some(runtime) = runtime(true) else {
         return ExitCode::FAILURE;
+    };
+    // Dropped before the runtime: the last traces are flushed while their client still runs.
+    let _logging = match runtime.block_on(async { logging::init(&settings.log) }) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("skye: {e:#}");
+            return ExitCode::from(2);
+        }
     };
     match runtime.block_on(components::run(settings, which)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -188,16 +188,16 @@ mod tests {
         /// Any value in any of the environment variables Skye reads is applied or reported.
         #[test]
         fn any_environment_is_applied_or_refused_clearly(
-            vars in prop::collection::vec((0usize..40, "\\PC{0,12}"), 0..8),
+            vars in prop::collection::vec((0usize..42, "\\PC{0,12}"), 0..8),
         ) {
-            const NAMES: [&str; 40] = [
+            const NAMES: [&str; 42] = [
                 "APP_NAME", "APP_ENV", "APP_LOG_LEVEL", "LOG_LEVEL", "LOG_FORMAT",
                 "SKYE_DATA_DIR", "DATA_DIR", "AUTH_TOKENS", "PORT", "APP_PORT",
                 "IN_MEMORY_CACHE_SIZE_IN_BYTES", "ADMIN_HOST", "ADMIN_PORT",
                 "ADMIN_TIMEOUT_IN_MS", "ETCD_SERVER", "ETCD_USERNAME", "ETCD_PASSWORD",
                 "ETCD_WATCHER_ENABLED", "SKYE_CONFIG_STORE", "CONFIG_STORE", "KAFKA_BROKER",
                 "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_MAX_POLL_INTERVAL_MS", "REDIS_ADDR",
-                "SKYE_RECALL_SAMPLE_EVERY",
+                "SKYE_RECALL_SAMPLE_EVERY", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME",
                 "REDIS_PASSWORD", "REDIS_DB", "unknown_var", "port", "Log_Format",
                 "EMBEDDING_CONSUMER_KAFKA_IDS", "REALTIME_CONSUMER_KAFKA_IDS",
                 "REALTIME_DELTA_CONSUMER_KAFKA_ID", "KAFKA_1_TOPICS", "KAFKA_1_BOOTSTRAP_SERVERS",

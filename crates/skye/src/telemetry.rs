@@ -19,18 +19,24 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use skye_backends::embedded::EmbeddedVectorStore;
 use skye_core::domain::{Model, Variant, VariantState};
 use skye_core::event_log::EventLog;
+use skye_engine::ingest::failures::RedriveCounts;
+use skye_engine::ingest::progress::JobProgress;
 use skye_engine::ingest::runner::{ConsumerConfig, ConsumerStats, RejectClass};
 use skye_engine::registry::Registry;
 use skye_engine::search::recall::RecallMonitor;
+use skye_engine::search::tiers::TierFigures;
 use skye_serving::{CollectionFigures, Metrics};
 
 /// The process's metrics and the sources read at each scrape.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
     embedded: Arc<EmbeddedVectorStore>,
     events: Arc<dyn EventLog>,
     consumers: Arc<Consumers>,
+    /// `collection → compactions run`, refreshed by each scrape.
+    compactions: Arc<Mutex<Vec<(String, u64)>>>,
 }
 
 /// The consumers running in this process and their last-fetched lag.
@@ -57,13 +63,17 @@ impl Telemetry {
         events: Arc<dyn EventLog>,
     ) -> Self {
         let consumers = Arc::new(Consumers::default());
+        let compactions = Arc::new(Mutex::new(Vec::new()));
         metrics.register_collector(Box::new(ConsumerCollector(consumers.clone())));
-        metrics.register_collector(Box::new(LifecycleCollector(registry)));
+        metrics.register_collector(Box::new(LifecycleCollector(registry.clone())));
+        metrics.register_collector(Box::new(CompactionCollector(compactions.clone())));
         Telemetry {
             metrics,
+            registry,
             embedded,
             events,
             consumers,
+            compactions,
         }
     }
 
@@ -79,6 +89,27 @@ impl Telemetry {
         });
     }
 
+    /// Reports the jobs the embedding consumer of this process applies.
+    pub fn watch_jobs(&self, progress: Arc<JobProgress>) {
+        self.metrics.register_collector(Box::new(JobCollector {
+            progress,
+            registry: self.registry.clone(),
+            consumers: self.consumers.clone(),
+        }));
+    }
+
+    /// Reports a serving cache (`similar`, `embeddings`), both layers.
+    pub fn watch_cache(&self, cache: &'static str, figures: Arc<dyn TierFigures>) {
+        self.metrics
+            .register_collector(Box::new(CacheCollector(cache, figures)));
+    }
+
+    /// Reports the failure re-drives of this process's admin API.
+    pub fn watch_redrives(&self, counts: Arc<RedriveCounts>) {
+        self.metrics
+            .register_collector(Box::new(RedriveCollector(counts)));
+    }
+
     /// Reports the recall monitor of this process's serving.
     pub fn watch_recall(&self, monitor: Arc<RecallMonitor>) {
         self.metrics
@@ -87,15 +118,18 @@ impl Telemetry {
 
     /// The exposition text, with every scrape-time figure refreshed first.
     pub async fn render(&self) -> String {
-        let figures: Vec<CollectionFigures> = self
-            .embedded
-            .engine_infos()
+        let engine = self.embedded.engine_infos();
+        *lock(&self.compactions) = engine
+            .iter()
+            .map(|f| (f.collection.clone(), f.compactions))
+            .collect();
+        let figures: Vec<CollectionFigures> = engine
             .into_iter()
-            .map(|(collection, info, memory)| CollectionFigures {
-                collection,
-                points: info.points,
-                indexed_points: info.indexed_points,
-                memory: memory.parts().to_vec(),
+            .map(|f| CollectionFigures {
+                collection: f.collection,
+                points: f.info.points,
+                indexed_points: f.info.indexed_points,
+                memory: f.memory.parts().to_vec(),
             })
             .collect();
         self.metrics.set_collections(&figures);
@@ -376,3 +410,202 @@ impl Collector for RecallCollector {
         Ok(())
     }
 }
+
+/// `skye_collection_compactions`: compactions run per embedded collection.
+#[derive(Debug)]
+struct CompactionCollector(Arc<Mutex<Vec<(String, u64)>>>);
+
+impl Collector for CompactionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "skye_collection_compactions",
+            "Compactions (tombstones reclaimed, graph repaired) run per embedded collection since start.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (collection, runs) in lock(&self.0).iter() {
+            let labels = [("collection", collection.as_str())];
+            ConstCounter::new(*runs).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `skye_cache_*`: each serving cache's layers.
+#[derive(Debug)]
+struct CacheCollector(&'static str, Arc<dyn TierFigures>);
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (cache, stats) = (self.0, self.1.stats());
+        let memory = stats.memory;
+        let remote = stats.distributed;
+        let counters: [(&str, &str, u64, Option<u64>); 4] = [
+            (
+                "skye_cache_hits",
+                "Items a cache layer answered.",
+                memory.hits,
+                remote.map(|r| r.hits),
+            ),
+            (
+                "skye_cache_misses",
+                "Items a cache layer was asked for and did not have.",
+                memory.misses,
+                remote.map(|r| r.misses),
+            ),
+            (
+                "skye_cache_errors",
+                "Items a cache layer could not be asked for (a failed read, counted as a miss by the caller).",
+                0,
+                remote.map(|r| r.errors),
+            ),
+            (
+                "skye_cache_evictions",
+                "Entries the in-process layer dropped to stay within its capacity.",
+                memory.evictions,
+                None,
+            ),
+        ];
+        for (name, help, in_memory, distributed) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            let layers = [("memory", Some(in_memory)), ("distributed", distributed)];
+            for (layer, value) in layers {
+                let Some(value) = value else { continue };
+                let labels = [("cache", cache), ("layer", layer)];
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let gauges: [(&str, &str, u64); 2] = [
+            (
+                "skye_cache_bytes",
+                "Bytes held by the in-process layer (keys and estimated values).",
+                memory.bytes,
+            ),
+            (
+                "skye_cache_entries",
+                "Entries held by the in-process layer.",
+                memory.entries,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            let labels = [("cache", cache), ("layer", "memory")];
+            ConstGauge::new(value as i64).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `skye_admin_redriven_records`: failure records sent back to their topic.
+#[derive(Debug)]
+struct RedriveCollector(Arc<RedriveCounts>);
+
+impl Collector for RedriveCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "skye_admin_redriven_records",
+            "Failure-topic records re-driven to their source topic through the admin API.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (topic, n) in self.0.counts() {
+            ConstCounter::new(n).encode(family.encode_family(&[("topic", topic)])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `skye_lifecycle_job_*`: each model's current job as the embedding consumer applies it, with
+/// what is still unread on its topic (the consumer lag at the last scrape) as the work left.
+#[derive(Debug)]
+struct JobCollector {
+    progress: Arc<JobProgress>,
+    registry: Arc<Registry>,
+    consumers: Arc<Consumers>,
+}
+
+impl JobCollector {
+    /// Records still unread by the embedding consumer on the model's topic (on every embedding
+    /// topic when the model's own is not one of them: an upper bound when jobs share topics).
+    fn unread(&self, topic: Option<&str>) -> u64 {
+        let lag = lock(&self.consumers.lag);
+        let embedding = lag.iter().filter(|((c, _, _), _)| *c == "embedding");
+        let own: Vec<u64> = embedding
+            .clone()
+            .filter(|((_, t, _), _)| Some(t.as_str()) == topic)
+            .map(|(_, n)| *n)
+            .collect();
+        match own.is_empty() {
+            true => embedding.map(|(_, n)| *n).sum(),
+            false => own.iter().sum(),
+        }
+    }
+}
+
+impl Collector for JobCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.registry.snapshot();
+        let now = std::time::Instant::now();
+        let rows: Vec<_> = self
+            .progress
+            .figures()
+            .into_iter()
+            .map(|(key, job)| {
+                let topic = snapshot.model(&key.entity, &key.model).ok();
+                let left = match job.complete() {
+                    true => 0,
+                    false => self.unread(topic.map(|m| m.topic_name.as_str())),
+                };
+                (key, job, left)
+            })
+            .collect();
+        let figures: [(&str, &str, JobFigure); 5] = [
+            (
+                "skye_lifecycle_job_age_seconds",
+                "Seconds since the job's first applied event (frozen at its last event once every EOF is in).",
+                |job, _, now| Some(job.age(now).as_secs_f64()),
+            ),
+            (
+                "skye_lifecycle_job_events_applied",
+                "Data events of the current job applied so far.",
+                |job, _, _| Some(job.applied as f64),
+            ),
+            (
+                "skye_lifecycle_job_events_expected",
+                "Events applied plus those still unread on the job's topic (= applied once every EOF is in).",
+                |job, left, _| Some((job.applied + left) as f64),
+            ),
+            (
+                "skye_lifecycle_job_events_per_second",
+                "Mean rate the job's events have been applied at.",
+                |job, _, _| job.rate(),
+            ),
+            (
+                "skye_lifecycle_job_eta_seconds",
+                "Seconds left at the job's mean rate (0 once every EOF is in).",
+                |job, left, _| match job.complete() {
+                    true => Some(0.0),
+                    false => job.rate().map(|r| left as f64 / r),
+                },
+            ),
+        ];
+        for (name, help, read) in figures {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (key, job, left) in &rows {
+                let Some(value) = read(job, *left, now) else {
+                    continue;
+                };
+                let labels = [
+                    ("entity", key.entity.as_str()),
+                    ("model", key.model.as_str()),
+                ];
+                ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One job gauge: from the job's figures, the records left and the time now.
+type JobFigure =
+    fn(&skye_engine::ingest::progress::JobFigures, u64, std::time::Instant) -> Option<f64>;

@@ -13,7 +13,7 @@ pub use config_store::EmbeddedConfigStore;
 pub use event_log::{EmbeddedEventLog, LogLimits};
 pub use opening::OpeningStorage;
 pub use storage::EmbeddedStorage;
-pub use vector_store::EmbeddedVectorStore;
+pub use vector_store::{EmbeddedVectorStore, EngineFigures};
 
 pub use skye_core::settings::IntegrityCheck;
 

@@ -31,6 +31,18 @@ struct Handle {
     /// a value, within a process or across restarts.
     epoch: AtomicU64,
     clock: Arc<AtomicU64>,
+    /// Compactions run on this collection since the process started.
+    compactions: AtomicU64,
+}
+
+/// One embedded collection's figures for the metrics.
+#[derive(Debug, Clone)]
+pub struct EngineFigures {
+    pub collection: String,
+    pub info: skye_index::CollectionInfo,
+    pub memory: skye_index::MemoryUsage,
+    /// Compactions run since the process started.
+    pub compactions: u64,
 }
 
 impl Handle {
@@ -40,6 +52,7 @@ impl Handle {
             indexing: AtomicBool::new(false),
             epoch: AtomicU64::new(clock.fetch_add(1, Ordering::AcqRel) + 1),
             clock: clock.clone(),
+            compactions: AtomicU64::new(0),
         })
     }
 
@@ -345,9 +358,7 @@ impl EmbeddedVectorStore {
 
     /// The engine's figures and heap bytes of every open collection, by
     /// `entity/model/variant@version`.
-    pub fn engine_infos(
-        &self,
-    ) -> Vec<(String, skye_index::CollectionInfo, skye_index::MemoryUsage)> {
+    pub fn engine_infos(&self) -> Vec<EngineFigures> {
         let handles: Vec<(String, Arc<Handle>)> = self
             .collections
             .read()
@@ -356,12 +367,17 @@ impl EmbeddedVectorStore {
             .collect();
         let mut infos: Vec<_> = handles
             .into_iter()
-            .map(|(name, h)| {
+            .map(|(collection, h)| {
                 let c = h.durable.collection();
-                (name, c.info(), c.memory())
+                EngineFigures {
+                    collection,
+                    info: c.info(),
+                    memory: c.memory(),
+                    compactions: h.compactions.load(Ordering::Relaxed),
+                }
             })
             .collect();
-        infos.sort_by(|a, b| a.0.cmp(&b.0));
+        infos.sort_by(|a, b| a.collection.cmp(&b.collection));
         infos
     }
 
@@ -379,6 +395,7 @@ impl EmbeddedVectorStore {
             loop {
                 let c = handle.durable.collection();
                 let reclaimed = if compaction_due(&c.info()) {
+                    handle.compactions.fetch_add(1, Ordering::Relaxed);
                     c.compact()
                 } else {
                     0
@@ -483,7 +500,9 @@ impl VectorRead for EmbeddedVectorStore {
     ) -> Result<Vec<Vec<ScoredPoint>>, VectorStoreError> {
         let handle = self.handle(collection)?;
         let plans = self.plans.get().cloned();
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _caller = span.enter();
             let c = handle.durable.collection();
             queries
                 .iter()
@@ -545,8 +564,19 @@ fn search_one(
         indexed_only: q.indexed_only,
         score_threshold: q.score_threshold,
     };
+    let span = tracing::info_span!(
+        "engine_search",
+        path = tracing::field::Empty,
+        matches = tracing::field::Empty,
+        hits = tracing::field::Empty
+    );
+    let _entered = span.enter();
     let (hits, plan) = c.search_explained(&req).map_err(index_error)?;
-    tracing::debug!(path = plan.path.label(), matches = ?plan.matches, "search planned");
+    span.record("path", plan.path.label());
+    span.record("hits", hits.len());
+    if let Some(m) = plan.matches {
+        span.record("matches", m);
+    }
     if let Some(o) = plans {
         o.planned(plan.path.label(), plan.matches);
     }

@@ -35,9 +35,11 @@ use skye_core::vector_store::{CollectionRef, VectorPoint, VectorStore, VectorSto
 use super::events::{EmbeddingEvent, Operation};
 use super::payload::{admits, build_payload};
 use super::points::{PointOp, apply, check_vector};
+use super::progress::{Applied, JobProgress, ModelKey};
 use super::runner::{RejectClass, Rejection};
 use crate::lifecycle::{EofReport, Lifecycle, LifecycleError};
 use skye_core::error::{ErrorCode, HasErrorCode};
+use tracing::Instrument;
 
 /// A batch could not be applied because a backend failed; retry it later.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,7 @@ pub struct EmbeddingIngestor {
     embeddings: Arc<dyn EmbeddingStore>,
     aggregator: Arc<dyn AggregatorStore>,
     lifecycle: Arc<Lifecycle>,
+    progress: Option<Arc<JobProgress>>,
 }
 
 /// (embeddings table, model, embedding-store version, TTL seconds).
@@ -82,6 +85,21 @@ struct Valid<'a> {
 struct Plan {
     generations: Vec<(GenerationKey, Vec<EmbeddingRow>)>,
     collections: BTreeMap<CollectionRef, Vec<PointOp>>,
+    /// Data events planned, per job.
+    jobs: BTreeMap<JobKey, u64>,
+}
+
+/// (entity, model, embedding-store version, job partitions).
+type JobKey = (String, String, i64, u32);
+
+fn job_key(v: &Valid<'_>) -> JobKey {
+    let e = v.event;
+    (
+        e.entity.clone(),
+        e.model_name.clone(),
+        e.embedding_store_version,
+        v.model.number_of_partitions,
+    )
 }
 
 impl Plan {
@@ -105,7 +123,14 @@ impl EmbeddingIngestor {
             embeddings,
             aggregator,
             lifecycle,
+            progress: None,
         }
+    }
+
+    /// Reports what each applied batch did to each model's job.
+    pub fn with_progress(mut self, progress: Arc<JobProgress>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Applies a batch; `events[i]` is `Err(reason)` for a record that did not decode.
@@ -129,14 +154,38 @@ impl EmbeddingIngestor {
         }
         let (data, eofs): (Vec<&Valid>, Vec<&Valid>) =
             valid.iter().partition(|v| !v.event.is_eof());
-        let rows = self.aggregator_rows(&data).await?;
-        let plan = plan(&data, &rows, &mut report);
+        let rows = self
+            .aggregator_rows(&data)
+            .instrument(tracing::info_span!("aggregator_fetch"))
+            .await?;
+        let mut plan = plan(&data, &rows, &mut report);
         report.point_writes += plan.collections.values().map(Vec::len).sum::<usize>();
+        let jobs = std::mem::take(&mut plan.jobs);
         self.write(plan).await?;
+        self.progressed(jobs.into_iter().map(|(key, events)| (key, events, None)));
         for v in eofs {
-            self.report_eof(v, &mut report).await?;
+            let eof_span = tracing::info_span!("eof", partition = %v.event.partition);
+            if self.report_eof(v, &mut report).instrument(eof_span).await? {
+                let eof = Some(v.event.partition.clone());
+                self.progressed([(job_key(v), 0, eof)]);
+            }
         }
         Ok(report)
+    }
+
+    fn progressed(&self, applied: impl IntoIterator<Item = (JobKey, u64, Option<String>)>) {
+        let Some(progress) = &self.progress else {
+            return;
+        };
+        for ((entity, model, version, partitions), events, eof) in applied {
+            progress.record(Applied {
+                model: ModelKey { entity, model },
+                version,
+                partitions,
+                events,
+                eof,
+            });
+        }
     }
 
     /// Which of the collections the batch writes exist, checked once each. A backend error
@@ -232,12 +281,16 @@ impl EmbeddingIngestor {
             }
             Ok::<(), Transient>(())
         };
-        let (stored, written) = tokio::join!(store_writes, collection_writes);
+        let (stored, written) = tokio::join!(
+            store_writes.instrument(tracing::info_span!("embedding_store_write")),
+            collection_writes.instrument(tracing::info_span!("collection_write")),
+        );
         stored.and(written)
     }
 
-    /// Reports an EOF to the lifecycle barrier, after everything before it is durable.
-    async fn report_eof(&self, v: &Valid<'_>, report: &mut BatchReport) -> Result<(), Transient> {
+    /// Reports an EOF to the lifecycle barrier, after everything before it is durable; whether
+    /// the barrier took it.
+    async fn report_eof(&self, v: &Valid<'_>, report: &mut BatchReport) -> Result<bool, Transient> {
         let e = v.event;
         let eof = EofReport {
             entity: e.entity.clone(),
@@ -247,14 +300,19 @@ impl EmbeddingIngestor {
             embedding_store_version: e.embedding_store_version,
         };
         match self.lifecycle.eof(&eof).await {
-            Ok(_) => report.applied += 1,
-            Err(err) if is_transient(&err) => return Err(Transient(err.to_string())),
-            Err(err) => report.rejected.push((
-                v.index,
-                Rejection::new(RejectClass::Eof, format!("EOF refused: {err}")),
-            )),
+            Ok(_) => {
+                report.applied += 1;
+                Ok(true)
+            }
+            Err(err) if is_transient(&err) => Err(Transient(err.to_string())),
+            Err(err) => {
+                let reason = format!("EOF refused: {err}");
+                report
+                    .rejected
+                    .push((v.index, Rejection::new(RejectClass::Eof, reason)));
+                Ok(false)
+            }
         }
-        Ok(())
     }
 }
 
@@ -276,6 +334,7 @@ fn plan(
                 if let Some((key, row)) = embedding_row(v) {
                     plan.add_row(key, row);
                 }
+                *plan.jobs.entry(job_key(v)).or_default() += 1;
                 report.applied += 1;
             }
             Err(reason) => report

@@ -21,6 +21,27 @@ pub const FAILURE_TOPICS: [(&str, &str); 3] = [
     (topics::REALTIME_DELTA_FAILURE, topics::REALTIME_DELTA),
 ];
 
+/// Records re-driven from each failure topic since the process started (the metrics' count).
+#[derive(Debug, Default)]
+pub struct RedriveCounts([std::sync::atomic::AtomicU64; FAILURE_TOPICS.len()]);
+
+impl RedriveCounts {
+    pub fn record(&self, failure_topic: &str, records: usize) {
+        if let Some(i) = FAILURE_TOPICS.iter().position(|(t, _)| *t == failure_topic) {
+            self.0[i].fetch_add(records as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `(failure topic, records re-driven)` for every failure topic.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        FAILURE_TOPICS
+            .iter()
+            .zip(&self.0)
+            .map(|((t, _), n)| (*t, n.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+}
+
 /// Most records one page or one re-drive may name.
 pub const MAX_PAGE: usize = 1_000;
 

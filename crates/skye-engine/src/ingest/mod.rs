@@ -10,5 +10,6 @@ pub mod events;
 pub mod failures;
 pub mod payload;
 pub mod points;
+pub mod progress;
 pub mod realtime;
 pub mod runner;

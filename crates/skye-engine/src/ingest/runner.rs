@@ -263,12 +263,14 @@ pub async fn run(
         let started = std::time::Instant::now();
         // Shared with the handler task, not copied (a batch of 384-d events is megabytes).
         let records = Arc::new(records);
+        // One trace per batch: the handler's stages, then the failure produce and the commit.
+        let span = tracing::info_span!("batch", consumer = config.name, records = records.len());
         let outcome = {
             let handler = handler.clone();
             let batch = records.clone();
             // A panic in the handler must not kill the loop.
-            let span = tracing::info_span!("batch", consumer = config.name, records = batch.len());
-            match tokio::spawn(async move { handler.handle(&batch).await }.instrument(span)).await {
+            let handled = async move { handler.handle(&batch).await }.instrument(span.clone());
+            match tokio::spawn(handled).await {
                 Ok(r) => r,
                 Err(join) => Err(Transient(format!("handler panicked: {join}"))),
             }
@@ -276,7 +278,9 @@ pub async fn run(
         let settled = match outcome {
             Ok(outcome) => {
                 let holding = !outcome.hold.is_empty();
+                let commit = tracing::info_span!(parent: &span, "commit");
                 settle(&*log, &mut *sub, &config, &records, outcome, &stats)
+                    .instrument(commit)
                     .await
                     .map(|()| holding)
             }
@@ -405,14 +409,17 @@ pub struct EmbeddingHandler(pub super::embedding::EmbeddingIngestor);
 #[async_trait]
 impl BatchHandler for EmbeddingHandler {
     async fn handle(&self, records: &[Record]) -> Result<Outcome, Transient> {
-        let events: Vec<_> = records
-            .iter()
-            .map(|r| {
-                serde_json::from_slice::<super::events::EmbeddingEvent>(&r.value).map_err(|e| {
-                    Rejection::new(RejectClass::Decode, format!("not an embedding event: {e}"))
+        let events: Vec<_> = tracing::info_span!("decode").in_scope(|| {
+            records
+                .iter()
+                .map(|r| {
+                    serde_json::from_slice::<super::events::EmbeddingEvent>(&r.value).map_err(|e| {
+                        let reason = format!("not an embedding event: {e}");
+                        Rejection::new(RejectClass::Decode, reason)
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        });
         let report = self.0.process(&events).await?;
         Ok(Outcome {
             rejected: report.rejected,

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 use skye_core::cache::DistributedCache;
 use skye_core::vector_store::ScoredPoint;
 
@@ -205,12 +205,25 @@ impl<V> Weighter<CacheKey, Arc<Entry<V>>> for ByBytes {
     }
 }
 
-/// Byte-bounded, TTL'd cache (of similar-candidates answers by default), with hit and miss
-/// counters.
+/// Counts the entries the cache drops to stay within its capacity.
+#[derive(Clone, Default)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl<K, V> Lifecycle<K, V> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), _key: K, _val: V) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Byte-bounded, TTL'd cache (of similar-candidates answers by default), with hit, miss and
+/// eviction counters.
 pub struct ResultCache<V = Vec<ScoredPoint>> {
-    cache: Cache<CacheKey, Arc<Entry<V>>, ByBytes>,
+    cache: Cache<CacheKey, Arc<Entry<V>>, ByBytes, DefaultHashBuilder, CountEvictions>,
     hits: AtomicU64,
     misses: AtomicU64,
+    evictions: CountEvictions,
 }
 
 impl<V: Weigh> std::fmt::Debug for ResultCache<V> {
@@ -221,11 +234,16 @@ impl<V: Weigh> std::fmt::Debug for ResultCache<V> {
     }
 }
 
-/// Hit and miss counts since start.
+/// Counts since start and the cache's present size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
+    /// Entries dropped to stay within the capacity (expired entries are not counted).
+    pub evictions: u64,
+    /// Weight held now: keys and estimated value bytes.
+    pub bytes: u64,
+    pub entries: u64,
 }
 
 impl<V: Weigh> ResultCache<V> {
@@ -233,10 +251,18 @@ impl<V: Weigh> ResultCache<V> {
     pub fn new(capacity_bytes: u64) -> Self {
         // Items estimate only sizes the internal tables; the weight bound is what limits.
         let items = (capacity_bytes / 512).clamp(16, 1 << 22) as usize;
+        let evictions = CountEvictions::default();
         ResultCache {
-            cache: Cache::with_weighter(items, capacity_bytes, ByBytes),
+            cache: Cache::with(
+                items,
+                capacity_bytes,
+                ByBytes,
+                DefaultHashBuilder::default(),
+                evictions.clone(),
+            ),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            evictions,
         }
     }
 
@@ -273,6 +299,9 @@ impl<V: Weigh> ResultCache<V> {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.0.load(Ordering::Relaxed),
+            bytes: self.cache.weight(),
+            entries: self.cache.len() as u64,
         }
     }
 }
@@ -321,7 +350,13 @@ mod tests {
         assert!(cache.get(&b).is_none());
         std::thread::sleep(Duration::from_millis(40));
         assert!(cache.get(&a).is_none(), "expired");
-        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2 });
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.evictions), (1, 2, 0));
+        assert_eq!(
+            stats.entries, 1,
+            "an expired entry stays until evicted or replaced"
+        );
+        assert!(stats.bytes > 0);
 
         let small = ResultCache::new(4096);
         for i in 0..200 {
@@ -338,5 +373,8 @@ mod tests {
             kept > 0 && kept < 50,
             "byte bound holds: {kept} entries kept"
         );
+        let stats = small.stats();
+        assert!(stats.bytes <= 4096, "{stats:?}");
+        assert_eq!(stats.evictions, 200 - stats.entries, "{stats:?}");
     }
 }

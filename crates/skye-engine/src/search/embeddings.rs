@@ -250,6 +250,11 @@ impl EmbeddingService {
         self.cache.memory_stats()
     }
 
+    /// Both cache layers' figures, for the metrics (shares the live counters).
+    pub fn cache_figures(&self) -> std::sync::Arc<dyn super::tiers::TierFigures> {
+        std::sync::Arc::new(self.cache.clone())
+    }
+
     /// Validates a request and answers it: one entry per id, in order.
     async fn lookup(
         &self,

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use skye_core::vector_store::StopFlag;
 use tokio::sync::Semaphore;
@@ -62,11 +63,15 @@ impl SearchExecutor {
         let stop = StopFlag::new();
         let guard = StopGuard(stop.clone());
         let task = work(stop);
-        let handle = tokio::spawn(async move {
-            let out = task.await;
-            drop(permit);
-            out
-        });
+        // The task carries the caller's span: its stages stay in the request's trace.
+        let handle = tokio::spawn(
+            async move {
+                let out = task.await;
+                drop(permit);
+                out
+            }
+            .instrument(tracing::Span::current()),
+        );
         let out = handle.await.map_err(|e| {
             tracing::error!(error = %e, "a search task panicked");
             Refused::Failed

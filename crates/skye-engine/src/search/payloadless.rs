@@ -14,6 +14,7 @@
 //! short page.
 
 use std::collections::{BTreeMap, HashMap};
+use tracing::Instrument;
 
 use skye_core::domain::{Variant, VectorDbType};
 use skye_core::storage::{AggregatorRow, AggregatorStore};
@@ -171,9 +172,11 @@ async fn rows_of(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let span = tracing::info_span!("attributes_fetch", ids = ids.len());
     let rows = source
         .aggregator
         .get(source.table, &ids)
+        .instrument(span)
         .await
         .map_err(SearchError::Aggregator)?;
     Ok(ids

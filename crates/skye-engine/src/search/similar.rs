@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use skye_core::cache::DistributedCache;
 use skye_core::domain::{Model, Variant};
@@ -233,6 +234,11 @@ impl SimilarService {
         self.cache.memory_stats()
     }
 
+    /// Both cache layers' figures, for the metrics (shares the live counters).
+    pub fn cache_figures(&self) -> std::sync::Arc<dyn super::tiers::TierFigures> {
+        std::sync::Arc::new(self.cache.clone())
+    }
+
     /// One result list per query, in request order, with how the cache served them.
     pub async fn similar(
         &self,
@@ -242,8 +248,13 @@ impl SimilarService {
         let queries = validate(&req, self.max_limit)?;
         let snapshot = self.registry.snapshot();
         let target = resolve(&snapshot, &req)?;
-        let sources = self.sources(&req, &snapshot, &target).await?;
-        let planned = plan(&req, &target, sources, now_unix)?;
+        let fetch = tracing::info_span!("embedding_fetch", ids = req.candidate_ids.len());
+        let sources = self
+            .sources(&req, &snapshot, &target)
+            .instrument(fetch)
+            .await?;
+        let planned = tracing::info_span!("filter_plan")
+            .in_scope(|| plan(&req, &target, sources, now_unix))?;
         let keys = self.keys(&req, &target, &planned).await;
         let codec = AnswerCodec {
             format: self.distributed_format,
@@ -259,7 +270,9 @@ impl SimilarService {
             .cache
             .get_or_fetch(keys, &codec, ttls, |missing| {
                 let queries = missing.iter().map(|i| planned[*i].query.clone()).collect();
-                self.search(&snapshot, &target, queries)
+                let span = tracing::info_span!("vector_search",
+                    collection = %target.collection, queries = missing.len());
+                self.search(&snapshot, &target, queries).instrument(span)
             })
             .await?;
         let mut answers = vec![Vec::new(); queries];

@@ -9,9 +9,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use skye_core::cache::DistributedCache;
+use tracing::Instrument;
 
 use super::cache::{CacheKey, CacheStats, ResultCache, Weigh, write_back};
 
@@ -55,6 +57,31 @@ pub struct Served {
 pub struct TwoTier<V> {
     memory: Arc<ResultCache<V>>,
     remote: Option<Arc<dyn DistributedCache>>,
+    remote_counts: Arc<RemoteCounts>,
+}
+
+/// Counts of the distributed layer since start (its size and evictions are the server's).
+#[derive(Debug, Default)]
+struct RemoteCounts {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Both layers' figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TierStats {
+    pub memory: CacheStats,
+    /// `None` without a distributed layer.
+    pub distributed: Option<RemoteStats>,
+}
+
+/// Items the distributed layer answered, missed, or could not be asked for (a failed read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub errors: u64,
 }
 
 impl<V: Weigh> std::fmt::Debug for TwoTier<V> {
@@ -71,7 +98,19 @@ impl<V> Clone for TwoTier<V> {
         TwoTier {
             memory: self.memory.clone(),
             remote: self.remote.clone(),
+            remote_counts: self.remote_counts.clone(),
         }
+    }
+}
+
+/// A cache's figures, whatever it holds (what the metrics read).
+pub trait TierFigures: Send + Sync + std::fmt::Debug {
+    fn stats(&self) -> TierStats;
+}
+
+impl<V: Weigh + Clone + Default + Send + Sync + 'static> TierFigures for TwoTier<V> {
+    fn stats(&self) -> TierStats {
+        TwoTier::stats(self)
     }
 }
 
@@ -81,6 +120,7 @@ impl<V: Weigh + Clone + Default + Send + Sync + 'static> TwoTier<V> {
         TwoTier {
             memory: Arc::new(ResultCache::new(memory_bytes)),
             remote: None,
+            remote_counts: Arc::default(),
         }
     }
 
@@ -98,6 +138,19 @@ impl<V: Weigh + Clone + Default + Send + Sync + 'static> TwoTier<V> {
         self.memory.stats()
     }
 
+    /// Both layers' counts and the in-process layer's size.
+    pub fn stats(&self) -> TierStats {
+        let c = &self.remote_counts;
+        TierStats {
+            memory: self.memory.stats(),
+            distributed: self.remote.as_ref().map(|_| RemoteStats {
+                hits: c.hits.load(Ordering::Relaxed),
+                misses: c.misses.load(Ordering::Relaxed),
+                errors: c.errors.load(Ordering::Relaxed),
+            }),
+        }
+    }
+
     /// One value per item, in order: from the layers that have it, else from `fetch` (called
     /// once, with the indexes of the items every layer missed, answering them in that order).
     pub async fn get_or_fetch<E, F, Fut>(
@@ -113,13 +166,25 @@ impl<V: Weigh + Clone + Default + Send + Sync + 'static> TwoTier<V> {
     {
         let mut found: Vec<Option<V>> = vec![None; keys.len()];
         let mut served = Served::default();
+        let memory = tracing::info_span!("cache_memory", hits = tracing::field::Empty);
         for (slot, k) in found.iter_mut().zip(&keys) {
             if let Some(v) = k.memory.as_ref().and_then(|k| self.memory.get(k)) {
                 *slot = Some((*v).clone());
                 served.hits += 1;
             }
         }
-        served.hits += self.read_remote(&keys, codec, ttls, &mut found).await;
+        memory.record("hits", served.hits);
+        drop(memory);
+        let remote = match self.remote {
+            Some(_) => tracing::info_span!("cache_distributed", hits = tracing::field::Empty),
+            None => tracing::Span::none(),
+        };
+        let remote_hits = self
+            .read_remote(&keys, codec, ttls, &mut found)
+            .instrument(remote.clone())
+            .await;
+        remote.record("hits", remote_hits);
+        served.hits += remote_hits;
         let missing: Vec<usize> = (0..keys.len()).filter(|i| found[*i].is_none()).collect();
         served.misses = missing
             .iter()
@@ -176,9 +241,12 @@ impl<V: Weigh + Clone + Default + Send + Sync + 'static> TwoTier<V> {
             Ok(values) => values,
             Err(e) => {
                 tracing::warn!(error = %e, "distributed cache read failed; treated as a miss");
+                let errors = &self.remote_counts.errors;
+                errors.fetch_add(asked.len() as u64, Ordering::Relaxed);
                 return 0;
             }
         };
+        let asked_count = asked.len();
         let mut hits = 0;
         for ((i, _), bytes) in asked.into_iter().zip(values) {
             let Some(v) = bytes.and_then(|b| codec.decode(i, &b)) else {
@@ -190,6 +258,10 @@ impl<V: Weigh + Clone + Default + Send + Sync + 'static> TwoTier<V> {
             found[i] = Some(v);
             hits += 1;
         }
+        let c = &self.remote_counts;
+        c.hits.fetch_add(hits as u64, Ordering::Relaxed);
+        c.misses
+            .fetch_add((asked_count - hits) as u64, Ordering::Relaxed);
         hits
     }
 }

@@ -67,6 +67,18 @@ pub(crate) async fn register_model(skye: &Skye, http: &Http, model: &str) {
 }
 
 /// One item of a job: id, vector, payload texts.
+/// Registers the entity, model `intent` and its variant `all` with `fields` (a payload schema,
+/// cache switches) added to the registration.
+pub(crate) async fn catalog_variant(skye: &Skye, http: &Http, fields: Value) {
+    register_entity(skye, http).await;
+    register_model(skye, http, "intent").await;
+    let mut body = serde_json::json!({"entity": "catalog", "model": "intent", "variant": "all"});
+    if let (Some(b), Some(f)) = (body.as_object_mut(), fields.as_object()) {
+        b.extend(f.clone());
+    }
+    ok(skye, http, "model/register-variant", body).await;
+}
+
 pub(crate) type Item = (String, Vec<f32>, BTreeMap<String, String>);
 
 pub(crate) fn item(id: &str, i: usize, payload: &[(&str, &str)]) -> Item {

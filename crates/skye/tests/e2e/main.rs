@@ -15,3 +15,5 @@ mod scaleout;
 mod serving;
 mod snapshots;
 mod support;
+#[cfg(feature = "otlp")]
+mod traces;

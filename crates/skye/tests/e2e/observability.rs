@@ -1,9 +1,10 @@
 //! `/metrics` on every port after known traffic: consumer counters by reason, batch latency,
-//! lag, the failure topic's size, variant states, job EOFs and the engine's collection figures.
+//! lag, the failure topic's size, variant states, job progress, backend calls, the result
+//! cache, the engine's collection figures and failure re-drives.
 
 use serde_json::json;
 
-use crate::catalog::{item, job, ok, register_entity, register_model};
+use crate::catalog::{catalog_variant, client, hits, item, job};
 use crate::support::{Http, Skye};
 
 /// The value of the sample `name{labels}` (labels exactly as rendered), if present.
@@ -22,14 +23,11 @@ async fn every_port_exports_consumer_lifecycle_and_engine_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let skye = Skye::standalone(dir.path(), &[]);
     let http = Http::new();
-    register_entity(&skye, &http).await;
-    register_model(&skye, &http, "intent").await;
-    ok(
+    catalog_variant(
         &skye,
         &http,
-        "model/register-variant",
-        json!({"entity": "catalog", "model": "intent", "variant": "all",
-            "vector_db_config": {"payload": {"price": {"field_schema": "integer"}}}}),
+        json!({"vector_db_config": {"payload": {"price": {"field_schema": "integer"}}},
+            "in_memory_caching_enabled": true, "in_memory_cache_ttl_seconds": 600}),
     )
     .await;
     let mut items: Vec<_> = (0..9)
@@ -37,6 +35,11 @@ async fn every_port_exports_consumer_lifecycle_and_engine_metrics() {
         .collect();
     items.push(item("bad", 9, &[("price", "many")]));
     job(&skye, &http, "intent", &["all"], &items).await;
+    // One search twice: a miss, then a hit of the in-process cache.
+    let grpc = client(&skye).await;
+    for _ in 0..2 {
+        assert_eq!(hits(&grpc, "intent", "all", Vec::new(), &[]).await.len(), 9);
+    }
 
     let mut pages = Vec::new();
     for component in ["admin", "serving", "consumers"] {
@@ -104,6 +107,43 @@ async fn every_port_exports_consumer_lifecycle_and_engine_metrics() {
             value(r#"skye_collection_points{collection="catalog/intent/all@1"}"#),
             9.0
         );
+        assert_eq!(
+            value(r#"skye_collection_compactions_total{collection="catalog/intent/all@1"}"#),
+            0.0
+        );
+        // The job: nine data events applied, nothing left, so nothing more expected.
+        let job = |name: &str| value(&format!(r#"{name}{{entity="catalog",model="intent"}}"#));
+        assert_eq!(job("skye_lifecycle_job_events_applied"), 9.0);
+        assert_eq!(job("skye_lifecycle_job_events_expected"), 9.0);
+        assert_eq!(job("skye_lifecycle_job_eta_seconds"), 0.0);
+        assert!(job("skye_lifecycle_job_age_seconds") >= 0.0);
+        // Every backend the job and the search went through, by role and operation.
+        for (backend, op) in [
+            ("event_log", "produce"),
+            ("event_log", "poll"),
+            ("event_log", "commit"),
+            ("embeddings", "put"),
+            ("aggregator", "get"),
+            ("vector", "create_collection"),
+            ("vector", "upsert"),
+            ("vector", "search"),
+        ] {
+            let series = format!(
+                r#"skye_backend_request_seconds_count{{backend="{backend}",op="{op}",outcome="ok"}}"#
+            );
+            assert!(value(&series) >= 1.0, "{component}: {series}");
+        }
+        let cache = |name: &str| value(&format!(r#"{name}{{cache="similar",layer="memory"}}"#));
+        assert_eq!(
+            (
+                cache("skye_cache_hits_total"),
+                cache("skye_cache_misses_total")
+            ),
+            (1.0, 1.0)
+        );
+        assert_eq!(cache("skye_cache_entries"), 1.0);
+        assert!(cache("skye_cache_bytes") > 0.0);
+        assert_eq!(cache("skye_cache_evictions_total"), 0.0);
         // Names follow skye_<area>_<name>; no label carries an id of a point.
         for line in page
             .lines()
@@ -116,6 +156,8 @@ async fn every_port_exports_consumer_lifecycle_and_engine_metrics() {
             );
         }
     }
+
+    dashboard_reads_only_exported_metrics(&pages[0].1);
 
     // The failure topic, paged, with the reason and where the record came from.
     let failures = |q: &str| {
@@ -197,6 +239,14 @@ async fn every_port_exports_consumer_lifecycle_and_engine_metrics() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let page = http.get(&skye.url("admin", "/metrics")).await.raw;
+    assert_eq!(
+        sample(
+            &page,
+            r#"skye_admin_redriven_records_total{topic="skye.embedding-failure"}"#
+        ),
+        Some(1.0)
+    );
     let page = failures("?from=1").await;
     let second = &page.body["records"][0];
     assert_eq!(second["value"]["candidate_id"], "bad", "{}", page.raw);
@@ -205,4 +255,60 @@ async fn every_port_exports_consumer_lifecycle_and_engine_metrics() {
         "{}",
         page.raw
     );
+}
+
+/// Every metric the Grafana dashboard in `deploy/` queries is one `page` exports (a family by
+/// its name, or one of its counter or histogram series), and every panel has a query.
+fn dashboard_reads_only_exported_metrics(page: &str) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana/skye.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let families: Vec<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    let exported = |name: &str| {
+        families.iter().any(|f| {
+            name.strip_prefix(f)
+                .is_some_and(|rest| ["", "_total", "_bucket", "_count", "_sum"].contains(&rest))
+        })
+    };
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(
+            !targets.is_empty(),
+            "panel without a query: {}",
+            panel["title"]
+        );
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            for name in metric_names(expr) {
+                assert!(exported(name), "{}: {name} is not exported", panel["title"]);
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 20, "{queried} metric references");
+}
+
+/// The `skye_*` identifiers in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("skye_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(&tail[..end]);
+        rest = &tail[end..];
+    }
+    names
 }

@@ -168,6 +168,12 @@ async fn etcd_admin_kafka_ingestion_and_redis_cached_serving_end_to_end() {
             && !metrics
                 .contains(r#"skye_serving_cache_hits_total{model="intent",variant="cached"} 0"#)
         {
+            // The hit is the distributed layer's (the variant keeps nothing in-process).
+            let distributed = r#"skye_cache_hits_total{cache="similar",layer="distributed"} "#;
+            assert!(
+                metrics.contains(distributed) && !metrics.contains(&format!("{distributed}0\n")),
+                "{metrics}"
+            );
             break;
         }
         assert!(
@@ -209,6 +215,17 @@ async fn searches_are_served_while_redis_is_down() {
             "{:?}",
             started.elapsed()
         );
+    }
+    // Each failed read is in the metrics: the cache layer's errors and the backend call's.
+    let metrics = Http::new().get(&skye.url("serving", "/metrics")).await.raw;
+    for series in [
+        r#"skye_cache_errors_total{cache="similar",layer="distributed"} "#,
+        r#"skye_backend_request_seconds_count{backend="cache",op="get_many",outcome="error"} "#,
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok());
+        assert!(value.is_some_and(|v| v >= 1.0), "{series}: {metrics}");
     }
 }
 
