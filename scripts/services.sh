@@ -10,7 +10,8 @@
 # when ../shared/qdrant/qdrant exists (a real Qdrant server built from its public source; none
 # installs from a package registry here), Qdrant (SKYE_TEST_QDRANT_URL, gRPC port 16334, REST
 # SKYE_TEST_QDRANT_REST on 16333). The binaries' paths (SKYE_TEST_ETCD_BIN, SKYE_TEST_REDIS_BIN, SKYE_TEST_TANSU_BIN,
-# SKYE_TEST_QDRANT_START) are exported for the restart drills, which run their own instances.
+# SKYE_TEST_QDRANT_START) are exported for the restart drills, which run their own instances;
+# Debian's chromium is installed too, for the console's browser test (SKYE_TEST_CHROMIUM).
 set -euo pipefail
 cmd=${1:?start or stop}
 dir=${2:?a directory for pid files and logs}
@@ -29,7 +30,7 @@ install() {
 
 case "$cmd" in
   start)
-    install redis-server etcd-server etcd-client
+    install redis-server etcd-server etcd-client chromium
     etcd --name skye-ci --data-dir "$dir/etcd-data" \
       --listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 \
       --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
@@ -46,6 +47,8 @@ case "$cmd" in
     echo "services: redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:6390" >&2
     echo "export SKYE_TEST_REDIS_ADDR=127.0.0.1:6390"
     echo "export SKYE_TEST_REDIS_BIN=$(command -v redis-server)"
+    # Not a service: the headless browser of the console test (Debian's chromium).
+    echo "export SKYE_TEST_CHROMIUM=$(command -v chromium)"
     for _ in $(seq 1 100); do
       ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:23790 endpoint health >/dev/null 2>&1 && break
       sleep 0.1

@@ -8,8 +8,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     // Feature `grpc`: services and clients too; without it, the messages only.
     let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out.join("skye_descriptor.bin"))
+    let mut api = tonic_prost_build::configure();
+    if std::env::var_os("CARGO_FEATURE_JSON").is_some() {
+        // proto3 JSON: the proto's field names (already lowerCamelCase), absent = default,
+        // an unknown field refused; an enum by its name or number.
+        api = api
+            .message_attribute(
+                ".",
+                "#[derive(serde::Serialize, serde::Deserialize)]\n\
+                 #[serde(rename_all = \"camelCase\", default, deny_unknown_fields)]",
+            )
+            .field_attribute(".Filter.op", "#[serde(with = \"crate::json::operator\")]");
+    }
+    api.file_descriptor_set_path(out.join("skye_descriptor.bin"))
         .build_client(grpc)
         .build_server(grpc)
         .compile_protos(&["proto/skye.proto"], &["proto"])

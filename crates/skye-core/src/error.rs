@@ -50,6 +50,19 @@ pub mod grpc {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::FailedPrecondition,
+        ErrorCode::Unauthenticated,
+        ErrorCode::ResourceExhausted,
+        ErrorCode::Unavailable,
+        ErrorCode::Timeout,
+        ErrorCode::Cancelled,
+        ErrorCode::Internal,
+    ];
+
     /// The HTTP status used by the admin and consumers HTTP APIs.
     pub fn http_status(self) -> u16 {
         match self {
@@ -80,6 +93,12 @@ impl ErrorCode {
             ErrorCode::Cancelled => grpc::CANCELLED,
             ErrorCode::Internal => grpc::INTERNAL,
         }
+    }
+
+    /// The code of a gRPC status (`None` for OK and the codes Skye never sends; a transport
+    /// answering over HTTP treats those as internal).
+    pub fn from_grpc(code: i32) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.grpc_code() == code)
     }
 
     /// Stable lower-case name, used as a metric label and in JSON error bodies.
@@ -267,18 +286,11 @@ mod tests {
 
     #[test]
     fn every_code_maps_to_a_distinct_grpc_code_and_an_error_http_status() {
-        let all = [
-            ErrorCode::InvalidArgument,
-            ErrorCode::NotFound,
-            ErrorCode::AlreadyExists,
-            ErrorCode::FailedPrecondition,
-            ErrorCode::Unauthenticated,
-            ErrorCode::ResourceExhausted,
-            ErrorCode::Unavailable,
-            ErrorCode::Timeout,
-            ErrorCode::Cancelled,
-            ErrorCode::Internal,
-        ];
+        let all = ErrorCode::ALL;
+        for c in all {
+            assert_eq!(ErrorCode::from_grpc(c.grpc_code()), Some(c));
+        }
+        assert_eq!(ErrorCode::from_grpc(grpc::OK), None);
         let mut grpc_codes: Vec<i32> = all.iter().map(|c| c.grpc_code()).collect();
         grpc_codes.sort_unstable();
         grpc_codes.dedup();

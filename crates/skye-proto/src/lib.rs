@@ -30,6 +30,46 @@ pub mod eigenix {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/skye_descriptor.bin"));
 
+/// serde helpers of the JSON mapping (feature `json`).
+#[cfg(feature = "json")]
+pub mod json {
+    /// An `Operator` field (an `i32` in the message) as its proto name; read from the name or
+    /// the number.
+    pub mod operator {
+        use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+        use crate::Operator;
+
+        pub fn serialize<S: Serializer>(op: &i32, s: S) -> Result<S::Ok, S::Error> {
+            match Operator::try_from(*op) {
+                Ok(named) => s.serialize_str(named.as_str_name()),
+                Err(_) => s.serialize_i32(*op),
+            }
+        }
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum NameOrNumber {
+            Name(String),
+            Number(i32),
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+            match NameOrNumber::deserialize(d)? {
+                NameOrNumber::Number(n) => Ok(n),
+                NameOrNumber::Name(name) => Operator::from_str_name(&name)
+                    .map(|op| op as i32)
+                    .ok_or_else(|| {
+                        D::Error::custom(format!(
+                            "unknown filter operator '{name}' (IN, NIN, EX, SEARCH, LTE, GTE, \
+                             BTWE, BTW, LT, GT, LAST_X_DAYS, WTHN)"
+                        ))
+                    }),
+            }
+        }
+    }
+}
+
 /// Full gRPC method paths, as clients of the original call them.
 pub mod paths {
     pub const GET_SIMILAR_CANDIDATES: &str = "/SkyeSimilarCandidateService/getSimilarCandidates";

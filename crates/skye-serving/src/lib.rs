@@ -1,11 +1,12 @@
 //! The gRPC serving API: `SkyeSimilarCandidateService` and `SkyeEmbeddingService` over the engine, plus the metadata/auth
-//! interceptor. Handlers only convert, call the engine and map errors.
+//! interceptor and the same three RPCs as REST/JSON ([`rest`]). Handlers only convert, call the engine and map errors.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod auth;
 mod conversions;
 mod embedding;
 pub mod metrics;
+pub mod rest;
 mod similar;
 
 pub use auth::{AuthInterceptor, CALLER_ID_HEADER, TOKEN_HEADER};

@@ -186,6 +186,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         });
     }
     let mut serving_port = None;
+    let console_serving = crate::console::ServingPort::default();
     if which.admin {
         let listener = bind("admin", &settings.admin).await?;
         let redriven = Arc::new(RedriveCounts::default());
@@ -196,6 +197,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             auth: auth.clone(),
             redriven,
         })
+        .merge(crate::console::router(console_serving.clone()))
         .merge(metrics_route(telemetry.clone()));
         serve(&mut servers, "admin", listener, router, shutdown.clone());
         let reconciler = Reconciler::new(lifecycle.clone());
@@ -208,6 +210,9 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
     if which.serving {
         let listener = bind("serving", &settings.serving.listen).await?;
         serving_port = listener.local_addr().ok().map(|a| a.port());
+        if let Some(port) = serving_port {
+            let _ = console_serving.set(port);
+        }
         let metrics = telemetry.metrics().clone();
         backends.embedded.observe_plans(metrics.clone());
         // Inside the breaker: the exact re-runs reach the backend without counting as its
@@ -266,12 +271,21 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
         };
         telemetry.watch_cache("similar", engine.cache_figures());
         telemetry.watch_cache("embeddings", vectors.cache_figures());
+        let embedding_service =
+            Embeddings::new(vectors, metrics.clone()).with_default_deadline(deadline);
+        let similar_service =
+            SimilarCandidates::new(engine, metrics.clone()).with_default_deadline(deadline);
+        let rest = skye_serving::rest::router(
+            similar_service.clone(),
+            embedding_service.clone(),
+            AuthInterceptor::new(auth.clone()),
+        );
         let embeddings = SkyeEmbeddingServiceServer::with_interceptor(
-            Embeddings::new(vectors, metrics.clone()).with_default_deadline(deadline),
+            embedding_service,
             AuthInterceptor::new(auth.clone()),
         );
         let grpc = SkyeSimilarCandidateServiceServer::with_interceptor(
-            SimilarCandidates::new(engine, metrics.clone()).with_default_deadline(deadline),
+            similar_service,
             AuthInterceptor::new(auth.clone()),
         );
         let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -292,6 +306,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             .add_service(health)
             .add_service(reflection)
             .into_axum_router()
+            .merge(rest)
             .merge(serving_health(registry.clone()))
             .merge(recall_route(registry.clone(), monitor))
             .merge(metrics_route(telemetry.clone()));

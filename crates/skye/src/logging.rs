@@ -37,13 +37,13 @@ pub fn init(log: &LogSettings) -> anyhow::Result<Guard> {
         .with_target(true)
         .with_ansi(ansi);
     let lines: Box<dyn Layer<Registry> + Send + Sync> = match log.format {
-        LogFormat::Json => fmt.json().flatten_event(false).boxed(),
-        LogFormat::Pretty => fmt.compact().boxed(),
+        LogFormat::Json => fmt.json().flatten_event(false).with_filter(filter).boxed(),
+        LogFormat::Pretty => fmt.compact().with_filter(filter).boxed(),
     };
     let (export, guard) = export(log)?;
     let layers: Vec<_> = std::iter::once(lines).chain(export).collect();
     tracing_subscriber::registry()
-        .with(layers.with_filter(filter))
+        .with(layers)
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
     if !log.otlp_endpoint.is_empty() {
@@ -75,7 +75,17 @@ fn export(log: &LogSettings) -> anyhow::Result<(ExportLayer, Guard)> {
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build();
-    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("skye"));
+    // The stages of a search or a batch are debug spans: nothing without an export, and
+    // exported (not logged) with one.
+    let stages = format!(
+        "{},skye=debug,skye_engine=debug,skye_serving=debug,skye_backends=debug",
+        log.level
+    );
+    let filter = EnvFilter::try_new(&stages)
+        .map_err(|e| anyhow::anyhow!("invalid log level '{}': {e}", log.level))?;
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("skye"))
+        .with_filter(filter);
     Ok((
         Some(layer.boxed()),
         Guard {

@@ -9,6 +9,7 @@ mod bench_cmd;
 mod child;
 mod cli;
 mod components;
+mod console;
 mod demo;
 mod http_client;
 mod ingest_api;

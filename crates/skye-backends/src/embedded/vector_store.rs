@@ -564,7 +564,7 @@ fn search_one(
         indexed_only: q.indexed_only,
         score_threshold: q.score_threshold,
     };
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "engine_search",
         path = tracing::field::Empty,
         matches = tracing::field::Empty,

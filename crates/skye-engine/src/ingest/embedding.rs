@@ -156,7 +156,7 @@ impl EmbeddingIngestor {
             valid.iter().partition(|v| !v.event.is_eof());
         let rows = self
             .aggregator_rows(&data)
-            .instrument(tracing::info_span!("aggregator_fetch"))
+            .instrument(tracing::debug_span!("aggregator_fetch"))
             .await?;
         let mut plan = plan(&data, &rows, &mut report);
         report.point_writes += plan.collections.values().map(Vec::len).sum::<usize>();
@@ -164,7 +164,7 @@ impl EmbeddingIngestor {
         self.write(plan).await?;
         self.progressed(jobs.into_iter().map(|(key, events)| (key, events, None)));
         for v in eofs {
-            let eof_span = tracing::info_span!("eof", partition = %v.event.partition);
+            let eof_span = tracing::debug_span!("eof", partition = %v.event.partition);
             if self.report_eof(v, &mut report).instrument(eof_span).await? {
                 let eof = Some(v.event.partition.clone());
                 self.progressed([(job_key(v), 0, eof)]);
@@ -282,8 +282,8 @@ impl EmbeddingIngestor {
             Ok::<(), Transient>(())
         };
         let (stored, written) = tokio::join!(
-            store_writes.instrument(tracing::info_span!("embedding_store_write")),
-            collection_writes.instrument(tracing::info_span!("collection_write")),
+            store_writes.instrument(tracing::debug_span!("embedding_store_write")),
+            collection_writes.instrument(tracing::debug_span!("collection_write")),
         );
         stored.and(written)
     }

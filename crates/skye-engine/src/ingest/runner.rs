@@ -278,7 +278,7 @@ pub async fn run(
         let settled = match outcome {
             Ok(outcome) => {
                 let holding = !outcome.hold.is_empty();
-                let commit = tracing::info_span!(parent: &span, "commit");
+                let commit = tracing::debug_span!(parent: &span, "commit");
                 settle(&*log, &mut *sub, &config, &records, outcome, &stats)
                     .instrument(commit)
                     .await
@@ -409,7 +409,7 @@ pub struct EmbeddingHandler(pub super::embedding::EmbeddingIngestor);
 #[async_trait]
 impl BatchHandler for EmbeddingHandler {
     async fn handle(&self, records: &[Record]) -> Result<Outcome, Transient> {
-        let events: Vec<_> = tracing::info_span!("decode").in_scope(|| {
+        let events: Vec<_> = tracing::debug_span!("decode").in_scope(|| {
             records
                 .iter()
                 .map(|r| {

@@ -172,7 +172,7 @@ async fn rows_of(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let span = tracing::info_span!("attributes_fetch", ids = ids.len());
+    let span = tracing::debug_span!("attributes_fetch", ids = ids.len());
     let rows = source
         .aggregator
         .get(source.table, &ids)

@@ -248,12 +248,12 @@ impl SimilarService {
         let queries = validate(&req, self.max_limit)?;
         let snapshot = self.registry.snapshot();
         let target = resolve(&snapshot, &req)?;
-        let fetch = tracing::info_span!("embedding_fetch", ids = req.candidate_ids.len());
+        let fetch = tracing::debug_span!("embedding_fetch", ids = req.candidate_ids.len());
         let sources = self
             .sources(&req, &snapshot, &target)
             .instrument(fetch)
             .await?;
-        let planned = tracing::info_span!("filter_plan")
+        let planned = tracing::debug_span!("filter_plan")
             .in_scope(|| plan(&req, &target, sources, now_unix))?;
         let keys = self.keys(&req, &target, &planned).await;
         let codec = AnswerCodec {
@@ -270,7 +270,7 @@ impl SimilarService {
             .cache
             .get_or_fetch(keys, &codec, ttls, |missing| {
                 let queries = missing.iter().map(|i| planned[*i].query.clone()).collect();
-                let span = tracing::info_span!("vector_search",
+                let span = tracing::debug_span!("vector_search",
                     collection = %target.collection, queries = missing.len());
                 self.search(&snapshot, &target, queries).instrument(span)
             })

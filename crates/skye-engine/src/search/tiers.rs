@@ -166,7 +166,7 @@ impl<V: Weigh + Clone + Default + Send + Sync + 'static> TwoTier<V> {
     {
         let mut found: Vec<Option<V>> = vec![None; keys.len()];
         let mut served = Served::default();
-        let memory = tracing::info_span!("cache_memory", hits = tracing::field::Empty);
+        let memory = tracing::debug_span!("cache_memory", hits = tracing::field::Empty);
         for (slot, k) in found.iter_mut().zip(&keys) {
             if let Some(v) = k.memory.as_ref().and_then(|k| self.memory.get(k)) {
                 *slot = Some((*v).clone());
@@ -176,7 +176,7 @@ impl<V: Weigh + Clone + Default + Send + Sync + 'static> TwoTier<V> {
         memory.record("hits", served.hits);
         drop(memory);
         let remote = match self.remote {
-            Some(_) => tracing::info_span!("cache_distributed", hits = tracing::field::Empty),
+            Some(_) => tracing::debug_span!("cache_distributed", hits = tracing::field::Empty),
             None => tracing::Span::none(),
         };
         let remote_hits = self

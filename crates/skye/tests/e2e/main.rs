@@ -3,14 +3,17 @@
 mod admin;
 mod catalog;
 mod cli;
+mod console;
 mod crash;
 mod drills;
 mod integrity;
 mod lifecycle;
 mod malformed;
 mod observability;
+mod openapi;
 mod params;
 mod qdrant;
+mod rest;
 mod scaleout;
 mod serving;
 mod snapshots;

@@ -20,7 +20,6 @@ fn unique_app() -> String {
 }
 
 /// The value of `var`, or a loud SKIPPED (a failure under `SKYE_REQUIRE_SERVICES`).
-#[cfg_attr(not(any(feature = "etcd", feature = "kafka")), allow(dead_code))]
 pub fn service(var: &str, test: &str) -> Option<String> {
     use std::io::Write;
     match std::env::var(var) {

@@ -93,7 +93,12 @@ impl Skye {
 
     /// `skye standalone` with every component on a free port.
     pub fn standalone(data_dir: &Path, env: &[(&str, &str)]) -> Skye {
-        let args = [
+        Skye::standalone_with(data_dir, env, &[])
+    }
+
+    /// [`Skye::standalone`] with more arguments (e.g. `--demo`).
+    pub fn standalone_with(data_dir: &Path, env: &[(&str, &str)], more: &[&str]) -> Skye {
+        let mut args = vec![
             "standalone",
             "--admin-port",
             "0",
@@ -102,6 +107,7 @@ impl Skye {
             "--consumers-port",
             "0",
         ];
+        args.extend_from_slice(more);
         Skye::start(data_dir, &args, env, &["admin", "serving", "consumers"])
     }
 
