@@ -1,15 +1,17 @@
 """Side-by-side benchmark: Skye's engine vs hnswlib vs faiss (HNSW), same data, same M and
-ef_construct, recall@10 against exact search, QPS at 1 and 2 threads, build time, peak RSS.
+ef_construct, recall@10 against exact search, QPS at 1 and 2 threads, build time, peak RSS,
+for one metric or all three (cosine, dot = maximum inner product on the raw vectors,
+euclidean).
 
 Each engine runs in its own process so peak RSS is its own. Usage:
 
-    python bench/compare.py glove  [--n 0] [--queries 2000] [--m 16] [--efc 200]
+    python bench/compare.py glove  [--n 0] [--queries 2000] [--m 16] [--efc 200] [--metric all]
     python bench/compare.py minilm  (needs bench/data/minilm_wordnet.npy, see embed_wordnet.py)
     python bench/compare.py synthetic --n 1000000 --dim 128 --engines skye,hnswlib
         (clustered gaussian vectors: n/50 centres, unit noise, centres spread 1.0 per axis,
          as `skye-index-bench --mode churn --centers N/50 --spread 1.0`)
 
-Results are printed as a Markdown table and written to bench/results/<dataset>.json.
+Results are printed as a Markdown table and written to bench/results/<dataset>-<metric>.json.
 """
 
 import argparse
@@ -28,6 +30,7 @@ RESULTS = ROOT / "bench" / "results"
 BIN = ROOT / "target" / "release" / "skye-index-bench"
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 REPEAT = 3
+METRICS = ["cosine", "dot", "euclidean"]
 
 
 def load(name, args):
@@ -47,8 +50,25 @@ def load(name, args):
     raise SystemExit(f"unknown dataset {name}")
 
 
+def exact_top(q, base, metric, k=100):
+    """Exact top-k ids of every query under `metric` (best first)."""
+    if metric == "cosine":
+        base = base / np.linalg.norm(base, axis=1, keepdims=True)
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    sq = (base * base).sum(axis=1) if metric == "euclidean" else None
+    gt = np.zeros((len(q), k), dtype=np.int32)
+    for i in range(0, len(q), 256):
+        s = q[i : i + 256] @ base.T
+        if sq is not None:  # -|q - b|^2 up to the query's own norm
+            s = 2 * s - sq
+        top = np.argpartition(-s, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(s, top, 1), axis=1)
+        gt[i : i + 256] = np.take_along_axis(top, order, 1)
+    return gt
+
+
 def prepare(args):
-    """Holds out queries, computes exact cosine top-k, writes .npy files."""
+    """Holds out queries, computes exact top-k under each metric asked for, writes .npy files."""
     out = DATA / args.dataset
     out.mkdir(parents=True, exist_ok=True)
     x = load(args.dataset, args)
@@ -59,17 +79,10 @@ def prepare(args):
     rng = np.random.default_rng(42)
     perm = rng.permutation(len(x))
     q, base = x[perm[: args.queries]], x[perm[args.queries :]]
-    bn = base / np.linalg.norm(base, axis=1, keepdims=True)
-    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
-    gt = np.zeros((len(q), 100), dtype=np.int32)
-    for i in range(0, len(q), 256):
-        s = qn[i : i + 256] @ bn.T
-        top = np.argpartition(-s, 100, axis=1)[:, :100]
-        order = np.argsort(-np.take_along_axis(s, top, 1), axis=1)
-        gt[i : i + 256] = np.take_along_axis(top, order, 1)
     np.save(out / "base.npy", np.ascontiguousarray(base))
     np.save(out / "queries.npy", np.ascontiguousarray(q))
-    np.save(out / "gt.npy", gt)
+    for metric in args.metrics:
+        np.save(out / f"gt-{metric}.npy", exact_top(q, base, metric))
     return out
 
 
@@ -91,11 +104,12 @@ def peak_rss_mb():
 
 def run_python_engine(engine, d, args):
     """Runs in a child process: build and search one engine, JSON lines to stdout."""
-    base, q, gt = np.load(d / "base.npy"), np.load(d / "queries.npy"), np.load(d / "gt.npy")
+    base, q, gt = np.load(d / "base.npy"), np.load(d / "queries.npy"), np.load(d / f"gt-{args.metric}.npy")
     rows = []
     if engine == "hnswlib":
         import hnswlib
-        p = hnswlib.Index(space="cosine", dim=base.shape[1])
+        space = {"cosine": "cosine", "dot": "ip", "euclidean": "l2"}[args.metric]
+        p = hnswlib.Index(space=space, dim=base.shape[1])
         p.init_index(max_elements=len(base), M=args.m, ef_construction=args.efc, random_seed=1)
         t = time.time()
         p.add_items(base, num_threads=2)
@@ -103,9 +117,13 @@ def run_python_engine(engine, d, args):
         search = lambda ef, th: (p.set_ef(ef), p.set_num_threads(th), p.knn_query(q, k=args.k, num_threads=th)[0])[2]
     else:
         import faiss
-        bn = base / np.linalg.norm(base, axis=1, keepdims=True)
-        qn = np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True))
-        index = faiss.IndexHNSWFlat(base.shape[1], args.m, faiss.METRIC_INNER_PRODUCT)
+        if args.metric == "cosine":
+            bn = base / np.linalg.norm(base, axis=1, keepdims=True)
+            qn = np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True))
+        else:
+            bn, qn = base.copy(), np.ascontiguousarray(q)
+        kind = faiss.METRIC_L2 if args.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        index = faiss.IndexHNSWFlat(base.shape[1], args.m, kind)
         index.hnsw.efConstruction = args.efc
         faiss.omp_set_num_threads(2)
         t = time.time()
@@ -137,10 +155,11 @@ def run_python_engine(engine, d, args):
 
 
 def child(engine, d, args):
-    cmd = [sys.executable, __file__, args.dataset, "--child", engine, "--m", str(args.m), "--efc", str(args.efc), "--k", str(args.k)]
+    cmd = [sys.executable, __file__, args.dataset, "--child", engine, "--metric", args.metric,
+           "--m", str(args.m), "--efc", str(args.efc), "--k", str(args.k)]
     if engine in ("skye", "skye-f32"):
-        cmd = [str(BIN), "--base", str(d / "base.npy"), "--queries", str(d / "queries.npy"), "--gt", str(d / "gt.npy"),
-               "--metric", "cosine", "--m", str(args.m), "--ef-construct", str(args.efc), "--k", str(args.k),
+        cmd = [str(BIN), "--base", str(d / "base.npy"), "--queries", str(d / "queries.npy"), "--gt", str(d / f"gt-{args.metric}.npy"),
+               "--metric", args.metric, "--m", str(args.m), "--ef-construct", str(args.efc), "--k", str(args.k),
                "--efs", ",".join(map(str, EFS)), "--threads", "1,2", "--build-threads", "2", "--repeat", str(REPEAT)]
         if engine == "skye-f32":  # float vectors only, no SQ8 codes: hnswlib's layout
             cmd += ["--quantization", "0", "--exact", "0"]
@@ -173,6 +192,7 @@ def main():
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--efc", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--metric", default="cosine", choices=METRICS + ["all"])
     ap.add_argument("--child")
     args = ap.parse_args()
     d = DATA / args.dataset
@@ -180,16 +200,23 @@ def main():
         return run_python_engine(args.child, d, args)
     if not BIN.exists():
         raise SystemExit(f"{BIN} missing: cargo build --release -p skye-index --bin skye-index-bench")
+    args.metrics = METRICS if args.metric == "all" else [args.metric]
     d = prepare(args)
+    for metric in args.metrics:
+        args.metric = metric
+        compare(args, d)
+
+
+def compare(args, d):
     rows = []
     engines = args.engines.split(",")
     for engine in engines:
         rows += child(engine, d, args)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"dataset": args.dataset, "n": int(np.load(d / "base.npy", mmap_mode="r").shape[0]), "queries": args.queries,
+    meta = {"dataset": args.dataset, "metric": args.metric, "n": int(np.load(d / "base.npy", mmap_mode="r").shape[0]), "queries": args.queries,
             "m": args.m, "ef_construct": args.efc, "k": args.k, "date": time.strftime("%Y-%m-%d"), "cpu": os.uname().machine}
-    (RESULTS / f"{args.dataset}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(f"\n{args.dataset}: n={meta['n']} dim={np.load(d / 'queries.npy').shape[1]} M={args.m} ef_construct={args.efc}\n")
+    (RESULTS / f"{args.dataset}-{args.metric}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"\n{args.dataset}, {args.metric}: n={meta['n']} dim={np.load(d / 'queries.npy').shape[1]} M={args.m} ef_construct={args.efc}\n")
     print("| engine | build s (2 thr) | peak RSS MB | RSS after build MB | QPS@0.95 1thr | QPS@0.95 2thr | QPS@0.99 1thr | QPS@0.99 2thr |")
     print("|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "n/a" if v is None else f"{v:,.0f}"
@@ -197,6 +224,10 @@ def main():
         b = next(r for r in rows if r["phase"] == "build" and r["engine"] == e)
         cells = [fmt(qps_at(rows, e, t, r)) for r in (0.95, 0.99) for t in (1, 2)]
         print(f"| {e} | {b['build_s']:.1f} | {b['peak_rss_mb']:.0f} | {b.get('rss_mb', 0):.0f} | " + " | ".join(cells) + " |")
+    hb = next((r for r in rows if r["phase"] == "build" and r["engine"] == "hnswlib"), None)
+    sb = next((r for r in rows if r["phase"] == "build" and r["engine"] == "skye"), None)
+    if hb and sb:
+        print(f"skye/hnswlib build time {sb['build_s'] / hb['build_s']:.2f}, peak RSS {sb['peak_rss_mb'] / hb['peak_rss_mb']:.2f}")
     for target in (0.95, 0.99):
         for t in (1, 2):
             s, h = qps_at(rows, "skye", t, target), qps_at(rows, "hnswlib", t, target)

@@ -33,6 +33,9 @@ use crate::payload_store::{Encoded, PayloadStore};
 use crate::quant::{QuantKernels, Quantizer};
 use crate::vectors::Vectors;
 
+/// The longest [`Collection::index_pending`] waits for a mapped vectors file's read-through.
+const WARM_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Points linked per step of [`Collection::index_pending`] (writers wait at most one step).
 const INDEX_STEP: usize = 8 * 1024;
 /// Points whose lists [`Collection::compact`] repairs per step (writers wait at most one step).
@@ -461,6 +464,10 @@ impl Collection {
     /// pending: searched exactly, linked by a later call).
     pub fn index_pending_while(&self, keep_going: &mut dyn FnMut(usize, usize) -> bool) -> usize {
         let _one_at_a_time = self.indexing.lock();
+        // Linking a cold mapped file would fault hundreds of scattered rows per insert, ahead of
+        // the searches' own faults: wait (bounded) for its read-through after a restart.
+        let warmth = self.inner.read().vectors.warmth();
+        warmth.wait(WARM_WAIT);
         let mut total = 0;
         loop {
             let inner = self.inner.read();

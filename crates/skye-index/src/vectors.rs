@@ -9,8 +9,11 @@
 //! renumbers the rows and so starts the next generation.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Rows of `dim` floats.
 #[derive(Debug)]
@@ -29,6 +32,95 @@ pub struct Vectors {
 struct Mapped {
     map: memmap2::Mmap,
     rows: usize,
+    /// Set once the file has been read through into the page cache (at once when it is not
+    /// read through; see [`Warmth`]).
+    warm: Warmth,
+}
+
+/// Whether a mapped vectors file is in the page cache yet.
+///
+/// A map is advised `MADV_RANDOM`: searches touch scattered rows, and read-ahead around each
+/// would fill memory with rows nobody asked for. Cold (after a reboot, or once other files
+/// pushed it out), that makes every touched row one 4 KiB read, and a graph link touching
+/// hundreds of rows per insert keeps the disk queue full. So a file opened at a restart that fits
+/// comfortably in memory is read through once, sequentially, by a background thread, and
+/// background linking waits for it ([`Warmth::wait`]); searches serve meanwhile, faulting what
+/// the reader has not reached. How: `SKYE_VECTORS_WARM` = `auto` (read through files of at most
+/// half the available memory, the default), `always` or `never`.
+#[derive(Debug, Clone)]
+pub struct Warmth(Arc<AtomicBool>);
+
+impl Warmth {
+    fn done() -> Warmth {
+        Warmth(Arc::new(AtomicBool::new(true)))
+    }
+
+    pub fn is_warm(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Waits until the file is warm, at most `max`. Returns whether it is.
+    pub fn wait(&self, max: Duration) -> bool {
+        let started = Instant::now();
+        while !self.is_warm() {
+            if started.elapsed() >= max {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Reads `path`'s first `bytes` bytes through, on a thread of its own, and is warm once that
+    /// is done (or failed: the map still serves, faulting rows in).
+    fn read_through(path: &Path, bytes: usize) -> Warmth {
+        let warm = Warmth(Arc::new(AtomicBool::new(false)));
+        let flag = warm.clone();
+        let path = path.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("skye-vectors-warm".into())
+            .spawn(move || {
+                let _ = read_prefix(&path, bytes);
+                flag.0.store(true, Ordering::Release);
+            });
+        if spawned.is_err() {
+            warm.0.store(true, Ordering::Release);
+        }
+        warm
+    }
+}
+
+/// Reads the first `bytes` bytes of `path` and drops them: they stay in the page cache.
+fn read_prefix(path: &Path, bytes: usize) -> std::io::Result<()> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 4 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let want = left.min(buf.len());
+        let got = f.read(&mut buf[..want])?;
+        if got == 0 {
+            break;
+        }
+        left -= got;
+    }
+    Ok(())
+}
+
+/// Whether a map of `bytes` bytes opened at a restart is read through (see [`Warmth`]).
+fn should_read_through(bytes: usize) -> bool {
+    match std::env::var("SKYE_VECTORS_WARM").as_deref() {
+        Ok("always") => true,
+        Ok("never") => false,
+        _ => available_memory().is_some_and(|avail| bytes as u64 <= avail / 2),
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (`None` where there is none).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 impl Mapped {
@@ -85,8 +177,9 @@ impl Vectors {
     }
 
     /// The first `file.rows` rows mapped from `dir`'s vectors file of `file.generation`.
+    /// A file that fits in memory is read through in the background (see [`Warmth`]).
     pub fn open_mapped(dir: &Path, dim: usize, file: VectorsFile) -> std::io::Result<Self> {
-        let mapped = map_rows(&vectors_path(dir, file.generation), dim, file)?;
+        let mapped = map_rows(&vectors_path(dir, file.generation), dim, file, true)?;
         Ok(Vectors {
             dim,
             mapped,
@@ -97,6 +190,13 @@ impl Vectors {
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Whether the mapped rows are in the page cache yet (see [`Warmth`]).
+    pub fn warmth(&self) -> Warmth {
+        self.mapped
+            .as_ref()
+            .map_or_else(Warmth::done, |m| m.warm.clone())
     }
 
     pub(crate) fn mapped_rows(&self) -> usize {
@@ -220,7 +320,8 @@ impl Vectors {
         let Some(file) = self.on_disk else {
             return Ok(());
         };
-        let mapped = map_rows(&vectors_path(dir, file.generation), self.dim, file)?;
+        // Just written by `spill`: in the page cache already.
+        let mapped = map_rows(&vectors_path(dir, file.generation), self.dim, file, false)?;
         let moved = file.rows.saturating_sub(self.mapped_rows()) * self.dim;
         self.tail.drain(..moved.min(self.tail.len()));
         self.tail.shrink_to_fit();
@@ -246,8 +347,14 @@ fn check_holds(path: &Path, file: &File, rows: usize, dim: usize) -> std::io::Re
     Ok(())
 }
 
-/// Maps the first `file.rows` rows of `path` (`None` for zero rows: nothing to map).
-fn map_rows(path: &Path, dim: usize, file: VectorsFile) -> std::io::Result<Option<Mapped>> {
+/// Maps the first `file.rows` rows of `path` (`None` for zero rows: nothing to map), reading
+/// them through in the background when `warm_up` and they fit in memory.
+fn map_rows(
+    path: &Path,
+    dim: usize,
+    file: VectorsFile,
+    warm_up: bool,
+) -> std::io::Result<Option<Mapped>> {
     if file.rows == 0 {
         return Ok(None);
     }
@@ -264,9 +371,16 @@ fn map_rows(path: &Path, dim: usize, file: VectorsFile) -> std::io::Result<Optio
     // Searches read scattered rows (rescoring): read-ahead would only fill memory.
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Random);
+    let bytes = file.rows * dim * 4;
+    let warm = if warm_up && should_read_through(bytes) {
+        Warmth::read_through(path, bytes)
+    } else {
+        Warmth::done()
+    };
     Ok(Some(Mapped {
         map,
         rows: file.rows,
+        warm,
     }))
 }
 
@@ -386,5 +500,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("names 2 rows"), "{err}");
+    }
+
+    #[test]
+    fn a_reopened_file_is_read_through_and_a_written_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Vectors::new(4);
+        rows(1000, 4, 0.0).iter().for_each(|r| v.push(r));
+        let file = v.spill(dir.path(), 0).unwrap();
+        v.record(file);
+        v.install(dir.path()).unwrap();
+        // `install` maps the file `spill` just wrote: nothing to read.
+        assert!(v.warmth().is_warm());
+        // 16 kB fits in any machine's memory: the reopened map is read through.
+        let reopened = Vectors::open_mapped(dir.path(), 4, file).unwrap();
+        assert!(reopened.warmth().wait(Duration::from_secs(30)));
+        assert_eq!(reopened.get(999), v.get(999));
+        // Nothing mapped: warm from the start.
+        assert!(Vectors::new(4).warmth().is_warm());
+    }
+
+    #[test]
+    fn a_read_through_that_fails_still_ends_warm() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = Warmth::read_through(&dir.path().join("missing"), 1 << 20);
+        assert!(warm.wait(Duration::from_secs(30)));
+        let path = dir.path().join("short");
+        std::fs::write(&path, [1u8; 100]).unwrap();
+        assert!(Warmth::read_through(&path, 1 << 20).wait(Duration::from_secs(30)));
+        assert!(available_memory().is_some_and(|m| m > 0));
     }
 }

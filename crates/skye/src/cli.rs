@@ -163,6 +163,10 @@ pub struct BenchScaleArgs {
     /// Config file for the server.
     #[arg(long, value_name = "FILE")]
     pub server_config: Option<PathBuf>,
+    /// Drop the page cache between the stop and the restart (a cold restart, as after a
+    /// reboot; needs root: writes /proc/sys/vm/drop_caches).
+    #[arg(long)]
+    pub cold_restart: bool,
 }
 
 #[derive(Debug, Clone, Args)]

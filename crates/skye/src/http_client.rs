@@ -67,9 +67,12 @@ impl HttpClient {
 
     /// POSTs JSON and fails with the server's message on a non-2xx answer.
     pub async fn post(&self, url: &str, body: &Value) -> anyhow::Result<Value> {
-        let (status, value) = self
-            .send(Method::POST, url, serde_json::to_vec(body)?)
-            .await?;
+        self.post_bytes(url, serde_json::to_vec(body)?).await
+    }
+
+    /// [`HttpClient::post`] of a body already encoded as JSON.
+    pub async fn post_bytes(&self, url: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let (status, value) = self.send(Method::POST, url, body).await?;
         ok(url, status, value)
     }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::http_client::HttpClient;
@@ -233,7 +233,10 @@ pub async fn run(job: IngestJob, client: HttpClient) -> anyhow::Result<String> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let mut batch = Vec::with_capacity(job.batch);
+    // Each batch is encoded while the one before it is being stored (one request in flight, so
+    // the server appends batches in file order: a later row for the same id stays later).
+    let mut batch = Batch::new(job.batch);
+    let mut in_flight: Option<InFlight> = None;
     let mut sent = 0u64;
     let mut row_no = 0u64;
     while let Some(row) = source.next_row()? {
@@ -241,28 +244,34 @@ pub async fn run(job: IngestJob, client: HttpClient) -> anyhow::Result<String> {
         row_no += 1;
         let mut index = default_index.clone();
         index.extend(row.index);
-        let payload: BTreeMap<String, Value> = row.payload;
-        let mut event = json!({
-            "entity": job.entity, "model_name": job.model, "candidate_id": row.id,
-            "environment": "skye-ingest", "embedding_store_version": es_version,
-            "partition": partition.to_string(),
-            "index_space": {
-                "embedding": row.embedding, "variants_version_map": versions,
-                "variants_index_map": index,
-                "operation": row.operation.unwrap_or_else(|| "ADD".to_string()),
-                "payload": payload,
-            }
-        });
-        if let Some(search) = row.search_embedding {
-            event["search_space"] = json!({ "embedding": search });
-        }
-        batch.push(event);
-        if batch.len() >= job.batch {
-            sent += post_batch(&client, &url, &mut batch).await?;
+        let event = EventOut {
+            entity: &job.entity,
+            model_name: &job.model,
+            candidate_id: &row.id,
+            environment: "skye-ingest",
+            embedding_store_version: &es_version,
+            partition: partition.to_string(),
+            index_space: IndexSpaceOut {
+                embedding: &row.embedding,
+                variants_version_map: &versions,
+                variants_index_map: &index,
+                operation: row.operation.as_deref().unwrap_or("ADD"),
+                payload: &row.payload,
+            },
+            search_space: row
+                .search_embedding
+                .as_deref()
+                .map(|embedding| SearchSpaceOut { embedding }),
+        };
+        batch.push(&event)?;
+        if batch.rows >= job.batch {
+            sent += finish(in_flight.take()).await?;
+            in_flight = Some(batch.send(&client, &url));
             bar.set_position(sent);
         }
     }
-    sent += post_batch(&client, &url, &mut batch).await?;
+    sent += finish(in_flight.take()).await?;
+    sent += finish((batch.rows > 0).then(|| batch.send(&client, &url))).await?;
     bar.finish_and_clear();
     let eofs: Vec<Value> = (0..partitions)
         .map(|p| {
@@ -296,14 +305,80 @@ pub async fn run(job: IngestJob, client: HttpClient) -> anyhow::Result<String> {
     Ok(summary)
 }
 
-async fn post_batch(client: &HttpClient, url: &str, batch: &mut Vec<Value>) -> anyhow::Result<u64> {
-    if batch.is_empty() {
-        return Ok(0);
+/// One embedding event as `skye ingest` writes it, borrowing the row (no JSON tree).
+#[derive(Serialize)]
+struct EventOut<'a> {
+    entity: &'a str,
+    model_name: &'a str,
+    candidate_id: &'a str,
+    environment: &'a str,
+    embedding_store_version: &'a Value,
+    partition: String,
+    index_space: IndexSpaceOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    search_space: Option<SearchSpaceOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct IndexSpaceOut<'a> {
+    embedding: &'a [f32],
+    variants_version_map: &'a Value,
+    variants_index_map: &'a BTreeMap<String, bool>,
+    operation: &'a str,
+    payload: &'a BTreeMap<String, Value>,
+}
+
+#[derive(Serialize)]
+struct SearchSpaceOut<'a> {
+    embedding: &'a [f32],
+}
+
+/// The JSON array body of the next ingest request, written event by event.
+struct Batch {
+    body: Vec<u8>,
+    rows: usize,
+}
+
+/// A posted batch: its rows, and the request until it is answered.
+type InFlight = (u64, tokio::task::JoinHandle<anyhow::Result<Value>>);
+
+impl Batch {
+    fn new(rows: usize) -> Batch {
+        Batch {
+            body: Vec::with_capacity(rows.saturating_mul(4096).min(64 << 20)),
+            rows: 0,
+        }
     }
-    let n = batch.len() as u64;
-    let body = Value::Array(std::mem::take(batch));
-    client.post(url, &body).await.context("ingest failed")?;
-    Ok(n)
+
+    fn push(&mut self, event: &EventOut<'_>) -> anyhow::Result<()> {
+        self.body.push(if self.rows == 0 { b'[' } else { b',' });
+        serde_json::to_writer(&mut self.body, event)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Posts the batch on a task of its own and starts the next one.
+    fn send(&mut self, client: &HttpClient, url: &str) -> InFlight {
+        let capacity = self.body.capacity();
+        let mut body = std::mem::replace(&mut self.body, Vec::with_capacity(capacity));
+        body.push(b']');
+        let rows = std::mem::take(&mut self.rows) as u64;
+        let (client, url) = (client.clone(), url.to_string());
+        let request = tokio::spawn(async move { client.post_bytes(&url, body).await });
+        (rows, request)
+    }
+}
+
+/// Waits for a posted batch; returns its rows once stored.
+async fn finish(posted: Option<InFlight>) -> anyhow::Result<u64> {
+    let Some((rows, request)) = posted else {
+        return Ok(0);
+    };
+    request
+        .await
+        .context("the ingest request task failed")?
+        .context("ingest failed")?;
+    Ok(rows)
 }
 
 async fn wait_completed(

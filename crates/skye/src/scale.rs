@@ -295,6 +295,10 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
         stopped.as_secs_f64(),
         row.disk_mib
     ));
+    if args.cold_restart {
+        drop_page_cache()?;
+        say("  page cache dropped: the restart reads every file from disk");
+    }
     let started = Instant::now();
     let server = start_server(dir, config, Duration::from_secs(600)).await?;
     let health = started.elapsed().as_secs_f64();
@@ -320,6 +324,12 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
         "  restart: health after {health:.2} s, first answered search after {:.2} s",
         row.restart_s
     ));
+    let after = first_searches(&client, &vectors, args.dim, 100).await;
+    say(&format!(
+        "  the next 100 searches (one at a time): {:.2} s in all, slowest {:.1} ms",
+        after.iter().sum::<f64>(),
+        after.iter().copied().fold(0.0, f64::max) * 1e3
+    ));
 
     row.queries = measure_queries(args, &catalog, &vectors, &server).await?;
     row.served_rss = rss_mib(server.pid())?;
@@ -342,6 +352,37 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
     ));
     server.stop()?;
     Ok(row)
+}
+
+/// Empties the kernel's page cache (after a `sync`), so that a restart starts cold.
+fn drop_page_cache() -> anyhow::Result<()> {
+    let synced = std::process::Command::new("sync").status();
+    if !synced.is_ok_and(|s| s.success()) {
+        bail!("`sync` failed before dropping the page cache");
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").map_err(|e| {
+        anyhow::anyhow!("--cold-restart: cannot write /proc/sys/vm/drop_caches ({e}); run as root")
+    })
+}
+
+/// Seconds each of `n` searches took, sent one after another with catalog points as queries.
+async fn first_searches(
+    client: &skye_client::SkyeClient,
+    vectors: &[f32],
+    dim: usize,
+    n: usize,
+) -> Vec<f64> {
+    let rows = vectors.len() / dim;
+    let mut took = Vec::with_capacity(n);
+    for i in 0..n {
+        let at = (i * 7919 % rows) * dim;
+        let started = Instant::now();
+        let _ = client
+            .similar_candidates(request(&vectors[at..at + dim], None))
+            .await;
+        took.push(started.elapsed().as_secs_f64());
+    }
+    took
 }
 
 /// Sends a JSON lines catalog into every variant of `model` through `skye ingest` (job, events,
