@@ -324,9 +324,9 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
         "  restart: health after {health:.2} s, first answered search after {:.2} s",
         row.restart_s
     ));
-    let after = first_searches(&client, &vectors, args.dim, 100).await;
+    let (after, failed) = first_searches(&client, &vectors, args.dim, 100).await;
     say(&format!(
-        "  the next 100 searches (one at a time): {:.2} s in all, slowest {:.1} ms",
+        "  the next 100 searches (one at a time): {:.2} s in all, slowest {:.1} ms, {failed} failed",
         after.iter().sum::<f64>(),
         after.iter().copied().fold(0.0, f64::max) * 1e3
     ));
@@ -365,24 +365,29 @@ fn drop_page_cache() -> anyhow::Result<()> {
     })
 }
 
-/// Seconds each of `n` searches took, sent one after another with catalog points as queries.
+/// Seconds each of `n` searches took, sent one after another with catalog points as queries,
+/// and how many of them failed (a failure's time is not counted: a quick error is no answer).
 async fn first_searches(
     client: &skye_client::SkyeClient,
     vectors: &[f32],
     dim: usize,
     n: usize,
-) -> Vec<f64> {
+) -> (Vec<f64>, usize) {
     let rows = vectors.len() / dim;
     let mut took = Vec::with_capacity(n);
+    let mut failed = 0;
     for i in 0..n {
         let at = (i * 7919 % rows) * dim;
         let started = Instant::now();
-        let _ = client
+        match client
             .similar_candidates(request(&vectors[at..at + dim], None))
-            .await;
-        took.push(started.elapsed().as_secs_f64());
+            .await
+        {
+            Ok(_) => took.push(started.elapsed().as_secs_f64()),
+            Err(_) => failed += 1,
+        }
     }
-    took
+    (took, failed)
 }
 
 /// Sends a JSON lines catalog into every variant of `model` through `skye ingest` (job, events,
