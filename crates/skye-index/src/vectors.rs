@@ -167,6 +167,21 @@ impl Vectors {
         }
     }
 
+    /// The rows `picks` names, in that order (distinct row numbers). Rows all on the heap are
+    /// moved in place, with no second copy; mapped ones are copied to the heap.
+    pub(crate) fn gathered(self, picks: &[u32]) -> Vectors {
+        if self.mapped.is_some() {
+            let mut out = Vectors::with_capacity(self.dim, picks.len());
+            for &i in picks {
+                out.push(self.get(i as usize));
+            }
+            return out;
+        }
+        let mut tail = self.tail;
+        gather_rows(&mut tail, self.dim, picks);
+        Vectors::from_vec(self.dim, tail)
+    }
+
     pub fn with_capacity(dim: usize, rows: usize) -> Self {
         Vectors {
             dim,
@@ -396,6 +411,44 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// Rearranges the rows (`width` elements each) of `data` in place so that row `k` holds what row
+/// `picks[k]` held, and drops the rows not picked. `picks` must be distinct row numbers.
+pub(crate) fn gather_rows<T: Copy>(data: &mut Vec<T>, width: usize, picks: &[u32]) {
+    let rows = data.len() / width.max(1);
+    // The full permutation: the picks, then the other rows (moved to the end, then cut).
+    let mut from: Vec<u32> = Vec::with_capacity(rows);
+    let mut picked = vec![false; rows];
+    for &p in picks {
+        picked[p as usize] = true;
+        from.push(p);
+    }
+    from.extend((0..rows as u32).filter(|&r| !picked[r as usize]));
+    drop(picked);
+    let mut done = vec![false; rows];
+    let mut held: Vec<T> = Vec::with_capacity(width);
+    for start in 0..rows {
+        if done[start] || from[start] as usize == start {
+            continue;
+        }
+        // Follow the cycle through `start`: each row takes its source's contents.
+        held.clear();
+        held.extend_from_slice(&data[start * width..(start + 1) * width]);
+        let mut at = start;
+        loop {
+            done[at] = true;
+            let src = from[at] as usize;
+            if src == start {
+                data[at * width..(at + 1) * width].copy_from_slice(&held);
+                break;
+            }
+            data.copy_within(src * width..(src + 1) * width, at * width);
+            at = src;
+        }
+    }
+    data.truncate(picks.len() * width);
+    data.shrink_to_fit();
+}
+
 /// Prefetches every cache line of the `bytes` bytes at `p`.
 #[inline(always)]
 pub(crate) fn prefetch_lines(p: *const u8, bytes: usize) {
@@ -409,6 +462,25 @@ pub(crate) fn prefetch_lines(p: *const u8, bytes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_gathered_in_place_in_the_order_picked() {
+        let mut data: Vec<u32> = (0..30).collect(); // 10 rows of 3
+        gather_rows(&mut data, 3, &[4, 0, 9, 2, 5]);
+        let rows: Vec<u32> = data.chunks(3).map(|r| r[0] / 3).collect();
+        assert_eq!(rows, vec![4, 0, 9, 2, 5]);
+        assert!(data.chunks(3).all(|r| r[1] == r[0] + 1 && r[2] == r[0] + 2));
+        let mut all: Vec<u8> = (0..8).collect();
+        gather_rows(&mut all, 1, &[7, 6, 5, 4, 3, 2, 1, 0]);
+        assert_eq!(all, vec![7, 6, 5, 4, 3, 2, 1, 0]);
+        let mut v = Vectors::new(2);
+        (0..5).for_each(|i| v.push(&[i as f32, -(i as f32)]));
+        let g = v.gathered(&[3, 1]);
+        assert_eq!(
+            (g.len(), g.get(0), g.get(1)),
+            (2, &[3.0, -3.0][..], &[1.0, -1.0][..])
+        );
+    }
 
     fn rows(n: usize, dim: usize, base: f32) -> Vec<Vec<f32>> {
         (0..n)

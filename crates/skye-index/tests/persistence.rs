@@ -316,6 +316,17 @@ fn mapped_vectors_survive_checkpoints_reopens_and_compaction() {
     let (d, _) = DurableCollection::open(dir.path()).unwrap();
     assert_eq!(top(d.collection(), &q), after);
     assert_eq!(d.collection().memory().vectors_mapped, 250 * 8 * 4);
+
+    // Renumbered for locality: a new file too, and the same answers after a reopen.
+    assert_eq!(d.collection().reorder(), 0);
+    assert_eq!(top(d.collection(), &q), after);
+    d.checkpoint().unwrap();
+    assert_eq!(vector_files(dir.path()), vec!["vectors.3.f32"]);
+    drop(d);
+    let (d, _) = DurableCollection::open(dir.path()).unwrap();
+    assert_eq!(top(d.collection(), &q), after);
+    assert_eq!(d.collection().info().points, 250);
+    assert_eq!(d.collection().memory().vectors_mapped, 250 * 8 * 4);
 }
 
 #[test]

@@ -477,3 +477,81 @@ fn searches_during_a_compaction_stay_correct() {
     let recall = found as f64 / (searches * K) as f64;
     assert!(recall >= 0.9, "recall {recall:.3} over {searches} searches");
 }
+
+#[test]
+fn reordering_for_locality_keeps_every_point_and_answer() {
+    let mut rng = Rng(17);
+    let (collection, queries) = build(Metric::Cosine, &mut rng);
+    let answers = |c: &Collection| {
+        let filter = in_filter("bucket10", 4);
+        queries
+            .iter()
+            .take(40)
+            .flat_map(|q| {
+                [None, Some(&filter)].map(|filter| {
+                    c.search(&SearchRequest {
+                        vector: q,
+                        limit: K,
+                        filter,
+                        ..Default::default()
+                    })
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| (h.id, h.score))
+                    .collect::<Vec<_>>()
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    // Without tombstones the graph is only renumbered: the same walk, the same answers.
+    let before = answers(&collection);
+    let item = collection.get("item-123").unwrap();
+    assert_eq!(collection.reorder(), 0);
+    let info = collection.info();
+    assert_eq!(
+        (info.points, info.indexed_points, info.tombstones),
+        (N, N, 0)
+    );
+    assert_eq!(answers(&collection), before);
+    let again = collection.get("item-123").unwrap();
+    assert_eq!((again.vector, again.payload), (item.vector, item.payload));
+
+    // With tombstones it repairs the graph first, as a compaction does, and drops them.
+    let gone: Vec<String> = (0..N).step_by(9).map(|i| format!("item-{i}")).collect();
+    collection.delete(&gone);
+    assert_eq!(collection.reorder(), gone.len());
+    let info = collection.info();
+    assert_eq!(
+        (info.points, info.indexed_points, info.tombstones),
+        (N - gone.len(), N - gone.len(), 0)
+    );
+    for hits in answers(&collection) {
+        assert!(hits.iter().all(|(id, _)| !gone.contains(id)));
+    }
+    let unfiltered = recall(&collection, &queries, None);
+    let one = recall(&collection, &queries, Some(&in_filter("bucket100", 7)));
+    assert!(unfiltered >= 0.95, "recall after reordering {unfiltered}");
+    assert!(one >= 0.95, "1% filter recall after reordering {one}");
+
+    // Points written afterwards are linked into the renumbered graph as usual.
+    let extra: Vec<Point> = (0..500)
+        .map(|i| Point {
+            id: format!("extra-{i}"),
+            vector: queries[i % queries.len()]
+                .iter()
+                .map(|x| x + 0.01)
+                .collect(),
+            payload: vec![],
+        })
+        .collect();
+    collection.upsert(extra).unwrap();
+    assert_eq!(collection.index_pending(), 500);
+    let hit = collection
+        .search(&SearchRequest {
+            vector: &queries[3].iter().map(|x| x + 0.01).collect::<Vec<_>>(),
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(hit[0].id.starts_with("extra-"), "{:?}", hit[0]);
+}

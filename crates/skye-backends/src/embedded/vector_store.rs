@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -33,6 +33,9 @@ struct Handle {
     clock: Arc<AtomicU64>,
     /// Compactions run on this collection since the process started.
     compactions: AtomicU64,
+    /// Points linked since the collection was last renumbered for locality (see
+    /// [`reorder_due`]).
+    unordered: AtomicUsize,
 }
 
 /// One embedded collection's figures for the metrics.
@@ -53,6 +56,7 @@ impl Handle {
             epoch: AtomicU64::new(clock.fetch_add(1, Ordering::AcqRel) + 1),
             clock: clock.clone(),
             compactions: AtomicU64::new(0),
+            unordered: AtomicUsize::new(0),
         })
     }
 
@@ -409,10 +413,24 @@ impl EmbeddedVectorStore {
                     out_of_time = progress.started.elapsed() >= BUILD_CHECKPOINT_EVERY;
                     !closing.load(Ordering::Acquire) && !out_of_time
                 });
+                let unordered = handle.unordered.fetch_add(linked, Ordering::AcqRel) + linked;
+                let reordered = !out_of_time
+                    && !closing.load(Ordering::Acquire)
+                    && reorder_due(unordered, &c.info());
+                if reordered {
+                    let started = std::time::Instant::now();
+                    c.reorder();
+                    handle.unordered.store(0, Ordering::Release);
+                    tracing::info!(
+                        collection = %handle.durable.dir().display(),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "points renumbered for search locality after a bulk build"
+                    );
+                }
                 // Persist the graph with the points: a restart then loads it instead of
                 // replaying the WAL and rebuilding the index (on shutdown too: the links made
                 // so far are kept, the rest is linked after the restart).
-                if (linked > 0 || reclaimed > 0)
+                if (linked > 0 || reclaimed > 0 || reordered)
                     && let Err(e) = handle.durable.checkpoint()
                 {
                     tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write");
@@ -472,6 +490,20 @@ impl<'a> BuildProgress<'a> {
             "index build progress"
         );
     }
+}
+
+/// Collections smaller than this are not renumbered for locality: their codes and links fit in
+/// the CPU caches anyway.
+const REORDER_MIN_POINTS: usize = 50_000;
+
+/// Whether to renumber a fully linked collection so graph neighbours sit together
+/// ([`skye_index::Collection::reorder`]): once at least half of its points were linked since
+/// the last time, i.e. after a bulk load (a reset job's new version, before it serves), not
+/// after every delta.
+fn reorder_due(unordered: usize, info: &skye_index::CollectionInfo) -> bool {
+    info.points >= REORDER_MIN_POINTS
+        && info.indexed_points == info.points
+        && unordered.saturating_mul(2) >= info.points
 }
 
 /// Whether a collection has points to link or tombstones to compact.
@@ -941,4 +973,29 @@ fn unix_millis() -> u128 {
 
 fn io_error(path: &Path, e: std::io::Error) -> VectorStoreError {
     VectorStoreError::Internal(Cause::new(format!("{}: {e}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(points: usize, indexed_points: usize) -> skye_index::CollectionInfo {
+        skye_index::CollectionInfo {
+            points,
+            indexed_points,
+            tombstones: 0,
+            indexing_threshold: 1,
+        }
+    }
+
+    #[test]
+    fn collections_are_renumbered_after_bulk_builds_only() {
+        // A bulk load, fully linked: due.
+        assert!(reorder_due(100_000, &info(100_000, 100_000)));
+        assert!(reorder_due(60_000, &info(100_000, 100_000)));
+        // Still linking, or mostly old points (deltas), or too small to matter: not due.
+        assert!(!reorder_due(100_000, &info(100_000, 99_999)));
+        assert!(!reorder_due(40_000, &info(100_000, 100_000)));
+        assert!(!reorder_due(40_000, &info(40_000, 40_000)));
+    }
 }

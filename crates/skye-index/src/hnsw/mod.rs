@@ -489,6 +489,7 @@ impl Hnsw {
                 bound_of(&beam, explore)
             };
             let mut buf = Vec::with_capacity(self.m0);
+            let mut fresh = Vec::with_capacity(self.m0);
             let mut expanded = 0usize;
             while let Some(Reverse(c)) = candidates.pop() {
                 if c.dist > bound {
@@ -499,18 +500,8 @@ impl Hnsw {
                     break;
                 }
                 self.neighbours(c.id, level, &mut buf);
-                if let Some(&first) = buf.first() {
-                    prefetch(visited.slot_ptr(first));
-                    qd.prefetch(first);
-                }
-                for (i, &n) in buf.iter().enumerate() {
-                    if let Some(&next) = buf.get(i + 1) {
-                        prefetch(visited.slot_ptr(next));
-                        qd.prefetch(next);
-                    }
-                    if visited.check_and_mark(n) {
-                        continue;
-                    }
+                self.unvisited(&buf, visited, qd, &mut fresh);
+                for &n in &fresh {
                     let d = qd.dist(n);
                     let within = if classic {
                         results.len() < keep || d < bound
@@ -521,11 +512,9 @@ impl Hnsw {
                         continue;
                     }
                     candidates.push(Reverse(Scored { dist: d, id: n }));
-                    if level == 0
-                        && let Some(Reverse(top)) = candidates.peek()
-                    {
-                        // The next node to expand: fetch its links early.
-                        prefetch(self.l0.as_ptr().wrapping_add(self.l0_base(top.id)));
+                    if level == 0 {
+                        // A node that may be expanded: fetch its links early.
+                        self.prefetch_links0(n);
                     }
                     if !classic {
                         beam.push(Scored { dist: d, id: n });
@@ -547,6 +536,38 @@ impl Hnsw {
             }
             results.into_sorted_vec()
         })
+    }
+
+    /// Marks the nodes of `links` visited and collects the ones not seen before into `fresh`,
+    /// prefetching each one's data as it goes: all of an expansion's misses are then in flight
+    /// together before the first distance is computed, instead of one ahead.
+    #[inline(always)]
+    fn unvisited<D: QueryDist>(
+        &self,
+        links: &[u32],
+        visited: &mut visited::Visited,
+        qd: &D,
+        fresh: &mut Vec<u32>,
+    ) {
+        fresh.clear();
+        for &n in links {
+            prefetch(visited.slot_ptr(n));
+        }
+        for &n in links {
+            if !visited.check_and_mark(n) {
+                qd.prefetch(n);
+                fresh.push(n);
+            }
+        }
+    }
+
+    /// Prefetches node `id`'s layer-0 list (count and ids, every line of it).
+    #[inline(always)]
+    fn prefetch_links0(&self, id: u32) {
+        prefetch_lines(
+            self.l0.as_ptr().wrapping_add(self.l0_base(id)).cast::<u8>(),
+            (self.m0 + 1) * 4,
+        );
     }
 
     /// hnswlib's neighbour heuristic: keep a candidate only if no kept neighbour is closer to it
@@ -596,6 +617,15 @@ impl Hnsw {
     /// Links node `id` (whose vector is `vectors.get(id)`) into the graph. Safe to call from
     /// many threads for different nodes; `grow` must have made room for `id`.
     pub fn insert(&self, space: Space<'_>, id: u32) {
+        let q = space.vectors.get(id as usize);
+        self.insert_guided(space, id, &Exact { q, space }, false);
+    }
+
+    /// [`Hnsw::insert`] with the candidate searches walking on `guide`'s distances (SQ8 codes:
+    /// a quarter of the bytes per visited row); with `rescore`, each layer's candidates are
+    /// measured exactly before the neighbour heuristic picks the links, so the links are chosen
+    /// as on float vectors.
+    pub fn insert_guided<D: QueryDist>(&self, space: Space<'_>, id: u32, guide: &D, rescore: bool) {
         let vectors = space.vectors;
         if self.is_linked(id) {
             return;
@@ -620,18 +650,24 @@ impl Hnsw {
             drop(guard);
             None
         };
-        let qd = Exact { q, space };
+        let exact = Exact { q, space };
         let mut cur = Scored {
-            dist: qd.dist(ep_node),
+            dist: guide.dist(ep_node),
             id: ep_node,
         };
         for l in (level + 1..=top).rev() {
-            cur = self.greedy(&qd, cur, l);
+            cur = self.greedy(guide, cur, l);
         }
         let mut eps = vec![cur];
         for l in (0..=level.min(top)).rev() {
-            let found = self.search_layer(&qd, &eps, self.params.ef_construct, l, &AdmitAll);
-            let found: Vec<Scored> = found.into_iter().filter(|s| s.id != id).collect();
+            let found = self.search_layer(guide, &eps, self.params.ef_construct, l, &AdmitAll);
+            let mut found: Vec<Scored> = found.into_iter().filter(|s| s.id != id).collect();
+            let walked = rescore.then(|| found.clone());
+            if rescore {
+                found.iter().for_each(|s| exact.prefetch(s.id));
+                found.iter_mut().for_each(|s| s.dist = exact.dist(s.id));
+                found.sort_unstable();
+            }
             let links = self.select(space, &found, self.params.m);
             {
                 let _writer = self.lock(id);
@@ -640,6 +676,8 @@ impl Hnsw {
             for &n in &links {
                 self.add_link(space, n, id, l);
             }
+            // The next layer's walk starts from this one's, on the guide's distances.
+            let found = walked.unwrap_or(found);
             if !found.is_empty() {
                 eps = found;
             }

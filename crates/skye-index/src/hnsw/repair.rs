@@ -11,13 +11,13 @@
 //! insert spends searching with `ef_construct`, so churn (a share of the points deleted and
 //! re-added every day) costs a fraction of a rebuild.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU32};
 
 use rayon::prelude::*;
 
-use parking_lot::RwLock;
-
-use super::{AdmitAll, Exact, Hnsw, Scored, Space, UNLINKED};
+use super::{AdmitAll, Exact, Hnsw, Scored, Space, UNLINKED, upper_lists};
+use crate::vectors::gather_rows;
 
 /// Two-hop candidates scored per free slot at most (nearest first).
 const EXAMINE_PER_SLOT: usize = 4;
@@ -122,52 +122,104 @@ impl Hnsw {
         self.select(space, &found, self.max_links(l))
     }
 
-    /// A copy of the graph over new ids: node `i` becomes `new_id[i]`, or is dropped where that
-    /// is [`DROPPED`] (links to dropped nodes go too). `new_id` must keep the order of the kept
-    /// nodes and `n` be their count. The entry point moves to the highest kept node when it was
-    /// dropped.
-    pub fn renumbered(&self, new_id: &[u32], n: usize) -> Hnsw {
-        let mut fresh = Hnsw::new(self.params, !self.keep_pruned);
-        fresh.grow(n);
-        let map = |links: &mut Vec<u32>| {
-            links.retain_mut(|id| {
-                *id = new_id[*id as usize];
-                *id != DROPPED
-            });
-        };
-        // Layer 0 in parallel; the upper lists (linked nodes keep their level, the others the
-        // room their new id draws) are placed after.
-        let uppers: Vec<(u32, Option<Box<super::UpperLists>>)> = (0..new_id.len() as u32)
-            .into_par_iter()
-            .filter_map(|old| {
-                let new = new_id[old as usize];
-                let level = self.levels[old as usize].load(Acquire);
-                if new == DROPPED || level == UNLINKED {
-                    return None;
+    /// Nodes `[0, linked)` not `skip`ped, in breadth-first order of layer 0 from the entry
+    /// point (the nodes it does not reach after them, in id order). A node's neighbours, taken
+    /// nearest first, get consecutive places: numbered in this order, an expansion's reads fall
+    /// on a few neighbouring pages.
+    pub fn locality_order(&self, linked: usize, skip: &[bool]) -> Vec<u32> {
+        let linked = linked.min(self.capacity()).min(skip.len());
+        let mut placed = vec![false; linked];
+        let mut order = Vec::with_capacity(linked);
+        let mut links = Vec::with_capacity(self.m0);
+        let roots = self.entry_point().map(|(node, _)| node).into_iter();
+        for root in roots.chain(0..linked as u32) {
+            let r = root as usize;
+            if r >= linked || placed[r] || skip[r] {
+                continue;
+            }
+            placed[r] = true;
+            order.push(root);
+            let mut head = order.len() - 1;
+            while let Some(&node) = order.get(head) {
+                head += 1;
+                self.neighbours0(node, &mut links);
+                for &n in &links {
+                    let i = n as usize;
+                    if i < linked && !placed[i] && !skip[i] {
+                        placed[i] = true;
+                        order.push(n);
+                    }
                 }
-                let mut links = Vec::with_capacity(self.m0);
-                self.neighbours0(old, &mut links);
-                map(&mut links);
-                let base = fresh.l0_base(new);
-                for (slot, &l) in fresh.l0[base + 1..].iter().zip(&links) {
-                    slot.store(l, Relaxed);
-                }
-                fresh.l0[base].store(links.len() as u32, Relaxed);
-                fresh.levels[new as usize].store(level, Release);
-                let mut upper = self.upper_of(old);
-                upper.iter_mut().for_each(map);
-                Some((new, (level > 0).then(|| Box::new(RwLock::new(upper)))))
-            })
-            .collect();
-        for (new, upper) in uppers {
-            fresh.upper[new as usize] = upper;
+            }
         }
+        order
+    }
+
+    /// Renumbers the graph in place: node `order[k]` becomes node `k`, the nodes not in `order`
+    /// are dropped and so are links to them; `new_id` is the inverse of `order` ([`DROPPED`] for
+    /// a dropped node). The links are rewritten and moved where they are, so no second graph is
+    /// built. Linked nodes keep their level, the others get the room their new id draws; the
+    /// entry point moves to the highest kept node when it was dropped.
+    pub fn renumber(&mut self, order: &[u32], new_id: &[u32]) {
         let entry = self.entry_point().and_then(|(node, level)| {
             let new = new_id[node as usize];
             (new != DROPPED).then_some((new, level))
         });
-        fresh.restore_entry(entry.or_else(|| fresh.highest_node()));
-        fresh
+        let stride = self.m0 + 1;
+        let map = |id: &mut u32| {
+            *id = new_id[*id as usize];
+            *id != DROPPED
+        };
+        // Same layout: the collects below reuse the allocation.
+        let mut l0: Vec<u32> = std::mem::take(&mut self.l0)
+            .into_iter()
+            .map(AtomicU32::into_inner)
+            .collect();
+        let levels = &self.levels;
+        l0.par_chunks_mut(stride)
+            .enumerate()
+            .for_each(|(node, row)| {
+                let count = if levels[node].load(Acquire) == UNLINKED {
+                    0
+                } else {
+                    (row[0] as usize).min(stride - 1)
+                };
+                let mut kept = 0;
+                for i in 1..=count {
+                    let mut id = row[i];
+                    if map(&mut id) {
+                        kept += 1;
+                        row[kept] = id;
+                    }
+                }
+                row[0] = kept as u32;
+                // Past the count: no stale id of the old numbering (snapshots check every slot).
+                row[kept + 1..].fill(0);
+            });
+        gather_rows(&mut l0, stride, order);
+        self.l0 = l0.into_iter().map(AtomicU32::new).collect();
+        let levels: Vec<AtomicU8> = order
+            .iter()
+            .map(|&old| AtomicU8::new(self.levels[old as usize].load(Acquire)))
+            .collect();
+        let mut upper = std::mem::take(&mut self.upper);
+        self.upper = order
+            .iter()
+            .zip(&levels)
+            .enumerate()
+            .map(|(new, (&old, level))| {
+                if level.load(Relaxed) == UNLINKED {
+                    return upper_lists(self.random_level(new as u32));
+                }
+                let mut lists = upper[old as usize].take()?;
+                for list in lists.get_mut().iter_mut() {
+                    list.retain_mut(map);
+                }
+                Some(lists)
+            })
+            .collect();
+        self.levels = levels;
+        self.restore_entry(entry.or_else(|| self.highest_node()));
     }
 
     /// The linked node with the highest level (the lowest id among equals).
