@@ -30,7 +30,7 @@ use crate::ids::Ids;
 use crate::payload::{Fields, Payload, Value};
 use crate::payload_index::PayloadIndex;
 use crate::payload_store::{Encoded, PayloadStore};
-use crate::quant::{QuantKernels, Quantizer};
+use crate::quant::{QuantKernels, QuantState, Quantizer};
 use crate::vectors::{Vectors, gather_rows};
 
 /// The longest [`Collection::index_pending`] waits for a mapped vectors file's read-through.
@@ -224,12 +224,6 @@ pub(crate) struct Inner {
     pub(crate) linked_live: AtomicUsize,
     /// SQ8 codes of rows `[0, rows)`, fitted when indexing first runs.
     pub(crate) quant: RwLock<Option<QuantState>>,
-}
-
-pub(crate) struct QuantState {
-    pub(crate) quantizer: Quantizer,
-    pub(crate) codes: Vec<u8>,
-    pub(crate) rows: usize,
 }
 
 /// A searchable, updatable set of points.
@@ -485,9 +479,10 @@ impl Collection {
             if start >= end {
                 return total;
             }
-            if self.config.read().quantization {
+            let config = self.config.read().clone();
+            if config.quantization {
                 // Codes first: a node is reachable as soon as it is linked.
-                inner.encode_codes(end);
+                inner.encode_codes(end, config.metric);
             }
             let Inner {
                 graph,
@@ -533,13 +528,7 @@ impl Collection {
         let query = coded.and_then(|s| s.quantizer.query(space.vectors.get(id as usize), metric));
         match (coded, query) {
             (Some(state), Some(query)) => {
-                let guide = Quantized {
-                    query: &query,
-                    codes: &state.codes,
-                    stride: state.quantizer.stride(),
-                    kernels: &self.qkernels,
-                };
-                graph.insert_guided(space, id, &guide, true);
+                graph.insert_guided(space, id, &state.walker(&query, &self.qkernels), true);
             }
             _ => graph.insert(space, id),
         }
@@ -1023,12 +1012,7 @@ impl Collection {
             if let Some(state) = quant.as_ref()
                 && let Some(query) = state.quantizer.query(q, config.metric)
             {
-                let qd = Quantized {
-                    query: &query,
-                    codes: &state.codes,
-                    stride: state.quantizer.stride(),
-                    kernels: &self.qkernels,
-                };
+                let qd = state.walker(&query, &self.qkernels);
                 let found = inner.graph.search_filtered(&qd, beam.explore, keep, admit);
                 return rescore(found, &Exact { q, space }, wanted);
             }
@@ -1106,12 +1090,7 @@ impl Collection {
                 && let Some(query) = state.quantizer.query(q, config.metric)
             {
                 let mixed = Mixed {
-                    codes: Quantized {
-                        query: &query,
-                        codes: &state.codes,
-                        stride: state.quantizer.stride(),
-                        kernels: &self.qkernels,
-                    },
+                    codes: state.walker(&query, &self.qkernels),
                     exact,
                     coded: state.rows,
                 };
@@ -1126,8 +1105,9 @@ impl Collection {
     pub(crate) fn refresh_codes(&self) {
         let inner = self.inner.read();
         let linked = inner.linked.load(Ordering::Acquire);
-        if self.config.read().quantization && linked > 0 {
-            inner.encode_codes(linked);
+        let config = self.config.read().clone();
+        if config.quantization && linked > 0 {
+            inner.encode_codes(linked, config.metric);
         }
     }
 }
@@ -1137,7 +1117,7 @@ impl Inner {
         MemoryUsage {
             vectors: self.vectors.heap_bytes(),
             vectors_mapped: self.vectors.mapped_bytes(),
-            codes: self.quant.read().as_ref().map_or(0, |q| q.codes.capacity()),
+            codes: self.quant.read().as_ref().map_or(0, QuantState::heap_bytes),
             graph: self.graph.heap_bytes(),
             ids: self.ids.heap_bytes(),
             payloads: self.payloads.heap_bytes() + self.deleted.capacity(),
@@ -1164,18 +1144,15 @@ impl Inner {
     /// Makes sure rows `[0, upto)` have codes, fitting the quantizer on every row present the
     /// first time (a bulk load is complete by then; later outliers are clamped, and the final
     /// ranking is rescored exactly anyway).
-    fn encode_codes(&self, upto: usize) {
+    fn encode_codes(&self, upto: usize, metric: Metric) {
         let mut quant = self.quant.write();
         if quant.is_none() {
             let rows = self.vectors.rows(0, self.vectors.len());
             let Some(quantizer) = Quantizer::fit_rows(rows, self.vectors.dim()) else {
                 return;
             };
-            *quant = Some(QuantState {
-                codes: Vec::with_capacity(upto * quantizer.stride()),
-                quantizer,
-                rows: 0,
-            });
+            let codes = Vec::with_capacity(upto * quantizer.stride());
+            *quant = Some(QuantState::new(quantizer, codes, 0, metric));
         }
         if let Some(state) = quant.as_mut()
             && upto > state.rows
@@ -1197,6 +1174,7 @@ impl Inner {
                 .enumerate()
                 .for_each(|(i, code)| quantizer.encode_to(vectors.get(first + i), code));
             state.rows = upto;
+            state.extend_norms();
         }
     }
 
@@ -1265,13 +1243,23 @@ impl Inner {
                     .iter()
                     .take_while(|&&old| (old as usize) < state.rows)
                     .count();
-                let mut codes = state.codes;
-                codes.truncate(state.rows * stride);
+                let QuantState {
+                    quantizer,
+                    mut codes,
+                    rows,
+                    mut sq_norms,
+                } = state;
+                codes.truncate(rows * stride);
                 gather_rows(&mut codes, stride, &order[..coded]);
+                if let Some(norms) = sq_norms.as_mut() {
+                    norms.truncate(rows);
+                    gather_rows(norms, 1, &order[..coded]);
+                }
                 *fresh.quant.get_mut() = Some(QuantState {
                     rows: codes.len() / stride,
                     codes,
-                    quantizer: state.quantizer,
+                    quantizer,
+                    sq_norms,
                 });
             }
         } else {

@@ -22,15 +22,20 @@ pub struct Quantizer {
     scale: Vec<f32>,
 }
 
-/// A query prepared against a [`Quantizer`].
+/// A query prepared against a [`Quantizer`]. Every metric reduces to one product with the
+/// codes: `q·x̂ = Σ q·lo + Σ (q ⊙ scale)·code`, and for EUCLIDEAN
+/// `|q − x̂|² = |q|² + |x̂|² − 2 q·x̂` with `|x̂|²` kept per row ([`QuantState::sq_norms`]).
 #[derive(Debug, Clone)]
 pub struct QuantQuery {
-    /// DOT/COSINE: `q ⊙ scale`; EUCLIDEAN: `q − lo`. Padded to the stride with zeros.
+    /// `q ⊙ scale`, padded to the stride with zeros.
     a: Vec<f32>,
-    /// EUCLIDEAN: `scale` (padded); unused otherwise.
-    b: Vec<f32>,
-    /// DOT/COSINE: `Σ q·lo`.
+    /// `a` on signed bytes, `a ≈ a8_step · a8` (for the byte-product kernel).
+    a8: Vec<i8>,
+    a8_step: f32,
+    /// `Σ q·lo`.
     bias: f32,
+    /// EUCLIDEAN: `|q|²`.
+    q_sq: f32,
     kind: Kind,
 }
 
@@ -38,6 +43,67 @@ pub struct QuantQuery {
 enum Kind {
     NegDot,
     L2,
+}
+
+/// A quantizer with the codes of rows `[0, rows)` (and, for EUCLIDEAN, each code's squared norm).
+pub(crate) struct QuantState {
+    pub(crate) quantizer: Quantizer,
+    pub(crate) codes: Vec<u8>,
+    pub(crate) rows: usize,
+    /// `|x̂|²` of each coded row when the metric is EUCLIDEAN.
+    pub(crate) sq_norms: Option<Vec<f32>>,
+}
+
+impl QuantState {
+    /// `codes` of `rows` rows, with the squared norms derived when `metric` needs them.
+    pub(crate) fn new(quantizer: Quantizer, codes: Vec<u8>, rows: usize, metric: Metric) -> Self {
+        let mut state = QuantState {
+            quantizer,
+            codes,
+            rows,
+            sq_norms: (metric == Metric::Euclidean).then(|| Vec::with_capacity(rows)),
+        };
+        state.extend_norms();
+        state
+    }
+
+    /// Derives the squared norms of the rows coded since the last call (a state without norms
+    /// stays without).
+    pub(crate) fn extend_norms(&mut self) {
+        use rayon::prelude::*;
+        let Some(norms) = self.sq_norms.as_mut() else {
+            return;
+        };
+        let stride = self.quantizer.stride();
+        let quantizer = &self.quantizer;
+        norms.truncate(self.rows);
+        let from = norms.len();
+        norms.par_extend(
+            self.codes[from * stride..self.rows * stride]
+                .par_chunks(stride)
+                .map(|code| quantizer.sq_norm(code)),
+        );
+    }
+
+    /// Distances from `query` to the coded rows.
+    pub(crate) fn walker<'a>(
+        &'a self,
+        query: &'a QuantQuery,
+        kernels: &'a QuantKernels,
+    ) -> crate::hnsw::Quantized<'a> {
+        crate::hnsw::Quantized {
+            query,
+            codes: &self.codes,
+            sq_norms: self.sq_norms.as_deref().unwrap_or_default(),
+            stride: self.quantizer.stride(),
+            kernels,
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let norms = self.sq_norms.as_ref().map_or(0, Vec::capacity);
+        self.codes.capacity() + norms * std::mem::size_of::<f32>()
+    }
 }
 
 impl Quantizer {
@@ -117,49 +183,86 @@ impl Quantizer {
         pad.fill(0);
     }
 
+    /// `|x̂|²` of the vector a code stands for.
+    pub fn sq_norm(&self, code: &[u8]) -> f32 {
+        code.iter()
+            .zip(&self.lo)
+            .zip(&self.scale)
+            .map(|((&c, lo), scale)| {
+                let x = lo + scale * f32::from(c);
+                x * x
+            })
+            .sum()
+    }
+
     /// Prepares `q` for asymmetric distances under `metric`; `None` for metrics without a
     /// quantised kernel (MANHATTAN).
     pub fn query(&self, q: &[f32], metric: Metric) -> Option<QuantQuery> {
-        let pad = |mut v: Vec<f32>| {
-            v.resize(self.stride, 0.0);
-            v
+        let kind = match metric {
+            Metric::Dot | Metric::Cosine => Kind::NegDot,
+            Metric::Euclidean => Kind::L2,
+            Metric::Manhattan => return None,
         };
-        match metric {
-            Metric::Dot | Metric::Cosine => Some(QuantQuery {
-                a: pad(q.iter().zip(&self.scale).map(|(x, s)| x * s).collect()),
-                b: Vec::new(),
-                bias: q.iter().zip(&self.lo).map(|(x, l)| x * l).sum(),
-                kind: Kind::NegDot,
-            }),
-            Metric::Euclidean => Some(QuantQuery {
-                a: pad(q.iter().zip(&self.lo).map(|(x, l)| x - l).collect()),
-                b: pad(self.scale.clone()),
-                bias: 0.0,
-                kind: Kind::L2,
-            }),
-            Metric::Manhattan => None,
+        let mut a: Vec<f32> = q.iter().zip(&self.scale).map(|(x, s)| x * s).collect();
+        a.resize(self.stride, 0.0);
+        let (a8, a8_step) = to_bytes(&a);
+        Some(QuantQuery {
+            a,
+            a8,
+            a8_step,
+            bias: q.iter().zip(&self.lo).map(|(x, l)| x * l).sum(),
+            q_sq: q.iter().map(|x| x * x).sum(),
+            kind,
+        })
+    }
+}
+
+/// `a` on signed bytes in `-127..=127` and the step between them (`a ≈ step · bytes`).
+fn to_bytes(a: &[f32]) -> (Vec<i8>, f32) {
+    let top = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if top == 0.0 || !top.is_finite() {
+        return (vec![0; a.len()], 0.0);
+    }
+    let step = top / 127.0;
+    let bytes = a.iter().map(|x| (x / step).round() as i8).collect();
+    (bytes, step)
+}
+
+impl QuantQuery {
+    /// Whether [`QuantQuery::distance`] needs the row's `|x̂|²`.
+    #[inline(always)]
+    pub fn needs_norm(&self) -> bool {
+        self.kind == Kind::L2
+    }
+
+    /// Approximate internal distance (lower is better) to a code row whose `|x̂|²` is
+    /// `sq_norm` (read only for EUCLIDEAN).
+    #[inline(always)]
+    pub fn distance(&self, code: &[u8], sq_norm: f32, kernels: &QuantKernels) -> f32 {
+        // SAFETY: the kernels were selected after runtime feature detection; slices are
+        // `stride` long (a multiple of 16).
+        let product = match kernels.dot8 {
+            Some(dot8) => (unsafe { dot8(&self.a8, code) }) as f32 * self.a8_step,
+            None => unsafe { (kernels.dot)(&self.a, code) },
+        };
+        let dot = product + self.bias;
+        match self.kind {
+            Kind::NegDot => -dot,
+            Kind::L2 => self.q_sq + sq_norm - 2.0 * dot,
         }
     }
 }
 
-impl QuantQuery {
-    /// Approximate internal distance (lower is better) to a code row.
-    #[inline(always)]
-    pub fn distance(&self, code: &[u8], kernels: &QuantKernels) -> f32 {
-        match self.kind {
-            // SAFETY: the kernels were selected after runtime feature detection; slices are
-            // `stride` long (a multiple of 16).
-            Kind::NegDot => -(unsafe { (kernels.dot)(&self.a, code) } + self.bias),
-            Kind::L2 => unsafe { (kernels.l2)(&self.a, &self.b, code) },
-        }
-    }
-}
+/// Byte query · byte code, on signed × unsigned bytes.
+type BytesKernel = unsafe fn(&[i8], &[u8]) -> i32;
 
 /// Kernels over (float query, byte code) of one instruction set.
 #[derive(Clone, Copy)]
 pub struct QuantKernels {
     dot: unsafe fn(&[f32], &[u8]) -> f32,
-    l2: unsafe fn(&[f32], &[f32], &[u8]) -> f32,
+    /// Byte query × byte code (AVX-512 VNNI: 64 products an instruction); DOT/COSINE use it
+    /// in place of `dot` where the CPU has it.
+    dot8: Option<BytesKernel>,
 }
 
 impl std::fmt::Debug for QuantKernels {
@@ -172,32 +275,23 @@ fn dot_scalar(q: &[f32], c: &[u8]) -> f32 {
     q.iter().zip(c).map(|(x, &b)| x * f32::from(b)).sum()
 }
 
-fn l2_scalar(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
-    a.iter()
-        .zip(s)
-        .zip(c)
-        .map(|((x, s), &b)| {
-            let d = x - s * f32::from(b);
-            d * d
-        })
-        .sum()
-}
-
 impl QuantKernels {
     /// The best kernels for this CPU.
     pub fn detect() -> QuantKernels {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f") {
+                let vnni =
+                    is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni");
                 return QuantKernels {
                     dot: x86::dot_avx512,
-                    l2: x86::l2_avx512,
+                    dot8: vnni.then_some(x86::dot8_vnni as BytesKernel),
                 };
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 return QuantKernels {
                     dot: x86::dot_avx2,
-                    l2: x86::l2_avx2,
+                    dot8: None,
                 };
             }
         }
@@ -207,7 +301,7 @@ impl QuantKernels {
     pub fn scalar() -> QuantKernels {
         QuantKernels {
             dot: dot_scalar,
-            l2: l2_scalar,
+            dot8: None,
         }
     }
 }
@@ -216,42 +310,90 @@ impl QuantKernels {
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// 16 code bytes widened to floats.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn widen16(c: *const u8) -> __m512 {
+        // SAFETY: the caller holds 16 readable bytes at `c`.
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(c.cast()) }))
+    }
+
     /// # Safety
     /// AVX-512F; `q.len() == c.len()`, a multiple of 16.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn dot_avx512(q: &[f32], c: &[u8]) -> f32 {
         let n = q.len().min(c.len()) / 16 * 16;
-        let mut acc = _mm512_setzero_ps();
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        // Two accumulators: one FMA chain would wait on its own latency every step.
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let mut i = 0;
-        while i < n {
-            // SAFETY: i + 16 <= n <= both lengths.
-            let codes = unsafe { _mm_loadu_si128(c.as_ptr().add(i).cast()) };
-            let cf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(codes));
-            let qv = unsafe { _mm512_loadu_ps(q.as_ptr().add(i)) };
-            acc = _mm512_fmadd_ps(qv, cf, acc);
-            i += 16;
+        // SAFETY (every load): i + 32 <= n, or i + 16 <= n for the tail; n <= both lengths.
+        while i + 32 <= n {
+            unsafe {
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), widen16(pc.add(i)), acc0);
+                acc1 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pq.add(i + 16)),
+                    widen16(pc.add(i + 16)),
+                    acc1,
+                );
+            }
+            i += 32;
         }
-        _mm512_reduce_add_ps(acc)
+        if i < n {
+            unsafe {
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), widen16(pc.add(i)), acc0);
+            }
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
     }
 
     /// # Safety
-    /// AVX-512F; equal lengths, a multiple of 16.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn l2_avx512(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
-        let n = a.len().min(s.len()).min(c.len()) / 16 * 16;
-        let mut acc = _mm512_setzero_ps();
+    /// AVX-512F, BW and VNNI; equal lengths.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn dot8_vnni(q: &[i8], c: &[u8]) -> i32 {
+        let n = q.len().min(c.len());
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        let (mut acc0, mut acc1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
         let mut i = 0;
-        while i < n {
-            // SAFETY: i + 16 <= n <= every length.
-            let codes = unsafe { _mm_loadu_si128(c.as_ptr().add(i).cast()) };
-            let cf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(codes));
-            let av = unsafe { _mm512_loadu_ps(a.as_ptr().add(i)) };
-            let sv = unsafe { _mm512_loadu_ps(s.as_ptr().add(i)) };
-            let d = _mm512_fnmadd_ps(sv, cf, av);
-            acc = _mm512_fmadd_ps(d, d, acc);
-            i += 16;
+        // SAFETY (every load): i + 128 (or i + 64) <= n <= both lengths.
+        while i + 128 <= n {
+            unsafe {
+                acc0 = _mm512_dpbusd_epi32(
+                    acc0,
+                    _mm512_loadu_si512(pc.add(i).cast()),
+                    _mm512_loadu_si512(pq.add(i).cast()),
+                );
+                acc1 = _mm512_dpbusd_epi32(
+                    acc1,
+                    _mm512_loadu_si512(pc.add(i + 64).cast()),
+                    _mm512_loadu_si512(pq.add(i + 64).cast()),
+                );
+            }
+            i += 128;
         }
-        _mm512_reduce_add_ps(acc)
+        if i + 64 <= n {
+            unsafe {
+                acc1 = _mm512_dpbusd_epi32(
+                    acc1,
+                    _mm512_loadu_si512(pc.add(i).cast()),
+                    _mm512_loadu_si512(pq.add(i).cast()),
+                );
+            }
+            i += 64;
+        }
+        if i < n {
+            // The last partial block: masked loads read only bytes [i, n).
+            let mask = (1u64 << (n - i)) - 1;
+            // SAFETY: the mask covers bytes inside both slices only.
+            unsafe {
+                acc0 = _mm512_dpbusd_epi32(
+                    acc0,
+                    _mm512_maskz_loadu_epi8(mask, pc.add(i).cast()),
+                    _mm512_maskz_loadu_epi8(mask, pq.add(i).cast()),
+                );
+            }
+        }
+        _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -266,37 +408,28 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_avx2(q: &[f32], c: &[u8]) -> f32 {
         let n = q.len().min(c.len()) / 8 * 8;
-        let mut acc = _mm256_setzero_ps();
-        let mut i = 0;
-        while i < n {
-            // SAFETY: i + 8 <= n <= both lengths.
-            let codes = unsafe { _mm_loadl_epi64(c.as_ptr().add(i).cast()) };
-            let cf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes));
-            let qv = unsafe { _mm256_loadu_ps(q.as_ptr().add(i)) };
-            acc = _mm256_fmadd_ps(qv, cf, acc);
-            i += 8;
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn step(acc: __m256, pq: *const f32, pc: *const u8) -> __m256 {
+            // SAFETY: the caller holds 8 readable lanes at each pointer.
+            let (codes, qv) = unsafe { (_mm_loadl_epi64(pc.cast()), _mm256_loadu_ps(pq)) };
+            _mm256_fmadd_ps(qv, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes)), acc)
         }
-        hsum(acc)
-    }
-
-    /// # Safety
-    /// AVX2+FMA; equal lengths, a multiple of 16.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn l2_avx2(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
-        let n = a.len().min(s.len()).min(c.len()) / 8 * 8;
-        let mut acc = _mm256_setzero_ps();
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut i = 0;
-        while i < n {
-            // SAFETY: i + 8 <= n <= every length.
-            let codes = unsafe { _mm_loadl_epi64(c.as_ptr().add(i).cast()) };
-            let cf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes));
-            let av = unsafe { _mm256_loadu_ps(a.as_ptr().add(i)) };
-            let sv = unsafe { _mm256_loadu_ps(s.as_ptr().add(i)) };
-            let d = _mm256_fnmadd_ps(sv, cf, av);
-            acc = _mm256_fmadd_ps(d, d, acc);
-            i += 8;
+        // SAFETY (every step): i + 16 (or i + 8) <= n <= both lengths.
+        while i + 16 <= n {
+            unsafe {
+                acc0 = step(acc0, pq.add(i), pc.add(i));
+                acc1 = step(acc1, pq.add(i + 8), pc.add(i + 8));
+            }
+            i += 16;
         }
-        hsum(acc)
+        if i < n {
+            acc0 = unsafe { step(acc0, pq.add(i), pc.add(i)) };
+        }
+        hsum(_mm256_add_ps(acc0, acc1))
     }
 }
 
@@ -314,25 +447,29 @@ mod tests {
         let quant = Quantizer::fit(&data, dim).unwrap();
         assert_eq!(quant.stride(), 64);
         let q: Vec<f32> = (0..dim).map(|i| (i as f32 / dim as f32) - 0.3).collect();
-        let mut sets = vec![QuantKernels::scalar(), QuantKernels::detect()];
-        sets.dedup_by(|a, b| std::ptr::fn_addr_eq(a.dot, b.dot));
-        for kernels in sets {
+        let detected = QuantKernels::detect();
+        let floats_only = QuantKernels {
+            dot8: None,
+            ..detected
+        };
+        for kernels in [QuantKernels::scalar(), floats_only, detected] {
             for row in data.chunks_exact(dim) {
                 let mut code = Vec::new();
                 quant.encode_into(row, &mut code);
                 let dot = quant
                     .query(&q, Metric::Dot)
                     .unwrap()
-                    .distance(&code, &kernels);
+                    .distance(&code, 0.0, &kernels);
                 assert!(
                     (dot + scalar::dot(&q, row)).abs() < 0.05,
                     "{dot} vs {}",
                     -scalar::dot(&q, row)
                 );
-                let l2 = quant
-                    .query(&q, Metric::Euclidean)
-                    .unwrap()
-                    .distance(&code, &kernels);
+                let l2 = quant.query(&q, Metric::Euclidean).unwrap().distance(
+                    &code,
+                    quant.sq_norm(&code),
+                    &kernels,
+                );
                 assert!(
                     (l2 - scalar::l2sq(&q, row)).abs() < 0.05,
                     "{l2} vs {}",
@@ -341,5 +478,34 @@ mod tests {
             }
         }
         assert!(quant.query(&q, Metric::Manhattan).is_none());
+    }
+
+    #[test]
+    fn the_byte_product_kernel_is_exact_on_every_length() {
+        let Some(dot8) = QuantKernels::detect().dot8 else {
+            eprintln!("SKIPPED: this CPU has no AVX-512 VNNI; the byte-product kernel is unused");
+            return;
+        };
+        for n in [16, 48, 64, 80, 128, 144, 384, 400] {
+            let q: Vec<i8> = (0..n).map(|i: i32| (i * 53 % 255 - 127) as i8).collect();
+            let c: Vec<u8> = (0..n).map(|i| (i * 97 % 256) as u8).collect();
+            let want: i32 = q
+                .iter()
+                .zip(&c)
+                .map(|(&a, &b)| i32::from(a) * i32::from(b))
+                .sum();
+            // SAFETY: `dot8` was detected on this CPU; equal lengths.
+            assert_eq!(unsafe { dot8(&q, &c) }, want, "length {n}");
+        }
+    }
+
+    #[test]
+    fn a_zero_query_has_zero_byte_steps() {
+        let (bytes, step) = to_bytes(&[0.0; 32]);
+        assert_eq!(step, 0.0);
+        assert!(bytes.iter().all(|&b| b == 0));
+        let (bytes, step) = to_bytes(&[1.0, -0.5, 0.25, 0.0]);
+        assert_eq!(bytes, vec![127, -64, 32, 0]);
+        assert!((step - 1.0 / 127.0).abs() < 1e-9);
     }
 }

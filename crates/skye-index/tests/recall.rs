@@ -480,8 +480,18 @@ fn searches_during_a_compaction_stay_correct() {
 
 #[test]
 fn reordering_for_locality_keeps_every_point_and_answer() {
+    check_reordering(Metric::Cosine);
+}
+
+/// EUCLIDEAN walks on the codes with each row's `|x̂|²`: the norms move with the codes.
+#[test]
+fn reordering_for_locality_keeps_every_euclidean_answer() {
+    check_reordering(Metric::Euclidean);
+}
+
+fn check_reordering(metric: Metric) {
     let mut rng = Rng(17);
-    let (collection, queries) = build(Metric::Cosine, &mut rng);
+    let (collection, queries) = build(metric, &mut rng);
     let answers = |c: &Collection| {
         let filter = in_filter("bucket10", 4);
         queries

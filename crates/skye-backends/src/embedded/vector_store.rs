@@ -34,8 +34,34 @@ struct Handle {
     /// Compactions run on this collection since the process started.
     compactions: AtomicU64,
     /// Points linked since the collection was last renumbered for locality (see
-    /// [`reorder_due`]).
+    /// [`reorder_due`]); at open, the linked points past the count [`LOCALITY_MARK`] recorded.
     unordered: AtomicUsize,
+}
+
+/// File in a collection's directory holding its point count when it was last renumbered for
+/// locality. Without it, a build cut short by a shutdown (a job reports COMPLETED at 95 %
+/// linked, and operators restart then) would forget after the restart that its points were
+/// never renumbered.
+const LOCALITY_MARK: &str = "locality";
+
+fn unordered_at_open(durable: &DurableCollection) -> usize {
+    let mark = std::fs::read_to_string(durable.dir().join(LOCALITY_MARK))
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    durable
+        .collection()
+        .info()
+        .indexed_points
+        .saturating_sub(mark)
+}
+
+/// Records that the collection's `points` were renumbered (after the checkpoint that holds
+/// them; a crash before it renumbers again, which is harmless).
+fn mark_ordered(dir: &Path, points: usize) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{LOCALITY_MARK}.tmp"));
+    std::fs::write(&tmp, points.to_string())?;
+    std::fs::rename(&tmp, dir.join(LOCALITY_MARK))
 }
 
 /// One embedded collection's figures for the metrics.
@@ -51,12 +77,12 @@ pub struct EngineFigures {
 impl Handle {
     fn new(durable: DurableCollection, clock: &Arc<AtomicU64>) -> Arc<Self> {
         Arc::new(Handle {
+            unordered: AtomicUsize::new(unordered_at_open(&durable)),
             durable,
             indexing: AtomicBool::new(false),
             epoch: AtomicU64::new(clock.fetch_add(1, Ordering::AcqRel) + 1),
             clock: clock.clone(),
             compactions: AtomicU64::new(0),
-            unordered: AtomicUsize::new(0),
         })
     }
 
@@ -430,10 +456,18 @@ impl EmbeddedVectorStore {
                 // Persist the graph with the points: a restart then loads it instead of
                 // replaying the WAL and rebuilding the index (on shutdown too: the links made
                 // so far are kept, the rest is linked after the restart).
-                if (linked > 0 || reclaimed > 0 || reordered)
-                    && let Err(e) = handle.durable.checkpoint()
-                {
-                    tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write");
+                if linked > 0 || reclaimed > 0 || reordered {
+                    match handle.durable.checkpoint() {
+                        Err(e) => {
+                            tracing::warn!(error = %e, "checkpoint after indexing failed; the WAL still holds every write")
+                        }
+                        Ok(()) if reordered => {
+                            if let Err(e) = mark_ordered(handle.durable.dir(), c.info().points) {
+                                tracing::warn!(error = %e, "cannot record the renumbering; it runs again after a restart");
+                            }
+                        }
+                        Ok(()) => {}
+                    }
                 }
                 handle.indexing.store(false, Ordering::Release);
                 tracing::debug!(linked, reclaimed, "collection maintenance done");
@@ -997,5 +1031,37 @@ mod tests {
         assert!(!reorder_due(100_000, &info(100_000, 99_999)));
         assert!(!reorder_due(40_000, &info(100_000, 100_000)));
         assert!(!reorder_due(40_000, &info(40_000, 40_000)));
+    }
+
+    #[test]
+    fn a_build_cut_short_by_a_restart_is_still_renumbered_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        let config = skye_index::CollectionConfig::new(2, skye_index::Metric::Euclidean);
+        let durable = DurableCollection::create(&path, config).unwrap();
+        let points = |from: usize, n: usize| -> Vec<skye_index::Point> {
+            (from..from + n)
+                .map(|i| skye_index::Point {
+                    id: i.to_string(),
+                    vector: vec![i as f32, 1.0],
+                    payload: Vec::new(),
+                })
+                .collect()
+        };
+        durable.upsert(points(0, 100)).unwrap();
+        durable.collection().index_pending();
+        durable.checkpoint().unwrap();
+        // Linked, never renumbered (no mark): all of it counts after a reopen.
+        assert_eq!(unordered_at_open(&durable), 100);
+        mark_ordered(&path, 100).unwrap();
+        assert_eq!(unordered_at_open(&durable), 0);
+        // Points linked after the renumbering count again.
+        durable.upsert(points(100, 30)).unwrap();
+        durable.collection().index_pending();
+        assert_eq!(unordered_at_open(&durable), 30);
+        drop(durable);
+        let (reopened, _) = DurableCollection::open(&path).unwrap();
+        reopened.collection().index_pending();
+        assert_eq!(unordered_at_open(&reopened), 30);
     }
 }

@@ -161,11 +161,13 @@ impl QueryDist for Exact<'_> {
     }
 }
 
-/// Asymmetric distances on SQ8 codes.
+/// Asymmetric distances on SQ8 codes (built by `QuantState::walker`).
 #[derive(Debug, Clone, Copy)]
 pub struct Quantized<'a> {
     pub query: &'a QuantQuery,
     pub codes: &'a [u8],
+    /// `|x̂|²` per row, for EUCLIDEAN queries.
+    pub sq_norms: &'a [f32],
     pub stride: usize,
     pub kernels: &'a QuantKernels,
 }
@@ -174,8 +176,13 @@ impl QueryDist for Quantized<'_> {
     #[inline(always)]
     fn dist(&self, id: u32) -> f32 {
         let start = id as usize * self.stride;
+        let norm = if self.query.needs_norm() {
+            self.sq_norms[id as usize]
+        } else {
+            0.0
+        };
         self.query
-            .distance(&self.codes[start..start + self.stride], self.kernels)
+            .distance(&self.codes[start..start + self.stride], norm, self.kernels)
     }
 
     #[inline(always)]
@@ -184,6 +191,9 @@ impl QueryDist for Quantized<'_> {
             self.codes.as_ptr().wrapping_add(id as usize * self.stride),
             self.stride,
         );
+        if self.query.needs_norm() {
+            prefetch_lines(self.sq_norms.as_ptr().wrapping_add(id as usize).cast(), 4);
+        }
     }
 }
 

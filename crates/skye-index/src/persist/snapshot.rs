@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use super::codec::{CodecError, Decoder, Encoder, MAX_LEN};
-use crate::collection::{Collection, CollectionConfig, Inner, MAX_POINTS, QuantState};
+use crate::collection::{Collection, CollectionConfig, Inner, MAX_POINTS};
 use crate::distance::{Kernels, Metric};
 use crate::hnsw::{Hnsw, HnswParams};
 use crate::ids::Ids;
 use crate::payload::{Fields, Payload};
 use crate::payload_store::{Encoded, PayloadStore};
-use crate::quant::Quantizer;
+use crate::quant::{QuantState, Quantizer};
 use crate::vectors::{Vectors, VectorsFile};
 
 const MAGIC: &[u8; 8] = b"SKYECOL1";
@@ -151,7 +151,7 @@ impl Collection {
             let vectors = read_vectors(&mut d, version, &config, n, dir)?;
             let quant = match version {
                 1 => None,
-                _ => read_codes(&mut d, dim, n)?,
+                _ => read_codes(&mut d, dim, n, metric)?,
             };
             let (graph, linked, linked_live) = read_graph(&mut d, &config, n, &deleted)?;
             Ok::<_, CodecError>((vectors, quant, graph, linked, linked_live))
@@ -308,6 +308,7 @@ fn read_codes<R: Read>(
     d: &mut Decoder<R>,
     dim: usize,
     n: usize,
+    metric: Metric,
 ) -> Result<Option<QuantState>, CodecError> {
     if d.u8()? == 0 {
         return Ok(None);
@@ -320,11 +321,7 @@ fn read_codes<R: Read>(
     let rows = d.len(n)?;
     let mut codes = vec![0u8; rows * quantizer.stride()];
     d.bytes(&mut codes)?;
-    Ok(Some(QuantState {
-        quantizer,
-        codes,
-        rows,
-    }))
+    Ok(Some(QuantState::new(quantizer, codes, rows, metric)))
 }
 
 /// The graph and the entry point of a snapshot; returns it with the linked count and the live
