@@ -478,10 +478,13 @@ impl Collection {
             if start >= end {
                 return total;
             }
-            let config = self.config.read().clone();
-            if config.quantization {
+            let (quantization, metric) = {
+                let config = self.config.read();
+                (config.quantization, config.metric)
+            };
+            if quantization {
                 // Codes first: a node is reachable as soon as it is linked.
-                inner.encode_codes(end, config.metric);
+                inner.encode_codes(end, metric);
             }
             let Inner {
                 graph,
@@ -495,7 +498,6 @@ impl Collection {
                 dist: self.dist,
             };
             let quant = quant.read();
-            let metric = self.config.read().metric;
             let live = (start..end)
                 .into_par_iter()
                 .filter(|&i| !deleted[i])
@@ -616,9 +618,12 @@ impl Collection {
     pub(crate) fn refresh_codes(&self) {
         let inner = self.inner.read();
         let linked = inner.linked.load(Ordering::Acquire);
-        let config = self.config.read().clone();
-        if config.quantization && linked > 0 {
-            inner.encode_codes(linked, config.metric);
+        let (quantization, metric) = {
+            let config = self.config.read();
+            (config.quantization, config.metric)
+        };
+        if quantization && linked > 0 {
+            inner.encode_codes(linked, metric);
         }
     }
 }

@@ -310,12 +310,13 @@ impl QuantKernels {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// 16 code bytes widened to floats.
+    /// `acc + q[..16] · c[..16]`, the codes widened to floats.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn widen16(c: *const u8) -> __m512 {
-        // SAFETY: the caller holds 16 readable bytes at `c`.
-        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(c.cast()) }))
+    unsafe fn step16(acc: __m512, pq: *const f32, pc: *const u8) -> __m512 {
+        // SAFETY: the caller holds 16 readable lanes at each pointer.
+        let (qv, codes) = unsafe { (_mm512_loadu_ps(pq), _mm_loadu_si128(pc.cast())) };
+        _mm512_fmadd_ps(qv, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(codes)), acc)
     }
 
     /// # Safety
@@ -327,24 +328,34 @@ mod x86 {
         // Two accumulators: one FMA chain would wait on its own latency every step.
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let mut i = 0;
-        // SAFETY (every load): i + 32 <= n, or i + 16 <= n for the tail; n <= both lengths.
+        // SAFETY (every step): i + 32 (or i + 16) <= n <= both lengths.
         while i + 32 <= n {
             unsafe {
-                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), widen16(pc.add(i)), acc0);
-                acc1 = _mm512_fmadd_ps(
-                    _mm512_loadu_ps(pq.add(i + 16)),
-                    widen16(pc.add(i + 16)),
-                    acc1,
-                );
+                acc0 = step16(acc0, pq.add(i), pc.add(i));
+                acc1 = step16(acc1, pq.add(i + 16), pc.add(i + 16));
             }
             i += 32;
         }
         if i < n {
-            unsafe {
-                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), widen16(pc.add(i)), acc0);
-            }
+            acc0 = unsafe { step16(acc0, pq.add(i), pc.add(i)) };
         }
         _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    }
+
+    /// `acc +` the byte products of the bytes `mask` selects of 64 at `pq` and `pc`, four
+    /// products summed into each 32-bit lane.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn step64(acc: __m512i, pq: *const i8, pc: *const u8, mask: u64) -> __m512i {
+        // SAFETY: the caller holds the bytes `mask` selects at both pointers; masked-out bytes
+        // are not read.
+        let (cv, qv) = unsafe {
+            (
+                _mm512_maskz_loadu_epi8(mask, pc.cast()),
+                _mm512_maskz_loadu_epi8(mask, pq.cast()),
+            )
+        };
+        _mm512_dpbusd_epi32(acc, cv, qv)
     }
 
     /// # Safety
@@ -355,43 +366,23 @@ mod x86 {
         let (pq, pc) = (q.as_ptr(), c.as_ptr());
         let (mut acc0, mut acc1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
         let mut i = 0;
-        // SAFETY (every load): i + 128 (or i + 64) <= n <= both lengths.
+        // SAFETY (every step): its mask selects bytes [i, min(i + 64, n)), inside both slices.
         while i + 128 <= n {
             unsafe {
-                acc0 = _mm512_dpbusd_epi32(
-                    acc0,
-                    _mm512_loadu_si512(pc.add(i).cast()),
-                    _mm512_loadu_si512(pq.add(i).cast()),
-                );
-                acc1 = _mm512_dpbusd_epi32(
-                    acc1,
-                    _mm512_loadu_si512(pc.add(i + 64).cast()),
-                    _mm512_loadu_si512(pq.add(i + 64).cast()),
-                );
+                acc0 = step64(acc0, pq.add(i), pc.add(i), u64::MAX);
+                acc1 = step64(acc1, pq.add(i + 64), pc.add(i + 64), u64::MAX);
             }
             i += 128;
         }
-        if i + 64 <= n {
-            unsafe {
-                acc1 = _mm512_dpbusd_epi32(
-                    acc1,
-                    _mm512_loadu_si512(pc.add(i).cast()),
-                    _mm512_loadu_si512(pq.add(i).cast()),
-                );
-            }
+        while i < n {
+            let left = n - i;
+            let mask = if left >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << left) - 1
+            };
+            acc0 = unsafe { step64(acc0, pq.add(i), pc.add(i), mask) };
             i += 64;
-        }
-        if i < n {
-            // The last partial block: masked loads read only bytes [i, n).
-            let mask = (1u64 << (n - i)) - 1;
-            // SAFETY: the mask covers bytes inside both slices only.
-            unsafe {
-                acc0 = _mm512_dpbusd_epi32(
-                    acc0,
-                    _mm512_maskz_loadu_epi8(mask, pc.add(i).cast()),
-                    _mm512_maskz_loadu_epi8(mask, pq.add(i).cast()),
-                );
-            }
         }
         _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1))
     }
