@@ -176,6 +176,10 @@ pub struct CollectionInfo {
     pub points_count: u64,
     pub indexed_vectors_count: u64,
     pub indexing_threshold: usize,
+    /// The store has work ahead on the collection that stalls its searches while it runs (the
+    /// embedded engine's locality renumbering after a bulk build): a new version should not
+    /// start serving before it is done.
+    pub reorganising: bool,
 }
 
 /// Errors of a vector store.

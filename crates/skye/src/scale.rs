@@ -29,6 +29,7 @@ use crate::rng::Rng;
 mod queries;
 
 use queries::*;
+#[cfg(feature = "qdrant")]
 pub(crate) use queries::{closed_loop, ground_truth, model_request};
 
 pub(crate) const ENTITY: &str = "scale";

@@ -26,7 +26,7 @@ use skye_index::{CollectionConfig, DurableCollection, IndexError, Metric};
 mod maintenance;
 mod slot;
 
-use maintenance::unordered_at_open;
+use maintenance::{renumbered_at_open, reorder_ahead};
 use slot::Slot;
 
 struct Handle {
@@ -39,9 +39,9 @@ struct Handle {
     clock: Arc<AtomicU64>,
     /// Compactions run on this collection since the process started.
     compactions: AtomicU64,
-    /// Points linked since the collection was last renumbered for locality (see
-    /// [`reorder_due`]); at open, the linked points past the count [`LOCALITY_MARK`] recorded.
-    unordered: AtomicUsize,
+    /// The collection's linked points when it was last renumbered for locality (see
+    /// [`maintenance::reorder_due`]); at open, the count its locality mark recorded.
+    renumbered_at: AtomicUsize,
 }
 
 /// One embedded collection's figures for the metrics.
@@ -57,7 +57,7 @@ pub struct EngineFigures {
 impl Handle {
     fn new(durable: DurableCollection, clock: &Arc<AtomicU64>) -> Arc<Self> {
         Arc::new(Handle {
-            unordered: AtomicUsize::new(unordered_at_open(&durable)),
+            renumbered_at: AtomicUsize::new(renumbered_at_open(durable.dir())),
             durable,
             indexing: AtomicBool::new(false),
             epoch: AtomicU64::new(clock.fetch_add(1, Ordering::AcqRel) + 1),
@@ -342,11 +342,13 @@ impl VectorRead for EmbeddedVectorStore {
         &self,
         collection: &CollectionRef,
     ) -> Result<CollectionInfo, VectorStoreError> {
-        let info = self.handle(collection)?.durable.collection().info();
+        let handle = self.handle(collection)?;
+        let info = handle.durable.collection().info();
         Ok(CollectionInfo {
             points_count: info.points as u64,
             indexed_vectors_count: info.indexed_points as u64,
             indexing_threshold: info.indexing_threshold,
+            reorganising: reorder_ahead(handle.renumbered_at.load(Ordering::Acquire), &info),
         })
     }
 

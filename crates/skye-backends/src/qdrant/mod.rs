@@ -276,6 +276,8 @@ impl VectorRead for QdrantVectorStore {
                 indexed
             },
             indexing_threshold: threshold_points(kb, dimension(&info)),
+            // Qdrant's optimizers build new segments beside the ones that serve.
+            reorganising: false,
         })
     }
 

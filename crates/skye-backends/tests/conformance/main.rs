@@ -5,6 +5,7 @@
 
 mod cache;
 mod config_store;
+mod embedded_upkeep;
 mod event_log;
 mod on_disk;
 mod remote_grpc;

@@ -25,12 +25,16 @@ impl Target {
         VariantKey::new("conf", &self.model, case, self.db)
     }
 
-    fn at(&self, case: &str) -> CollectionRef {
+    pub(crate) fn at(&self, case: &str) -> CollectionRef {
         self.key(case).at(1)
     }
 }
 
-fn spec(c: &CollectionRef, distance: DistanceFunction, threshold: usize) -> CollectionSpec {
+pub(crate) fn spec(
+    c: &CollectionRef,
+    distance: DistanceFunction,
+    threshold: usize,
+) -> CollectionSpec {
     CollectionSpec {
         collection: c.clone(),
         dimension: 3,
@@ -43,7 +47,7 @@ fn spec(c: &CollectionRef, distance: DistanceFunction, threshold: usize) -> Coll
     }
 }
 
-fn point(id: &str, vector: [f32; 3], payload: &[(&str, PayloadValue)]) -> VectorPoint {
+pub(crate) fn point(id: &str, vector: [f32; 3], payload: &[(&str, PayloadValue)]) -> VectorPoint {
     VectorPoint {
         id: id.into(),
         vector: vector.to_vec(),
@@ -54,7 +58,7 @@ fn point(id: &str, vector: [f32; 3], payload: &[(&str, PayloadValue)]) -> Vector
     }
 }
 
-fn query(vector: [f32; 3], limit: usize) -> SearchQuery {
+pub(crate) fn query(vector: [f32; 3], limit: usize) -> SearchQuery {
     SearchQuery {
         vector: vector.to_vec(),
         limit,
@@ -594,7 +598,7 @@ async fn joined_names_stay_apart(store: &dyn VectorStore, db: VectorDbType) {
     );
 }
 
-fn embedded_target() -> Target {
+pub(crate) fn embedded_target() -> Target {
     Target {
         model: "m".into(),
         db: VectorDbType::Embedded,
@@ -721,92 +725,4 @@ async fn qdrant_vector_store_conforms() {
         db: VectorDbType::Qdrant,
     };
     run_suite(Arc::new(store), &target, false).await;
-}
-
-/// Churn (items removed and re-added, as real-time flags do) leaves tombstones; the store
-/// compacts them away in the background once they reach a quarter of the live points, and
-/// searches stay exact throughout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_store_compacts_tombstones_left_by_churn() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedVectorStore::open(dir.path()).unwrap();
-    let churn = embedded_target().at("churn");
-    store
-        .create_collection(spec(&churn, DistanceFunction::Euclidean, 500))
-        .await
-        .unwrap();
-    let p = |i: usize| point(&format!("p{i}"), [i as f32, (i % 7) as f32, 1.0], &[]);
-    store
-        .upsert(&churn, (0..4000).map(p).collect())
-        .await
-        .unwrap();
-    // Remove 2000 items and re-add 500 of them: 2500 tombstones over 2500 live points.
-    store
-        .delete_points(&churn, (0..2000).map(|i| format!("p{i}")).collect())
-        .await
-        .unwrap();
-    store
-        .upsert(&churn, (0..500).map(p).collect())
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let info = store.engine_info(&churn).unwrap();
-        if info.tombstones == 0 && info.indexed_points == info.points {
-            assert_eq!(info.points, 2500);
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never compacted: {info:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let hits = store
-        .search(&churn, vec![query([0.0, 0.0, 1.0], 3000)])
-        .await
-        .unwrap();
-    let mut ids: Vec<usize> = hits[0].iter().map(|h| h.id[1..].parse().unwrap()).collect();
-    ids.sort_unstable();
-    let want: Vec<usize> = (0..500).chain(2000..4000).collect();
-    assert_eq!(ids, want);
-}
-
-/// `on_disk: true` maps a collection's float vectors once it is checkpointed (after its index
-/// build), and they come back mapped and searchable when the store reopens; `false` keeps them
-/// on the heap.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_store_maps_vectors_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let mapped = embedded_target().at("mapped");
-    let heap = embedded_target().at("heap");
-    let p = |i: usize| point(&format!("p{i}"), [i as f32, (i % 7) as f32, 1.0], &[]);
-    {
-        let store = EmbeddedVectorStore::open(dir.path()).unwrap();
-        for (c, on_disk) in [(&mapped, true), (&heap, false)] {
-            let mut s = spec(c, DistanceFunction::Euclidean, 500);
-            s.on_disk = Some(on_disk);
-            store.create_collection(s).await.unwrap();
-            store.upsert(c, (0..3000).map(p).collect()).await.unwrap();
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while store.engine_memory(&mapped).unwrap().vectors_mapped == 0 {
-            assert!(std::time::Instant::now() < deadline, "never mapped");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        while store.engine_info(&heap).unwrap().indexed_points < 3000 {
-            assert!(std::time::Instant::now() < deadline, "never indexed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(store.engine_memory(&heap).unwrap().vectors_mapped, 0);
-    }
-    let store = EmbeddedVectorStore::open(dir.path()).unwrap();
-    let memory = store.engine_memory(&mapped).unwrap();
-    assert_eq!(memory.vectors_mapped, 3000 * 3 * 4, "{memory:?}");
-    assert_eq!(memory.vectors, 0);
-    let hits = store
-        .search(&mapped, vec![query([42.0, 0.0, 1.0], 3)])
-        .await
-        .unwrap();
-    assert_eq!(hits[0][0].id, "p42");
 }

@@ -3,7 +3,7 @@
 //! | state | action (idempotent) | next |
 //! |---|---|---|
 //! | `DATA_INGESTION_COMPLETED` | the write collection links everything loaded (threshold 1) | `INDEXING_STARTED` |
-//! | `INDEXING_STARTED` | re-checked until the write collection is ≥ 95 % indexed (the rest is scanned exactly meanwhile) | `INDEXING_IN_PROGRESS` |
+//! | `INDEXING_STARTED` | re-checked until the write collection is ≥ 95 % indexed (the rest is scanned exactly meanwhile) and its store has no reorganisation ahead that would stall its searches | `INDEXING_IN_PROGRESS` |
 //! | `INDEXING_IN_PROGRESS` | threshold for incremental updates: `params.default_indexing_threshold`, else `params.indexing_threshold`, else 20,000 | `INDEXING_COMPLETED_WITH_RESET` when the job wrote a new collection (RESET *or* force-reset, spec AC §8 B2), else `INDEXING_COMPLETED` |
 //! | `INDEXING_COMPLETED_WITH_RESET` | read versions := write versions, in the same transaction as the state | `MODEL_VERSION_UPDATED` |
 //! | `MODEL_VERSION_UPDATED` | older collections of the variant dropped; the previous embedding generation dropped when no variant of the model uses it | `INDEXING_COMPLETED` |
@@ -99,6 +99,14 @@ impl Reconciler {
     }
 }
 
+/// Whether a collection being built may start serving: ≥ 95 % linked (the rest is scanned
+/// exactly until linked) and no reorganisation ahead (the embedded store's renumbering after a
+/// bulk build holds the collection's write lock for seconds: the old version serves until then).
+fn ready_to_serve(info: &skye_core::vector_store::CollectionInfo) -> bool {
+    let pending = info.points_count.saturating_sub(info.indexed_vectors_count);
+    (pending as f64) <= 0.05 * info.points_count as f64 && !info.reorganising
+}
+
 fn in_flight(state: VariantState) -> bool {
     !matches!(
         state,
@@ -134,9 +142,7 @@ impl Lifecycle {
                 VariantState::IndexingStarted
             }
             VariantState::IndexingStarted => {
-                let info = self.vectors.collection_info(&write).await?;
-                let pending = info.points_count.saturating_sub(info.indexed_vectors_count);
-                if (pending as f64) > 0.05 * info.points_count as f64 {
+                if !ready_to_serve(&self.vectors.collection_info(&write).await?) {
                     return Ok(Step::Wait);
                 }
                 VariantState::IndexingInProgress
@@ -215,5 +221,28 @@ impl Lifecycle {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skye_core::vector_store::CollectionInfo;
+
+    fn info(points: u64, indexed: u64, reorganising: bool) -> CollectionInfo {
+        CollectionInfo {
+            points_count: points,
+            indexed_vectors_count: indexed,
+            indexing_threshold: 1,
+            reorganising,
+        }
+    }
+
+    #[test]
+    fn a_new_version_serves_once_mostly_linked_and_not_reorganising() {
+        assert!(ready_to_serve(&info(1000, 950, false)));
+        assert!(ready_to_serve(&info(0, 0, false)), "an empty job");
+        assert!(!ready_to_serve(&info(1000, 949, false)));
+        assert!(!ready_to_serve(&info(1000, 1000, true)));
     }
 }

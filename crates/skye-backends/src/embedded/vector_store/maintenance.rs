@@ -26,8 +26,7 @@ impl EmbeddedVectorStore {
     /// (tombstones) reach a quarter of the live ones. Without compaction, steady churn (real-time
     /// flags removing and re-adding items) grows memory and slows searches without bound.
     pub(super) fn schedule_maintenance(&self, handle: &Arc<Handle>) {
-        if !upkeep_due(handle.durable.collection()) || handle.indexing.swap(true, Ordering::AcqRel)
-        {
+        if !upkeep_due(handle) || handle.indexing.swap(true, Ordering::AcqRel) {
             return;
         }
         let (handle, closing) = (handle.clone(), self.closing.clone());
@@ -49,14 +48,15 @@ impl EmbeddedVectorStore {
                     out_of_time = progress.started.elapsed() >= BUILD_CHECKPOINT_EVERY;
                     !closing.load(Ordering::Acquire) && !out_of_time
                 });
-                let unordered = handle.unordered.fetch_add(linked, Ordering::AcqRel) + linked;
+                let renumbered_at = handle.renumbered_at.load(Ordering::Acquire);
                 let reordered = !out_of_time
                     && !closing.load(Ordering::Acquire)
-                    && reorder_due(unordered, &c.info());
+                    && reorder_due(renumbered_at, &c.info());
                 if reordered {
                     let started = std::time::Instant::now();
                     c.reorder();
-                    handle.unordered.store(0, Ordering::Release);
+                    let linked_now = c.info().indexed_points;
+                    handle.renumbered_at.store(linked_now, Ordering::Release);
                     tracing::info!(
                         collection = %handle.durable.dir().display(),
                         seconds = started.elapsed().as_secs_f64(),
@@ -84,7 +84,7 @@ impl EmbeddedVectorStore {
                 // Writes that landed meanwhile found the flag set and left their upkeep to this
                 // task: look again, or the last batch of a job could wait for a next write.
                 if closing.load(Ordering::Acquire)
-                    || !(out_of_time || upkeep_due(c))
+                    || !(out_of_time || upkeep_due(&handle))
                     || handle.indexing.swap(true, Ordering::AcqRel)
                 {
                     break;
@@ -100,16 +100,12 @@ impl EmbeddedVectorStore {
 /// never renumbered.
 const LOCALITY_MARK: &str = "locality";
 
-pub(super) fn unordered_at_open(durable: &DurableCollection) -> usize {
-    let mark = std::fs::read_to_string(durable.dir().join(LOCALITY_MARK))
+/// The point count the collection's locality mark recorded (0 without one).
+pub(super) fn renumbered_at_open(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join(LOCALITY_MARK))
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    durable
-        .collection()
-        .info()
-        .indexed_points
-        .saturating_sub(mark)
+        .unwrap_or(0)
 }
 
 /// Records that the collection's `points` were renumbered (after the checkpoint that holds
@@ -168,17 +164,32 @@ const REORDER_MIN_POINTS: usize = 50_000;
 
 /// Whether to renumber a fully linked collection so graph neighbours sit together
 /// ([`skye_index::Collection::reorder`]): once at least half of its points were linked since
-/// the last time, i.e. after a bulk load (a reset job's new version, before it serves), not
-/// after every delta.
-fn reorder_due(unordered: usize, info: &skye_index::CollectionInfo) -> bool {
-    info.points >= REORDER_MIN_POINTS
-        && info.indexed_points == info.points
-        && unordered.saturating_mul(2) >= info.points
+/// it was last renumbered (at `renumbered_at` linked points), i.e. after a bulk load (a reset
+/// job's new version, before it serves), not after every delta.
+pub(super) fn reorder_due(renumbered_at: usize, info: &skye_index::CollectionInfo) -> bool {
+    info.indexed_points == info.points && renumbering_pays(renumbered_at, info.points)
 }
 
-/// Whether a collection has points to link or tombstones to compact.
-fn upkeep_due(c: &skye_index::Collection) -> bool {
-    compaction_due(&c.info()) || c.indexing_due()
+/// Whether a renumbering is running or will be due once the points now pending are linked.
+/// It holds the collection's write lock for its whole length (seconds at a million points), so
+/// the lifecycle waits for it before a new version serves, rather than stalling its searches.
+pub(super) fn reorder_ahead(renumbered_at: usize, info: &skye_index::CollectionInfo) -> bool {
+    info.indexing_threshold > 0 && renumbering_pays(renumbered_at, info.points)
+}
+
+fn renumbering_pays(renumbered_at: usize, points: usize) -> bool {
+    let linked_since = points.saturating_sub(renumbered_at);
+    points >= REORDER_MIN_POINTS && linked_since.saturating_mul(2) >= points
+}
+
+/// Whether a collection has points to link, tombstones to compact or a renumbering due (a
+/// restart right after a bulk build's last link leaves one).
+fn upkeep_due(handle: &Handle) -> bool {
+    let c = handle.durable.collection();
+    let info = c.info();
+    compaction_due(&info)
+        || c.indexing_due()
+        || reorder_due(handle.renumbered_at.load(Ordering::Acquire), &info)
 }
 
 /// Tombstones that trigger a compaction: at least this many…
@@ -208,44 +219,43 @@ mod tests {
 
     #[test]
     fn collections_are_renumbered_after_bulk_builds_only() {
-        // A bulk load, fully linked: due.
-        assert!(reorder_due(100_000, &info(100_000, 100_000)));
-        assert!(reorder_due(60_000, &info(100_000, 100_000)));
+        // A bulk load, fully linked (never renumbered, or mostly new since): due.
+        assert!(reorder_due(0, &info(100_000, 100_000)));
+        assert!(reorder_due(40_000, &info(100_000, 100_000)));
         // Still linking, or mostly old points (deltas), or too small to matter: not due.
-        assert!(!reorder_due(100_000, &info(100_000, 99_999)));
-        assert!(!reorder_due(40_000, &info(100_000, 100_000)));
-        assert!(!reorder_due(40_000, &info(40_000, 40_000)));
+        assert!(!reorder_due(0, &info(100_000, 99_999)));
+        assert!(!reorder_due(60_000, &info(100_000, 100_000)));
+        assert!(!reorder_due(0, &info(40_000, 40_000)));
     }
 
     #[test]
-    fn a_build_cut_short_by_a_restart_is_still_renumbered_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c");
-        let config = skye_index::CollectionConfig::new(2, skye_index::Metric::Euclidean);
-        let durable = DurableCollection::create(&path, config).unwrap();
-        let points = |from: usize, n: usize| -> Vec<skye_index::Point> {
-            (from..from + n)
-                .map(|i| skye_index::Point {
-                    id: i.to_string(),
-                    vector: vec![i as f32, 1.0],
-                    payload: Vec::new(),
-                })
-                .collect()
+    fn a_renumbering_is_ahead_from_the_start_of_a_bulk_build_to_its_end() {
+        // From the first link (COMPLETED used to come at 95 %) until it has run.
+        assert!(reorder_ahead(0, &info(100_000, 0)));
+        assert!(reorder_ahead(0, &info(100_000, 95_000)));
+        assert!(reorder_ahead(0, &info(100_000, 100_000)));
+        // Done, then a delta on top; a deferred build (threshold 0); a small collection.
+        assert!(!reorder_ahead(100_000, &info(100_000, 100_000)));
+        assert!(!reorder_ahead(100_000, &info(101_000, 100_000)));
+        let deferred = skye_index::CollectionInfo {
+            indexing_threshold: 0,
+            ..info(100_000, 0)
         };
-        durable.upsert(points(0, 100)).unwrap();
-        durable.collection().index_pending();
-        durable.checkpoint().unwrap();
-        // Linked, never renumbered (no mark): all of it counts after a reopen.
-        assert_eq!(unordered_at_open(&durable), 100);
-        mark_ordered(&path, 100).unwrap();
-        assert_eq!(unordered_at_open(&durable), 0);
-        // Points linked after the renumbering count again.
-        durable.upsert(points(100, 30)).unwrap();
-        durable.collection().index_pending();
-        assert_eq!(unordered_at_open(&durable), 30);
-        drop(durable);
-        let (reopened, _) = DurableCollection::open(&path).unwrap();
-        reopened.collection().index_pending();
-        assert_eq!(unordered_at_open(&reopened), 30);
+        assert!(!reorder_ahead(0, &deferred));
+        assert!(!reorder_ahead(0, &info(40_000, 0)));
+    }
+
+    #[test]
+    fn the_locality_mark_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        // Never renumbered (no mark, or an unreadable one): every linked point counts.
+        assert_eq!(renumbered_at_open(dir.path()), 0);
+        std::fs::write(dir.path().join(LOCALITY_MARK), "garbage").unwrap();
+        assert_eq!(renumbered_at_open(dir.path()), 0);
+        mark_ordered(dir.path(), 100_000).unwrap();
+        assert_eq!(renumbered_at_open(dir.path()), 100_000);
+        // A build cut short by a restart: the points linked after it reopens make it due.
+        assert!(!reorder_due(100_000, &info(150_000, 150_000)));
+        assert!(reorder_due(100_000, &info(200_000, 200_000)));
     }
 }
