@@ -23,6 +23,9 @@
 //! # let _ = answer; Ok(()) }
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use skye_proto::skye_embedding_service_client::SkyeEmbeddingServiceClient;
@@ -34,6 +37,8 @@ use skye_proto::{
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
+
+mod direct;
 
 /// Default per-attempt deadline (the original Go SDK's `DEADLINE_MS`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -51,6 +56,10 @@ pub struct ClientConfig {
     pub retries: u32,
     /// Wait before the first retry; doubles each time.
     pub backoff: Duration,
+    /// Send calls through tonic's `Channel` (a buffer task in front of the connection) rather
+    /// than straight to the HTTP/2 connection, one write per call (the default, about 40 µs
+    /// less per call on a small host).
+    pub tonic_channel: bool,
 }
 
 impl ClientConfig {
@@ -63,6 +72,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(2),
             retries: 2,
             backoff: Duration::from_millis(20),
+            tonic_channel: false,
         }
     }
 
@@ -73,6 +83,12 @@ impl ClientConfig {
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// See [`ClientConfig::tonic_channel`].
+    pub fn tonic_channel(mut self, on: bool) -> Self {
+        self.tonic_channel = on;
         self
     }
 
@@ -108,11 +124,76 @@ impl ClientError {
 /// A connected client (cheap to clone; clones share the connection).
 #[derive(Debug, Clone)]
 pub struct SkyeClient {
-    similar: SkyeSimilarCandidateServiceClient<Channel>,
-    embedding: SkyeEmbeddingServiceClient<Channel>,
+    similar: SkyeSimilarCandidateServiceClient<Transport>,
+    embedding: SkyeEmbeddingServiceClient<Transport>,
     config: ClientConfig,
     caller: MetadataValue<tonic::metadata::Ascii>,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Reply = http::Response<tonic::body::Body>;
+
+/// How calls reach the server: straight to the HTTP/2 connection (plain `http://` endpoints),
+/// or through tonic's `Channel`.
+#[derive(Debug, Clone)]
+enum Transport {
+    Direct(direct::Direct),
+    Channel(Channel),
+}
+
+impl Transport {
+    async fn connect(config: &ClientConfig) -> Result<Self, ClientError> {
+        let endpoint = &config.endpoint;
+        let connect_error = |message: String| ClientError::Connect {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        let uri: http::Uri = endpoint
+            .parse()
+            .map_err(|e| ClientError::Config(format!("endpoint '{endpoint}': {e}")))?;
+        let plain = uri.scheme_str() == Some("http");
+        match uri.authority() {
+            Some(authority) if plain && !config.tonic_channel => {
+                direct::Direct::connect(authority.to_string(), config.connect_timeout)
+                    .await
+                    .map(Transport::Direct)
+                    .map_err(|e| connect_error(e.to_string()))
+            }
+            _ => {
+                let channel = Endpoint::from_shared(endpoint.clone())
+                    .map_err(|e| ClientError::Config(format!("endpoint '{endpoint}': {e}")))?
+                    .connect_timeout(config.connect_timeout)
+                    .connect()
+                    .await
+                    .map_err(|e| connect_error(e.to_string()))?;
+                Ok(Transport::Channel(channel))
+            }
+        }
+    }
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Transport {
+    type Response = Reply;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Transport::Direct(d) => d.poll_ready(cx),
+            Transport::Channel(c) => c.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        match self {
+            Transport::Direct(d) => d.call(request),
+            Transport::Channel(c) => {
+                let reply = c.call(request);
+                Box::pin(async move { reply.await.map_err(Into::into) })
+            }
+        }
+    }
 }
 
 fn retryable(code: Code) -> bool {
@@ -133,16 +214,10 @@ impl SkyeClient {
             ),
             None => None,
         };
-        let endpoint = Endpoint::from_shared(config.endpoint.clone())
-            .map_err(|e| ClientError::Config(format!("endpoint '{}': {e}", config.endpoint)))?
-            .connect_timeout(config.connect_timeout);
-        let channel = endpoint.connect().await.map_err(|e| ClientError::Connect {
-            endpoint: config.endpoint.clone(),
-            message: e.to_string(),
-        })?;
+        let transport = Transport::connect(&config).await?;
         Ok(SkyeClient {
-            similar: SkyeSimilarCandidateServiceClient::new(channel.clone()),
-            embedding: SkyeEmbeddingServiceClient::new(channel),
+            similar: SkyeSimilarCandidateServiceClient::new(transport.clone()),
+            embedding: SkyeEmbeddingServiceClient::new(transport),
             config,
             caller,
             token,

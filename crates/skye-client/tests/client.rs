@@ -132,3 +132,73 @@ async fn gives_up_after_the_deadline_and_the_retries() {
         Err(skye_client::ClientError::Connect { .. })
     ));
 }
+
+/// A server on `addr` until `stop` fires (its connections closed then).
+fn serve_until(listener: tokio::net::TcpListener, stop: tokio::sync::oneshot::Receiver<()>) {
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SkyeSimilarCandidateServiceServer::new(Scripted::default()))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stop.await;
+                },
+            ),
+    );
+}
+
+#[tokio::test]
+async fn a_broken_connection_is_reopened_and_a_dead_server_is_unavailable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    serve_until(listener, stopped);
+    let config =
+        ClientConfig::new(format!("http://{addr}"), "svc").retries(0, Duration::from_millis(1));
+    let client = SkyeClient::connect(config).await.unwrap();
+    client.similar_candidates(req("ok")).await.unwrap();
+
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = client.similar_candidates(req("ok")).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unavailable), "{err}");
+
+    // The same address again: the next call connects anew.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let (_keep, running) = tokio::sync::oneshot::channel();
+    serve_until(listener, running);
+    let resp = client.similar_candidates(req("ok")).await.unwrap();
+    assert_eq!(resp.responses[0].candidates[0].id, "svc");
+}
+
+#[tokio::test]
+async fn tonic_channel_transport_sends_the_same_calls() {
+    let (url, calls) = start().await;
+    let config = ClientConfig::new(url, "svc-b")
+        .auth_token("tok")
+        .tonic_channel(true)
+        .retries(2, Duration::from_millis(1));
+    let client = SkyeClient::connect(config).await.unwrap();
+    let resp = client.similar_candidates(req("ok")).await.unwrap();
+    assert_eq!(resp.responses[0].candidates[0].id, "svc-b");
+    client.similar_candidates(req("flaky")).await.unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "one call, then one UNAVAILABLE answer retried"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_address_fails_at_connect() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = SkyeClient::connect(ClientConfig::new(format!("http://{addr}"), "svc"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, skye_client::ClientError::Connect { .. }),
+        "{err}"
+    );
+}

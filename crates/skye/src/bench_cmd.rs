@@ -305,7 +305,8 @@ pub async fn grpc(args: &BenchGrpcArgs, data_dir: &std::path::Path) -> anyhow::R
     } else {
         let mut config = skye_client::ClientConfig::new(args.url.clone(), "skye-bench")
             .timeout(Duration::from_secs(5))
-            .retries(0, Duration::ZERO);
+            .retries(0, Duration::ZERO)
+            .tonic_channel(args.tonic_channel);
         config.auth_token = args.token.clone();
         Target::Grpc(Box::new(skye_client::SkyeClient::connect(config).await?))
     };

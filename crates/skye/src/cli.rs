@@ -226,6 +226,9 @@ pub struct BenchGrpcArgs {
     /// Query the engine on `--data-dir` directly instead (Skye must not be running on it).
     #[arg(long)]
     pub in_process: bool,
+    /// Send the calls through tonic's `Channel` instead of the SDK's direct HTTP/2 transport.
+    #[arg(long)]
+    pub tonic_channel: bool,
     #[arg(long, default_value = "skye")]
     pub app_name: String,
     #[arg(long)]
