@@ -108,10 +108,14 @@ pub fn open_distributed_cache(
 /// File of the embedded event log, under the data directory.
 pub const EVENT_LOG_FILE: &str = "events.redb";
 
+/// Whether the event bus is the embedded log (no `backends.kafka.broker`).
+pub fn embedded_event_log(settings: &Settings) -> bool {
+    settings.backends.kafka.broker.trim().is_empty()
+}
+
 /// The event bus: Kafka when `backends.kafka.broker` is set, else the embedded log.
 pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryError> {
-    let k = &settings.backends.kafka;
-    if k.broker.trim().is_empty() {
+    if embedded_event_log(settings) {
         let l = &settings.backends.event_log;
         let limits = crate::embedded::LogLimits {
             retained_records: l.retained_records,
@@ -127,6 +131,7 @@ pub fn open_event_log(settings: &Settings) -> Result<Arc<dyn EventLog>, FactoryE
     }
     #[cfg(feature = "kafka")]
     {
+        let k = &settings.backends.kafka;
         let mut config = crate::kafka::KafkaConfig::new(k.broker.clone());
         config.session_timeout_ms = k.session_timeout_ms;
         config.max_poll_interval_ms = k.max_poll_interval_ms;

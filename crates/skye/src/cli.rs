@@ -167,6 +167,9 @@ pub struct BenchScaleArgs {
     /// reboot; needs root: writes /proc/sys/vm/drop_caches).
     #[arg(long)]
     pub cold_restart: bool,
+    /// Send the catalog as JSON arrays (`skye ingest --json`) instead of binary events.
+    #[arg(long)]
+    pub json_ingest: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -212,6 +215,10 @@ pub struct BenchIngestArgs {
     /// Stop after the consume phase.
     #[arg(long)]
     pub skip_index: bool,
+    /// Append the events as their JSON text (what Kafka carries) instead of the binary encoding
+    /// the ingest API stores in the embedded log.
+    #[arg(long)]
+    pub json_records: bool,
     /// Give every item payload fields to filter on: `cat` (keyword, 100 values, 1 % each),
     /// `shop` (keyword, 10,000 values), `price` (integer, 0..10,000), independent of each other.
     #[arg(long)]
@@ -291,6 +298,10 @@ pub struct IngestArgs {
     /// Return once the events are accepted instead of waiting for COMPLETED.
     #[arg(long)]
     pub no_wait: bool,
+    /// Send the events as JSON arrays instead of Skye's binary events (for a server older
+    /// than the binary ingest format, or to see what goes over the wire).
+    #[arg(long)]
+    pub json: bool,
     /// Seconds to wait for COMPLETED.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,

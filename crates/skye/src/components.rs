@@ -395,6 +395,7 @@ pub async fn run(settings: Settings, which: Components) -> anyhow::Result<()> {
             embedding_topics: settings.consumers.embedding_topics.clone(),
             realtime_topics: settings.consumers.realtime_topics.clone(),
             refused: Arc::default(),
+            binary_records: skye_backends::factory::embedded_event_log(&settings),
         };
         serve(
             &mut servers,

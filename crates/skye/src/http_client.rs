@@ -28,17 +28,28 @@ impl HttpClient {
         }
     }
 
-    /// Sends a request; returns the status and the JSON body (`Null` when empty).
+    /// Sends a JSON request; returns the status and the JSON body (`Null` when empty).
     pub async fn send(
         &self,
         method: Method,
         url: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<(u16, Value)> {
+        self.send_as(method, url, body, "application/json").await
+    }
+
+    /// [`HttpClient::send`] of a body of `content_type`.
+    async fn send_as(
+        &self,
+        method: Method,
+        url: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(url)
-            .header("content-type", "application/json");
+            .header("content-type", content_type);
         if let Some(t) = &self.token {
             req = req.header(skye_core::auth::TOKEN_HEADER, t);
         }
@@ -72,7 +83,17 @@ impl HttpClient {
 
     /// [`HttpClient::post`] of a body already encoded as JSON.
     pub async fn post_bytes(&self, url: &str, body: Vec<u8>) -> anyhow::Result<Value> {
-        let (status, value) = self.send(Method::POST, url, body).await?;
+        self.post_bytes_as(url, body, "application/json").await
+    }
+
+    /// POSTs a body of `content_type`, failing as [`HttpClient::post`] does.
+    pub async fn post_bytes_as(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<Value> {
+        let (status, value) = self.send_as(Method::POST, url, body, content_type).await?;
         ok(url, status, value)
     }
 

@@ -5,7 +5,8 @@
 //! 2. reads the file (JSON lines, a float32 `.npy` matrix with an optional ids file, or Parquet
 //!    — see [`crate::parquet_rows`] for its columns) and
 //!    posts the embedding events to the consumers' `/api/v1/ingest/{topic}` in batches, spread
-//!    over the model's partitions, with a progress bar;
+//!    over the model's partitions, with a progress bar (as Skye's binary events, or JSON arrays
+//!    with `--json`);
 //! 3. posts one EOF per partition and waits until every variant of the ticket is COMPLETED.
 //!
 //! JSON lines format, one candidate per line:
@@ -21,6 +22,9 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use skye_engine::ingest::events::{EmbeddingEvent, IndexSpace, SearchSpace, payload_text};
+use skye_engine::ingest::wire;
 
 use crate::http_client::HttpClient;
 
@@ -38,6 +42,8 @@ pub struct IngestJob {
     pub batch: usize,
     pub wait: bool,
     pub timeout: Duration,
+    /// Send JSON arrays instead of Skye's binary events.
+    pub json: bool,
 }
 
 /// One line of a JSON lines file.
@@ -235,7 +241,7 @@ pub async fn run(job: IngestJob, client: HttpClient) -> anyhow::Result<String> {
     );
     // Each batch is encoded while the one before it is being stored (one request in flight, so
     // the server appends batches in file order: a later row for the same id stays later).
-    let mut batch = Batch::new(job.batch);
+    let mut batch = Batch::new(job.batch, job.json);
     let mut in_flight: Option<InFlight> = None;
     let mut sent = 0u64;
     let mut row_no = 0u64;
@@ -319,6 +325,46 @@ struct EventOut<'a> {
     search_space: Option<SearchSpaceOut<'a>>,
 }
 
+impl EventOut<'_> {
+    /// The event as the server decodes it, for the binary encoding.
+    fn decoded(&self) -> anyhow::Result<EmbeddingEvent> {
+        let version = |v: &Value| {
+            v.as_i64()
+                .with_context(|| format!("the job ticket's version {v} is not an integer"))
+        };
+        let versions = match self.index_space.variants_version_map.as_object() {
+            Some(m) => m
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), version(v)?)))
+                .collect::<anyhow::Result<_>>()?,
+            None => BTreeMap::new(),
+        };
+        let space = &self.index_space;
+        Ok(EmbeddingEvent {
+            entity: self.entity.into(),
+            model_name: self.model_name.into(),
+            candidate_id: self.candidate_id.into(),
+            environment: self.environment.into(),
+            embedding_store_version: version(self.embedding_store_version)?,
+            partition: self.partition.clone(),
+            index_space: IndexSpace {
+                embedding: space.embedding.to_vec(),
+                variants_version_map: versions,
+                variants_index_map: space.variants_index_map.clone(),
+                operation: space.operation.into(),
+                payload: space
+                    .payload
+                    .iter()
+                    .map(|(k, v)| (k.clone(), payload_text(v.clone())))
+                    .collect(),
+            },
+            search_space: self.search_space.as_ref().map(|s| SearchSpace {
+                embedding: s.embedding.to_vec(),
+            }),
+        })
+    }
+}
+
 #[derive(Serialize)]
 struct IndexSpaceOut<'a> {
     embedding: &'a [f32],
@@ -333,26 +379,33 @@ struct SearchSpaceOut<'a> {
     embedding: &'a [f32],
 }
 
-/// The JSON array body of the next ingest request, written event by event.
+/// The body of the next ingest request, written event by event: a JSON array, or binary events
+/// (no float formatted here or parsed by the server).
 struct Batch {
     body: Vec<u8>,
     rows: usize,
+    json: bool,
 }
 
 /// A posted batch: its rows, and the request until it is answered.
 type InFlight = (u64, tokio::task::JoinHandle<anyhow::Result<Value>>);
 
 impl Batch {
-    fn new(rows: usize) -> Batch {
+    fn new(rows: usize, json: bool) -> Batch {
         Batch {
             body: Vec::with_capacity(rows.saturating_mul(4096).min(64 << 20)),
             rows: 0,
+            json,
         }
     }
 
     fn push(&mut self, event: &EventOut<'_>) -> anyhow::Result<()> {
-        self.body.push(if self.rows == 0 { b'[' } else { b',' });
-        serde_json::to_writer(&mut self.body, event)?;
+        if self.json {
+            self.body.push(if self.rows == 0 { b'[' } else { b',' });
+            serde_json::to_writer(&mut self.body, event)?;
+        } else {
+            wire::push_frame(&mut self.body, &event.decoded()?).map_err(anyhow::Error::msg)?;
+        }
         self.rows += 1;
         Ok(())
     }
@@ -361,10 +414,16 @@ impl Batch {
     fn send(&mut self, client: &HttpClient, url: &str) -> InFlight {
         let capacity = self.body.capacity();
         let mut body = std::mem::replace(&mut self.body, Vec::with_capacity(capacity));
-        body.push(b']');
+        let content_type = if self.json {
+            body.push(b']');
+            "application/json"
+        } else {
+            wire::BINARY_CONTENT_TYPE
+        };
         let rows = std::mem::take(&mut self.rows) as u64;
         let (client, url) = (client.clone(), url.to_string());
-        let request = tokio::spawn(async move { client.post_bytes(&url, body).await });
+        let request =
+            tokio::spawn(async move { client.post_bytes_as(&url, body, content_type).await });
         (rows, request)
     }
 }

@@ -131,6 +131,7 @@ fn ingest(settings: &skye_core::settings::Settings, args: &cli::IngestArgs) -> E
         batch: args.batch,
         wait: !args.no_wait,
         timeout: std::time::Duration::from_secs(args.timeout),
+        json: args.json,
     };
     let token = args
         .token

@@ -259,7 +259,8 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
         consumed_ms.clone(),
     ));
     let started = Instant::now();
-    let summary = send_catalog(&http, &server, MODEL, &file, args.batch).await?;
+    let summary =
+        send_catalog(&http, &server, MODEL, &file, (args.batch, args.json_ingest)).await?;
     let sent = started.elapsed().as_secs_f64();
     row.send_rate = n as f64 / sent.max(1e-9);
     // Every row is in the event log now: the catalog's disk space goes back at once.
@@ -396,14 +397,15 @@ async fn first_searches(
     (took, failed)
 }
 
-/// Sends a JSON lines catalog into every variant of `model` through `skye ingest` (job, events,
-/// EOFs) without waiting for COMPLETED; returns its summary line.
+/// Sends a JSON lines catalog into every variant of `model` through `skye ingest` (job, events
+/// as binary or, with `json`, JSON arrays; EOFs) without waiting for COMPLETED; returns its
+/// summary line.
 pub(crate) async fn send_catalog(
     http: &HttpClient,
     server: &Server,
     model: &str,
     file: &Path,
-    batch: usize,
+    (batch, json): (usize, bool),
 ) -> anyhow::Result<String> {
     let job = IngestJob {
         entity: ENTITY.into(),
@@ -417,6 +419,7 @@ pub(crate) async fn send_catalog(
         batch,
         wait: false,
         timeout: Duration::ZERO,
+        json,
     };
     ingest_cli::run(job, http.clone()).await
 }

@@ -119,6 +119,7 @@ async fn run(args: &BenchSoakArgs, dir: &Path) -> anyhow::Result<()> {
             batch: 1000,
             wait: true,
             timeout: Duration::from_secs(1800),
+            json: false,
         },
         http.clone(),
     )

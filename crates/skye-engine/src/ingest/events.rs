@@ -155,18 +155,18 @@ where
     D: Deserializer<'de>,
 {
     let raw = Option::<BTreeMap<String, serde_json::Value>>::deserialize(d)?.unwrap_or_default();
-    raw.into_iter()
-        .map(|(k, v)| {
-            // An object (a geo point `{"lat": …, "lon": …}`) is kept as its JSON text; the
-            // field's schema decides whether it converts.
-            let text = match v {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            Ok::<_, D::Error>((k, text))
-        })
-        .collect()
+    Ok(raw.into_iter().map(|(k, v)| (k, payload_text(v))).collect())
+}
+
+/// A payload value as the text events carry: strings as they are, null as empty, anything
+/// else (numbers, booleans, arrays, a geo point `{"lat": …, "lon": …}`) as its JSON text; the
+/// field's schema decides whether it converts.
+pub fn payload_text(v: serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -161,9 +161,21 @@ fn failed(r: &Record) -> FailedRecord {
         key: r.key.clone(),
         error: r.header(ERROR_HEADER).map(str::to_string),
         source: r.header(SOURCE_HEADER).map(str::to_string),
-        value: serde_json::from_slice(&r.value).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&r.value).into())
-        }),
+        value: shown(&r.value),
+    }
+}
+
+/// A failed record's value as JSON: the event it holds (an embedding event in Skye's binary
+/// encoding is shown as its JSON), else its bytes as text.
+fn shown(value: &[u8]) -> serde_json::Value {
+    let binary = value
+        .starts_with(super::wire::MAGIC)
+        .then(|| super::wire::decode_embedding(value).ok())
+        .flatten();
+    match binary {
+        Some(event) => serde_json::to_value(event).unwrap_or_default(),
+        None => serde_json::from_slice(value)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(value).into())),
     }
 }
 
@@ -270,4 +282,21 @@ pub async fn redrive(
             to_offset,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_values_are_shown_as_json_whatever_their_encoding() {
+        let event = super::super::events::EmbeddingEvent {
+            candidate_id: "42".into(),
+            ..Default::default()
+        };
+        let binary = super::super::wire::encode_embedding(&event).unwrap();
+        assert_eq!(shown(&binary)["candidate_id"], "42");
+        assert_eq!(shown(br#"{"candidate_id":"7"}"#)["candidate_id"], "7");
+        assert_eq!(shown(b"not json"), serde_json::json!("not json"));
+    }
 }

@@ -13,3 +13,4 @@ pub mod points;
 pub mod progress;
 pub mod realtime;
 pub mod runner;
+pub mod wire;

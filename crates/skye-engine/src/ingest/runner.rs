@@ -413,7 +413,7 @@ impl BatchHandler for EmbeddingHandler {
             records
                 .iter()
                 .map(|r| {
-                    serde_json::from_slice::<super::events::EmbeddingEvent>(&r.value).map_err(|e| {
+                    super::wire::decode_embedding(&r.value).map_err(|e| {
                         let reason = format!("not an embedding event: {e}");
                         Rejection::new(RejectClass::Decode, reason)
                     })

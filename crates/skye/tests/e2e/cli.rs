@@ -131,7 +131,8 @@ async fn skye_ingest_loads_jsonl_npy_and_parquet_files_and_waits_for_completion(
             .all(|c| c.id.starts_with('j'))
     );
 
-    // A float32 .npy matrix with an ids file: a new RESET job replaces the catalog.
+    // A float32 .npy matrix with an ids file: a new RESET job replaces the catalog (sent as
+    // JSON arrays this time; the other files go as binary events).
     let npy = files.path().join("vectors.npy");
     let rows = 30usize;
     let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, 4), }}");
@@ -151,7 +152,7 @@ async fn skye_ingest_loads_jsonl_npy_and_parquet_files_and_waits_for_completion(
         (0..rows).map(|i| format!("n{i}\n")).collect::<String>(),
     )
     .unwrap();
-    let out = run(&npy, &["--ids", ids.to_str().unwrap()]);
+    let out = run(&npy, &["--ids", ids.to_str().unwrap(), "--json"]);
     assert!(
         out.status.success(),
         "{}",
