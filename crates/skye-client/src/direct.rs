@@ -11,16 +11,18 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::Authority;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
+
 type Sender = SendRequest<Full<Bytes>>;
 
 /// One HTTP/2 connection to `authority`, reopened when it breaks. Clones share it.
@@ -30,7 +32,7 @@ pub(crate) struct Direct {
 }
 
 struct Shared {
-    authority: String,
+    authority: Authority,
     connect_timeout: Duration,
     current: Mutex<Option<Sender>>,
     /// Held while connecting, so concurrent calls wait for one new connection.
@@ -48,7 +50,7 @@ impl std::fmt::Debug for Direct {
 impl Direct {
     /// Connects to `authority` (`host:port`) now, so a wrong address fails at once.
     pub(crate) async fn connect(
-        authority: String,
+        authority: Authority,
         connect_timeout: Duration,
     ) -> Result<Self, BoxError> {
         let direct = Direct {
@@ -72,14 +74,22 @@ impl Direct {
         if let Some(open) = self.open() {
             return Ok(open);
         }
-        let fresh = handshake(&self.shared.authority, self.shared.connect_timeout).await?;
-        *self.shared.current.lock().expect("poisoned") = Some(fresh.clone());
+        let fresh = handshake(self.shared.authority.as_str(), self.shared.connect_timeout).await?;
+        *self.current() = Some(fresh.clone());
         Ok(fresh)
     }
 
     fn open(&self) -> Option<Sender> {
-        let current = self.shared.current.lock().expect("poisoned");
-        current.as_ref().filter(|s| !s.is_closed()).cloned()
+        self.current().as_ref().filter(|s| !s.is_closed()).cloned()
+    }
+
+    /// The connection slot; held only to clone or replace a sender, so a poisoned lock still
+    /// holds a usable value.
+    fn current(&self) -> MutexGuard<'_, Option<Sender>> {
+        self.shared
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -116,7 +126,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Direct {
             let path = parts.uri.path_and_query().cloned();
             let mut uri = http::Uri::builder()
                 .scheme("http")
-                .authority(direct.shared.authority.as_str());
+                .authority(direct.shared.authority.clone());
             if let Some(path) = path {
                 uri = uri.path_and_query(path);
             }

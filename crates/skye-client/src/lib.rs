@@ -155,7 +155,7 @@ impl Transport {
         let plain = uri.scheme_str() == Some("http");
         match uri.authority() {
             Some(authority) if plain && !config.tonic_channel => {
-                direct::Direct::connect(authority.to_string(), config.connect_timeout)
+                direct::Direct::connect(authority.clone(), config.connect_timeout)
                     .await
                     .map(Transport::Direct)
                     .map_err(|e| connect_error(e.to_string()))

@@ -166,12 +166,7 @@ fn binary_records(body: &[u8], topic: &str, kind: EventKind) -> Result<Vec<Produ
             let refuse =
                 |e: String| Refused::bad(format!("event {i} is not a binary embedding event: {e}"));
             let frame = frame.map_err(refuse)?;
-            if !frame.starts_with(wire::MAGIC) {
-                return Err(refuse(
-                    "it does not start with Skye's binary event marker".into(),
-                ));
-            }
-            let event = wire::decode_embedding(frame).map_err(refuse)?;
+            let event = wire::decode_binary(frame).map_err(refuse)?;
             let value = match kind {
                 EventKind::EmbeddingBinary => frame.to_vec(),
                 _ => serde_json::to_vec(&event).map_err(|e| refuse(e.to_string()))?,

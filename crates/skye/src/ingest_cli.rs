@@ -241,7 +241,12 @@ pub async fn run(job: IngestJob, client: HttpClient) -> anyhow::Result<String> {
     );
     // Each batch is encoded while the one before it is being stored (one request in flight, so
     // the server appends batches in file order: a later row for the same id stays later).
-    let mut batch = Batch::new(job.batch, job.json);
+    let binary = if job.json {
+        None
+    } else {
+        Some(TicketVersions::of(&es_version, &versions)?)
+    };
+    let mut batch = Batch::new(job.batch, binary);
     let mut in_flight: Option<InFlight> = None;
     let mut sent = 0u64;
     let mut row_no = 0u64;
@@ -325,31 +330,46 @@ struct EventOut<'a> {
     search_space: Option<SearchSpaceOut<'a>>,
 }
 
-impl EventOut<'_> {
-    /// The event as the server decodes it, for the binary encoding.
-    fn decoded(&self) -> anyhow::Result<EmbeddingEvent> {
+/// The job ticket's versions as binary events carry them, read once per job.
+struct TicketVersions {
+    store: i64,
+    variants: BTreeMap<String, i64>,
+}
+
+impl TicketVersions {
+    fn of(store: &Value, variants: &Value) -> anyhow::Result<Self> {
         let version = |v: &Value| {
             v.as_i64()
                 .with_context(|| format!("the job ticket's version {v} is not an integer"))
         };
-        let versions = match self.index_space.variants_version_map.as_object() {
+        let variants = match variants.as_object() {
             Some(m) => m
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), version(v)?)))
                 .collect::<anyhow::Result<_>>()?,
             None => BTreeMap::new(),
         };
+        Ok(TicketVersions {
+            store: version(store)?,
+            variants,
+        })
+    }
+}
+
+impl EventOut<'_> {
+    /// The event as the server decodes it, for the binary encoding.
+    fn decoded(&self, versions: &TicketVersions) -> EmbeddingEvent {
         let space = &self.index_space;
-        Ok(EmbeddingEvent {
+        EmbeddingEvent {
             entity: self.entity.into(),
             model_name: self.model_name.into(),
             candidate_id: self.candidate_id.into(),
             environment: self.environment.into(),
-            embedding_store_version: version(self.embedding_store_version)?,
+            embedding_store_version: versions.store,
             partition: self.partition.clone(),
             index_space: IndexSpace {
                 embedding: space.embedding.to_vec(),
-                variants_version_map: versions,
+                variants_version_map: versions.variants.clone(),
                 variants_index_map: space.variants_index_map.clone(),
                 operation: space.operation.into(),
                 payload: space
@@ -361,7 +381,7 @@ impl EventOut<'_> {
             search_space: self.search_space.as_ref().map(|s| SearchSpace {
                 embedding: s.embedding.to_vec(),
             }),
-        })
+        }
     }
 }
 
@@ -384,27 +404,30 @@ struct SearchSpaceOut<'a> {
 struct Batch {
     body: Vec<u8>,
     rows: usize,
-    json: bool,
+    /// Binary events with these versions; `None`: a JSON array.
+    binary: Option<TicketVersions>,
 }
 
 /// A posted batch: its rows, and the request until it is answered.
 type InFlight = (u64, tokio::task::JoinHandle<anyhow::Result<Value>>);
 
 impl Batch {
-    fn new(rows: usize, json: bool) -> Batch {
+    fn new(rows: usize, binary: Option<TicketVersions>) -> Batch {
         Batch {
             body: Vec::with_capacity(rows.saturating_mul(4096).min(64 << 20)),
             rows: 0,
-            json,
+            binary,
         }
     }
 
     fn push(&mut self, event: &EventOut<'_>) -> anyhow::Result<()> {
-        if self.json {
-            self.body.push(if self.rows == 0 { b'[' } else { b',' });
-            serde_json::to_writer(&mut self.body, event)?;
-        } else {
-            wire::push_frame(&mut self.body, &event.decoded()?).map_err(anyhow::Error::msg)?;
+        match &self.binary {
+            Some(versions) => wire::push_frame(&mut self.body, &event.decoded(versions))
+                .map_err(anyhow::Error::msg)?,
+            None => {
+                self.body.push(if self.rows == 0 { b'[' } else { b',' });
+                serde_json::to_writer(&mut self.body, event)?;
+            }
         }
         self.rows += 1;
         Ok(())
@@ -414,11 +437,11 @@ impl Batch {
     fn send(&mut self, client: &HttpClient, url: &str) -> InFlight {
         let capacity = self.body.capacity();
         let mut body = std::mem::replace(&mut self.body, Vec::with_capacity(capacity));
-        let content_type = if self.json {
+        let content_type = if self.binary.is_some() {
+            wire::BINARY_CONTENT_TYPE
+        } else {
             body.push(b']');
             "application/json"
-        } else {
-            wire::BINARY_CONTENT_TYPE
         };
         let rows = std::mem::take(&mut self.rows) as u64;
         let (client, url) = (client.clone(), url.to_string());

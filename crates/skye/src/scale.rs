@@ -259,8 +259,7 @@ async fn one_size(args: &BenchScaleArgs, n: usize, dir: &Path) -> anyhow::Result
         consumed_ms.clone(),
     ));
     let started = Instant::now();
-    let summary =
-        send_catalog(&http, &server, MODEL, &file, (args.batch, args.json_ingest)).await?;
+    let summary = send_catalog(&http, &server, MODEL, &file, args.batch, args.json_ingest).await?;
     let sent = started.elapsed().as_secs_f64();
     row.send_rate = n as f64 / sent.max(1e-9);
     // Every row is in the event log now: the catalog's disk space goes back at once.
@@ -405,7 +404,8 @@ pub(crate) async fn send_catalog(
     server: &Server,
     model: &str,
     file: &Path,
-    (batch, json): (usize, bool),
+    batch: usize,
+    json: bool,
 ) -> anyhow::Result<String> {
     let job = IngestJob {
         entity: ENTITY.into(),

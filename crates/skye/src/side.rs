@@ -166,7 +166,7 @@ async fn run(args: &BenchQdrantArgs, dir: &Path) -> anyhow::Result<()> {
     for (model, label) in [("emb", "Skye embedded"), ("qd", "Skye → Qdrant")] {
         say(&format!("\n== ingest into {label} (model {model})"));
         let started = Instant::now();
-        let summary = send_catalog(&http, &server, model, &file, (args.batch, false)).await?;
+        let summary = send_catalog(&http, &server, model, &file, args.batch, false).await?;
         let sent = started.elapsed().as_secs_f64();
         say(&format!("  sent in {sent:.1} s: {summary}"));
         wait_model_completed(

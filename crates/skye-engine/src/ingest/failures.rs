@@ -168,13 +168,9 @@ fn failed(r: &Record) -> FailedRecord {
 /// A failed record's value as JSON: the event it holds (an embedding event in Skye's binary
 /// encoding is shown as its JSON), else its bytes as text.
 fn shown(value: &[u8]) -> serde_json::Value {
-    let binary = value
-        .starts_with(super::wire::MAGIC)
-        .then(|| super::wire::decode_embedding(value).ok())
-        .flatten();
-    match binary {
-        Some(event) => serde_json::to_value(event).unwrap_or_default(),
-        None => serde_json::from_slice(value)
+    match super::wire::decode_binary(value) {
+        Ok(event) => serde_json::to_value(event).unwrap_or_default(),
+        Err(_) => serde_json::from_slice(value)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(value).into())),
     }
 }

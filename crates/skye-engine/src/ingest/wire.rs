@@ -20,10 +20,19 @@ const VERSION: u8 = 1;
 
 /// An embedding event from a record's value: this encoding, or the JSON of the spec.
 pub fn decode_embedding(value: &[u8]) -> Result<EmbeddingEvent, String> {
-    match value.strip_prefix(MAGIC) {
-        Some(rest) => decode(rest),
-        None => serde_json::from_slice(value).map_err(|e| e.to_string()),
+    if value.starts_with(MAGIC) {
+        decode_binary(value)
+    } else {
+        serde_json::from_slice(value).map_err(|e| e.to_string())
     }
+}
+
+/// An embedding event in this encoding only (JSON is refused).
+pub fn decode_binary(value: &[u8]) -> Result<EmbeddingEvent, String> {
+    let rest = value
+        .strip_prefix(MAGIC)
+        .ok_or("it does not start with Skye's binary event marker")?;
+    decode(rest)
 }
 
 /// `event` in this encoding, magic first.
@@ -313,6 +322,7 @@ mod tests {
     fn json_records_still_decode() {
         let json = serde_json::to_vec(&event()).unwrap();
         assert_eq!(decode_embedding(&json).unwrap(), event());
+        assert!(decode_binary(&json).unwrap_err().contains("marker"));
         assert!(decode_embedding(b"{\"index_space\":7}").is_err());
     }
 
